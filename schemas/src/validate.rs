@@ -1,0 +1,411 @@
+//! Validation of raw event bytes against the contract, with every problem reported.
+//!
+//! Order of checks, each stopping the next when it fails: size limit, UTF-8, JSON syntax,
+//! nesting depth, then the JSON Schemas (envelope, and the type's data schema when the type
+//! is known), then the rules a schema cannot say (`time` parses as RFC 3339 with offset;
+//! `env` agrees with `data.target_env`). Every schema problem is reported, each with the JSON
+//! pointer of the offending value and a sentence. A valid event comes back typed and with its
+//! canonical bytes (RFC 8785). No I/O.
+
+use std::fmt;
+
+use chrono::DateTime;
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::schema::{data_schema, envelope_schema};
+use crate::types::{Envelope, Event, EventData, EventType, DIGEST_PATTERN, ENV_PATTERN};
+
+/// Size and shape limits applied before schema validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted event, in bytes of its raw encoding (default 256 KiB).
+    pub max_event_bytes: usize,
+    /// Deepest accepted nesting of arrays and objects (default 32).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_event_bytes: 256 * 1024,
+            max_depth: 32,
+        }
+    }
+}
+
+/// One problem with an event: where (a JSON pointer; empty for the whole event) and what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// JSON pointer (RFC 6901) of the offending value; `""` is the whole event.
+    pub pointer: String,
+    /// What is wrong, as a sentence fragment.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.pointer.is_empty() {
+            write!(f, "(event): {}", self.message)
+        } else {
+            write!(f, "{}: {}", self.pointer, self.message)
+        }
+    }
+}
+
+/// Why an event was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Rejection {
+    /// Larger than [`Limits::max_event_bytes`].
+    #[error("event is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// The event's size in bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not valid UTF-8.
+    #[error("event is not UTF-8: invalid byte at offset {offset}")]
+    NotUtf8 {
+        /// Offset of the first invalid byte.
+        offset: usize,
+    },
+    /// Not JSON.
+    #[error("event is not JSON: {message} at line {line}, column {column}")]
+    NotJson {
+        /// What the parser found.
+        message: String,
+        /// 1-based line within the event.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// Nested deeper than [`Limits::max_depth`].
+    #[error("{pointer}: nested more than {limit} levels deep")]
+    TooDeep {
+        /// Pointer to the first value past the limit.
+        pointer: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// Well-formed JSON that breaks the contract; every problem found.
+    #[error("{}", join(problems))]
+    Invalid {
+        /// Each problem, in document order.
+        problems: Vec<Problem>,
+    },
+}
+
+fn join(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(Problem::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Rejection {
+    /// The rejection as a list of problems with pointers, for APIs that report them uniformly.
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            Rejection::Invalid { problems } => problems.clone(),
+            Rejection::TooDeep { pointer, limit } => vec![Problem {
+                pointer: pointer.clone(),
+                message: format!("nested more than {limit} levels deep"),
+            }],
+            other => vec![Problem {
+                pointer: String::new(),
+                message: other.to_string(),
+            }],
+        }
+    }
+}
+
+/// An event that passed validation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidEvent {
+    /// The typed event.
+    pub event: Event,
+    /// Its RFC 8785 canonical JSON bytes: what the ledger stores and hashes.
+    pub canonical: Vec<u8>,
+}
+
+/// Checks raw events against the contract. Build once; validation is `&self` and thread-safe.
+pub struct Validator {
+    limits: Limits,
+    envelope: jsonschema::Validator,
+    /// Indexed like [`EventType::ALL`].
+    data: Vec<jsonschema::Validator>,
+}
+
+impl fmt::Debug for Validator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Validator")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Validator {
+    fn default() -> Self {
+        Validator::new(Limits::default())
+    }
+}
+
+fn compile(schema: &Value) -> jsonschema::Validator {
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(schema)
+        .expect("the generated schemas compile (tested)")
+}
+
+impl Validator {
+    /// A validator with the given limits.
+    pub fn new(limits: Limits) -> Self {
+        Validator {
+            limits,
+            envelope: compile(&envelope_schema()),
+            data: EventType::ALL
+                .iter()
+                .map(|t| compile(&data_schema(*t)))
+                .collect(),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Validates one raw event (one NDJSON line, one Kafka message value, one HTTP body).
+    pub fn validate(&self, raw: &[u8]) -> Result<ValidEvent, Rejection> {
+        if raw.len() > self.limits.max_event_bytes {
+            return Err(Rejection::TooLarge {
+                size: raw.len(),
+                limit: self.limits.max_event_bytes,
+            });
+        }
+        let text = std::str::from_utf8(raw).map_err(|e| Rejection::NotUtf8 {
+            offset: e.valid_up_to(),
+        })?;
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            let full = e.to_string();
+            let message = match full.rfind(" at line ") {
+                Some(i) => full[..i].to_string(),
+                None => full,
+            };
+            Rejection::NotJson {
+                message,
+                line: e.line(),
+                column: e.column(),
+            }
+        })?;
+        check_depth(&value, self.limits.max_depth)?;
+
+        let mut problems = Vec::new();
+        collect(&self.envelope, &value, "", &mut problems);
+        let ty = value
+            .get("type")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<EventType>().ok());
+        let data = value.get("data").filter(|d| d.is_object());
+        if let (Some(ty), Some(data)) = (ty, data) {
+            let index = EventType::ALL
+                .iter()
+                .position(|t| *t == ty)
+                .expect("ALL lists every type");
+            collect(&self.data[index], data, "/data", &mut problems);
+        }
+        if !problems.is_empty() {
+            return Err(Rejection::Invalid { problems });
+        }
+        let event = typed(&value)?;
+        let canonical = serde_json_canonicalizer::to_vec(&value).map_err(|e| invalid("", &e))?;
+        Ok(ValidEvent { event, canonical })
+    }
+}
+
+fn invalid(pointer: &str, message: &dyn fmt::Display) -> Rejection {
+    Rejection::Invalid {
+        problems: vec![Problem {
+            pointer: pointer.to_string(),
+            message: message.to_string(),
+        }],
+    }
+}
+
+/// The schema-valid document as a typed [`Event`], with the checks no schema can make.
+fn typed(value: &Value) -> Result<Event, Rejection> {
+    let envelope = Envelope::deserialize(value).map_err(|e| invalid("", &e))?;
+    let data = Value::Object(envelope.data);
+    let data = EventData::from_value(envelope.ty, &data).map_err(|e| invalid("/data", &e))?;
+    let time = DateTime::parse_from_rfc3339(&envelope.time).map_err(|e| {
+        invalid(
+            "/time",
+            &format!("expected an RFC 3339 date-time with offset ({e})"),
+        )
+    })?;
+    if let (Some(env), Some(target)) = (&envelope.env, target_env(&data)) {
+        if env != target {
+            return Err(invalid(
+                "/env",
+                &format!("\"{env}\" differs from /data/target_env \"{target}\": they must agree"),
+            ));
+        }
+    }
+    Ok(Event {
+        id: envelope.id,
+        source: envelope.source,
+        time,
+        subject: envelope.subject,
+        actor: envelope.actor,
+        env: envelope.env,
+        data,
+    })
+}
+
+fn target_env(data: &EventData) -> Option<&crate::types::Env> {
+    match data {
+        EventData::RegistryApprove(d) => Some(&d.target_env),
+        EventData::RegistryPromote(d) => Some(&d.target_env),
+        EventData::RegistryRollback(d) => Some(&d.target_env),
+        EventData::PipelineDeploy(d) => Some(&d.target_env),
+        EventData::PipelineGate(d) => d.target_env.as_ref(),
+        _ => None,
+    }
+}
+
+fn check_depth(value: &Value, limit: usize) -> Result<(), Rejection> {
+    // Iterative, so that the check itself cannot overflow the stack.
+    let mut stack: Vec<(&Value, usize, String)> = vec![(value, 0, String::new())];
+    while let Some((v, depth, pointer)) = stack.pop() {
+        let children: Vec<(&Value, String)> = match v {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c, format!("{pointer}/{i}")))
+                .collect(),
+            Value::Object(obj) => obj
+                .iter()
+                .map(|(k, c)| {
+                    (
+                        c,
+                        format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    )
+                })
+                .collect(),
+            _ => continue,
+        };
+        if depth + 1 > limit {
+            return Err(Rejection::TooDeep { pointer, limit });
+        }
+        for (c, p) in children {
+            if c.is_array() || c.is_object() {
+                stack.push((c, depth + 1, p));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn collect(validator: &jsonschema::Validator, value: &Value, prefix: &str, out: &mut Vec<Problem>) {
+    for error in validator.iter_errors(value) {
+        let at = format!("{prefix}{}", error.instance_path());
+        match error.kind() {
+            ValidationErrorKind::Required { property } => {
+                let name = property.as_str().unwrap_or_default();
+                out.push(Problem {
+                    pointer: format!("{at}/{name}"),
+                    message: "required field is missing".into(),
+                });
+            }
+            ValidationErrorKind::AdditionalProperties { unexpected } => {
+                for name in unexpected {
+                    out.push(Problem {
+                        pointer: format!("{at}/{name}"),
+                        message: "unknown field: the contract has no such field here".into(),
+                    });
+                }
+            }
+            kind => out.push(Problem {
+                pointer: at,
+                message: describe(kind, error.instance()),
+            }),
+        }
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn describe(kind: &ValidationErrorKind, instance: &Value) -> String {
+    match kind {
+        ValidationErrorKind::Type { kind } => {
+            let expected = match kind {
+                TypeKind::Single(t) => article(&t.to_string()),
+                TypeKind::Multiple(ts) => {
+                    ts.iter().map(|t| article(&t.to_string())).collect::<Vec<_>>().join(" or ")
+                }
+            };
+            format!("expected {expected}, found {}", json_type(instance))
+        }
+        ValidationErrorKind::Pattern { pattern } if pattern == DIGEST_PATTERN => {
+            format!("expected \"sha256:\" and 64 hex digits, found {instance}")
+        }
+        ValidationErrorKind::Pattern { pattern } if pattern == ENV_PATTERN => format!(
+            "expected an environment name (a lower-case letter, then up to 31 letters, digits, '-' or '_'), found {instance}"
+        ),
+        ValidationErrorKind::Pattern { pattern } => format!("{instance} does not match {pattern}"),
+        ValidationErrorKind::Enum { options } => {
+            format!("expected one of {}, found {instance}", list(options))
+        }
+        ValidationErrorKind::Constant { expected_value } => {
+            format!("expected {expected_value}, found {instance}")
+        }
+        ValidationErrorKind::MinLength { limit: 1 } => "must not be empty".into(),
+        ValidationErrorKind::MinLength { limit } => format!("shorter than {limit} characters"),
+        ValidationErrorKind::MaxLength { limit } => format!("longer than {limit} characters"),
+        ValidationErrorKind::MinItems { limit } => format!("needs at least {limit} item(s)"),
+        ValidationErrorKind::Minimum { limit } => format!("must be at least {limit}, found {instance}"),
+        ValidationErrorKind::Maximum { limit } => format!("must be at most {limit}, found {instance}"),
+        ValidationErrorKind::Format { format } if format == "date-time" => format!(
+            "expected an RFC 3339 date-time with offset, like \"2026-04-03T10:15:00Z\", found {instance}"
+        ),
+        ValidationErrorKind::Format { format } if format == "uri-reference" => {
+            format!("expected a URI reference, found {instance}")
+        }
+        ValidationErrorKind::FalseSchema => "not allowed here".into(),
+        _ => format!("{instance} is invalid ({kind:?})"),
+    }
+}
+
+fn article(ty: &str) -> String {
+    match ty {
+        "object" | "array" | "integer" => format!("an {ty}"),
+        "null" => "null".into(),
+        other => format!("a {other}"),
+    }
+}
+
+fn list(options: &Value) -> String {
+    match options {
+        Value::Array(items) => items
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
