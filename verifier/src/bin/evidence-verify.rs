@@ -1,1 +1,109 @@
-fn main() {}
+//! `evidence-verify`: checks Evidence Ledger evidence offline, trusting nothing but the
+//! verifier keys it is given. Exit 0 when intact, 1 when something is wrong (with the first
+//! failing entry or checkpoint, in a sentence), 2 when the input cannot be read.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use evidence_verifier::store::audit_dir;
+use evidence_verifier::{Checkpoint, VerifierKey};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Check Evidence Ledger evidence offline.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Full check of a stopped ledger data directory: every entry, the chain, the Merkle
+    /// roots of every signed checkpoint, and (optionally) that it extends a trusted checkpoint.
+    Store {
+        /// The ledger data directory (the ledger's --data-dir).
+        dir: PathBuf,
+        /// A trusted verifier key, `<name>+<hex id>+<base64>`, or a file holding one.
+        /// Repeat for rotated keys.
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+        /// A signed checkpoint saved earlier: the log must extend it (rollback and fork
+        /// detection).
+        #[arg(long)]
+        trusted_checkpoint: Option<PathBuf>,
+    },
+}
+
+fn load_key(arg: &str) -> anyhow::Result<VerifierKey> {
+    let text = match std::fs::read_to_string(arg) {
+        Ok(contents) => contents,
+        Err(_) => arg.to_string(),
+    };
+    VerifierKey::parse(&text).with_context(|| format!("Cannot use verifier key {arg:?}"))
+}
+
+fn run(cli: Cli) -> anyhow::Result<bool> {
+    match cli.command {
+        Command::Store {
+            dir,
+            keys,
+            trusted_checkpoint,
+        } => {
+            let keys = keys
+                .iter()
+                .map(|k| load_key(k))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let trusted = match trusted_checkpoint {
+                None => None,
+                Some(path) => {
+                    let note = std::fs::read(&path)
+                        .with_context(|| format!("Cannot read {}", path.display()))?;
+                    Some(Checkpoint::open(&note, &keys, None).with_context(|| {
+                        format!("The trusted checkpoint {} does not verify", path.display())
+                    })?)
+                }
+            };
+            match audit_dir(&dir, &keys, trusted)? {
+                Ok(report) => {
+                    println!("OK: the ledger at {} is intact.", dir.display());
+                    println!("  entries:          {}", report.entries);
+                    println!("  chain head:       {}", hex::encode(report.chain_head));
+                    match &report.latest {
+                        Some(cp) => println!(
+                            "  checkpoints:      {} signed, latest at size {} for {} (root {})",
+                            report.checkpoints,
+                            cp.size,
+                            cp.origin,
+                            cp.root_base64()
+                        ),
+                        None => println!("  checkpoints:      none (the log is empty)"),
+                    }
+                    println!(
+                        "  unsigned tail:    {} entries after the latest checkpoint",
+                        report.unsigned_tail
+                    );
+                    if let Some(size) = report.extends_trusted {
+                        println!("  extends the trusted checkpoint at size {size}");
+                    }
+                    Ok(true)
+                }
+                Err(failure) => {
+                    println!("FAILED: {failure}");
+                    Ok(false)
+                }
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
