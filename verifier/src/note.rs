@@ -281,11 +281,11 @@ pub struct Note {
 
 impl fmt::Display for Note {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}\n", self.text)?;
+        writeln!(f, "{}", self.text)?;
         for sig in &self.signatures {
             let mut blob = sig.id.to_be_bytes().to_vec();
             blob.extend_from_slice(&sig.signature);
-            write!(f, "{SIG_PREFIX}{} {}\n", sig.name, B64.encode(blob))?;
+            writeln!(f, "{SIG_PREFIX}{} {}", sig.name, B64.encode(blob))?;
         }
         Ok(())
     }
