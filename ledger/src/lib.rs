@@ -1,1 +1,14 @@
-//! placeholder
+//! The Evidence Ledger: the tamper-evident log on sled ([`log`], [`tree`], behind the
+//! [`storage`] boundary), its signing keys ([`keys`]) and the `evidence` binary.
+//!
+//! One writer appends; everything else is derived from the log. Hashing and formats come from
+//! `evidence-verifier`, so that what the ledger writes is what the auditor's verifier checks.
+#![deny(missing_docs)]
+
+pub mod keys;
+pub mod log;
+pub mod storage;
+pub mod tree;
+
+pub use log::{CheckpointPolicy, Log, LogError, Status};
+pub use storage::{MemStorage, SledStorage, Storage};

@@ -26,13 +26,8 @@ pub fn digest_of(label: &str) -> String {
 pub fn sample_event(i: u64) -> String {
     let app = format!("app-{:02}", i % 50);
     let model = format!("model-{:03}", i % 1000);
-    let time = format!(
-        "2026-04-{:02}T{:02}:{:02}:{:02}Z",
-        1 + (i / 86_400) % 28,
-        (i / 3600) % 24,
-        (i / 60) % 60,
-        i % 60
-    );
+    let time =
+        format!("2026-04-{:02}T{:02}:{:02}:{:02}Z", 1 + (i / 86_400) % 28, (i / 3600) % 24, (i / 60) % 60, i % 60);
     let artifact = json!({
         "kind": "model",
         "name": model,

@@ -22,30 +22,14 @@ pub fn envelope_schema() -> Value {
     let mut generator = SchemaSettings::draft2020_12().into_generator();
     let mut schema = generator.root_schema_for::<Envelope>().to_value();
     strip_null(&mut schema);
-    let obj = schema
-        .as_object_mut()
-        .expect("a struct's schema is an object");
-    obj.insert(
-        "$id".into(),
-        json!(format!("{SCHEMA_BASE}envelope.schema.json")),
-    );
-    obj.insert(
-        "title".into(),
-        json!("Evidence Ledger event envelope (CloudEvents 1.0)"),
-    );
+    let obj = schema.as_object_mut().expect("a struct's schema is an object");
+    obj.insert("$id".into(), json!(format!("{SCHEMA_BASE}envelope.schema.json")));
+    obj.insert("title".into(), json!("Evidence Ledger event envelope (CloudEvents 1.0)"));
     // CloudEvents extension attributes: lower-case letters and digits, at most 20.
-    obj.insert(
-        "patternProperties".into(),
-        json!({ "^[a-z0-9]{1,20}$": {} }),
-    );
+    obj.insert("patternProperties".into(), json!({ "^[a-z0-9]{1,20}$": {} }));
     obj.insert("additionalProperties".into(), json!(false));
     let names = |pred: fn(EventType) -> bool| -> Vec<&'static str> {
-        EventType::ALL
-            .iter()
-            .copied()
-            .filter(|t| pred(*t))
-            .map(EventType::as_str)
-            .collect()
+        EventType::ALL.iter().copied().filter(|t| pred(*t)).map(EventType::as_str).collect()
     };
     obj.insert(
         "allOf".into(),
@@ -77,17 +61,9 @@ pub fn data_schema(ty: EventType) -> Value {
     let mut generator = SchemaSettings::draft2020_12().into_generator();
     let mut schema = ty.data_schema(&mut generator).to_value();
     strip_null(&mut schema);
-    let obj = schema
-        .as_object_mut()
-        .expect("a struct's schema is an object");
-    obj.insert(
-        "$id".into(),
-        json!(format!("{SCHEMA_BASE}data/{}.schema.json", ty.as_str())),
-    );
-    obj.insert(
-        "title".into(),
-        json!(format!("data of a {} event", ty.as_str())),
-    );
+    let obj = schema.as_object_mut().expect("a struct's schema is an object");
+    obj.insert("$id".into(), json!(format!("{SCHEMA_BASE}data/{}.schema.json", ty.as_str())));
+    obj.insert("title".into(), json!(format!("data of a {} event", ty.as_str())));
     schema
 }
 
@@ -95,10 +71,7 @@ pub fn data_schema(ty: EventType) -> Value {
 pub fn schema_files() -> Vec<(String, Value)> {
     let mut files = vec![("envelope.schema.json".to_string(), envelope_schema())];
     for ty in EventType::ALL {
-        files.push((
-            format!("data/{}.schema.json", ty.as_str()),
-            data_schema(*ty),
-        ));
+        files.push((format!("data/{}.schema.json", ty.as_str()), data_schema(*ty)));
     }
     files
 }
@@ -116,11 +89,7 @@ fn strip_null(value: &mut Value) {
                 }
             }
             if let Some(Value::Array(any)) = obj.get("anyOf") {
-                let rest: Vec<Value> = any
-                    .iter()
-                    .filter(|s| **s != json!({ "type": "null" }))
-                    .cloned()
-                    .collect();
+                let rest: Vec<Value> = any.iter().filter(|s| **s != json!({ "type": "null" })).cloned().collect();
                 if rest.len() == 1 && any.len() == 2 {
                     obj.remove("anyOf");
                     if let Value::Object(inner) = &rest[0] {

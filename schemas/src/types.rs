@@ -78,9 +78,7 @@ impl fmt::Display for Env {
 /// `tool_schema` (a function-calling schema), `dataset`, `index` (a retrieval index or retrieval
 /// settings), `routing` (provider routing rules), `guardrail`, `config` (inference parameters,
 /// feature flags) or `eval_suite`.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum ArtifactKind {
@@ -284,11 +282,7 @@ impl fmt::Display for EventType {
 impl std::str::FromStr for EventType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        EventType::ALL
-            .iter()
-            .copied()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown event type {s:?}"))
+        EventType::ALL.iter().copied().find(|t| t.as_str() == s).ok_or_else(|| format!("unknown event type {s:?}"))
     }
 }
 

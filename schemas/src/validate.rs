@@ -28,10 +28,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_event_bytes: 256 * 1024,
-            max_depth: 32,
-        }
+        Limits { max_event_bytes: 256 * 1024, max_depth: 32 }
     }
 }
 
@@ -99,11 +96,7 @@ pub enum Rejection {
 }
 
 fn join(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(Problem::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("; ")
 }
 
 impl Rejection {
@@ -111,14 +104,10 @@ impl Rejection {
     pub fn problems(&self) -> Vec<Problem> {
         match self {
             Rejection::Invalid { problems } => problems.clone(),
-            Rejection::TooDeep { pointer, limit } => vec![Problem {
-                pointer: pointer.clone(),
-                message: format!("nested more than {limit} levels deep"),
-            }],
-            other => vec![Problem {
-                pointer: String::new(),
-                message: other.to_string(),
-            }],
+            Rejection::TooDeep { pointer, limit } => {
+                vec![Problem { pointer: pointer.clone(), message: format!("nested more than {limit} levels deep") }]
+            }
+            other => vec![Problem { pointer: String::new(), message: other.to_string() }],
         }
     }
 }
@@ -142,9 +131,7 @@ pub struct Validator {
 
 impl fmt::Debug for Validator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Validator")
-            .field("limits", &self.limits)
-            .finish_non_exhaustive()
+        f.debug_struct("Validator").field("limits", &self.limits).finish_non_exhaustive()
     }
 }
 
@@ -168,10 +155,7 @@ impl Validator {
         Validator {
             limits,
             envelope: compile(&envelope_schema()),
-            data: EventType::ALL
-                .iter()
-                .map(|t| compile(&data_schema(*t)))
-                .collect(),
+            data: EventType::ALL.iter().map(|t| compile(&data_schema(*t))).collect(),
         }
     }
 
@@ -183,40 +167,25 @@ impl Validator {
     /// Validates one raw event (one NDJSON line, one Kafka message value, one HTTP body).
     pub fn validate(&self, raw: &[u8]) -> Result<ValidEvent, Rejection> {
         if raw.len() > self.limits.max_event_bytes {
-            return Err(Rejection::TooLarge {
-                size: raw.len(),
-                limit: self.limits.max_event_bytes,
-            });
+            return Err(Rejection::TooLarge { size: raw.len(), limit: self.limits.max_event_bytes });
         }
-        let text = std::str::from_utf8(raw).map_err(|e| Rejection::NotUtf8 {
-            offset: e.valid_up_to(),
-        })?;
+        let text = std::str::from_utf8(raw).map_err(|e| Rejection::NotUtf8 { offset: e.valid_up_to() })?;
         let value: Value = serde_json::from_str(text).map_err(|e| {
             let full = e.to_string();
             let message = match full.rfind(" at line ") {
                 Some(i) => full[..i].to_string(),
                 None => full,
             };
-            Rejection::NotJson {
-                message,
-                line: e.line(),
-                column: e.column(),
-            }
+            Rejection::NotJson { message, line: e.line(), column: e.column() }
         })?;
         check_depth(&value, self.limits.max_depth)?;
 
         let mut problems = Vec::new();
         collect(&self.envelope, &value, "", &mut problems);
-        let ty = value
-            .get("type")
-            .and_then(Value::as_str)
-            .and_then(|t| t.parse::<EventType>().ok());
+        let ty = value.get("type").and_then(Value::as_str).and_then(|t| t.parse::<EventType>().ok());
         let data = value.get("data").filter(|d| d.is_object());
         if let (Some(ty), Some(data)) = (ty, data) {
-            let index = EventType::ALL
-                .iter()
-                .position(|t| *t == ty)
-                .expect("ALL lists every type");
+            let index = EventType::ALL.iter().position(|t| *t == ty).expect("ALL lists every type");
             collect(&self.data[index], data, "/data", &mut problems);
         }
         if !problems.is_empty() {
@@ -229,12 +198,7 @@ impl Validator {
 }
 
 fn invalid(pointer: &str, message: &dyn fmt::Display) -> Rejection {
-    Rejection::Invalid {
-        problems: vec![Problem {
-            pointer: pointer.to_string(),
-            message: message.to_string(),
-        }],
-    }
+    Rejection::Invalid { problems: vec![Problem { pointer: pointer.to_string(), message: message.to_string() }] }
 }
 
 /// The schema-valid document as a typed [`Event`], with the checks no schema can make.
@@ -242,12 +206,8 @@ fn typed(value: &Value) -> Result<Event, Rejection> {
     let envelope = Envelope::deserialize(value).map_err(|e| invalid("", &e))?;
     let data = Value::Object(envelope.data);
     let data = EventData::from_value(envelope.ty, &data).map_err(|e| invalid("/data", &e))?;
-    let time = DateTime::parse_from_rfc3339(&envelope.time).map_err(|e| {
-        invalid(
-            "/time",
-            &format!("expected an RFC 3339 date-time with offset ({e})"),
-        )
-    })?;
+    let time = DateTime::parse_from_rfc3339(&envelope.time)
+        .map_err(|e| invalid("/time", &format!("expected an RFC 3339 date-time with offset ({e})")))?;
     if let (Some(env), Some(target)) = (&envelope.env, target_env(&data)) {
         if env != target {
             return Err(invalid(
@@ -283,20 +243,10 @@ fn check_depth(value: &Value, limit: usize) -> Result<(), Rejection> {
     let mut stack: Vec<(&Value, usize, String)> = vec![(value, 0, String::new())];
     while let Some((v, depth, pointer)) = stack.pop() {
         let children: Vec<(&Value, String)> = match v {
-            Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c, format!("{pointer}/{i}")))
-                .collect(),
-            Value::Object(obj) => obj
-                .iter()
-                .map(|(k, c)| {
-                    (
-                        c,
-                        format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1")),
-                    )
-                })
-                .collect(),
+            Value::Array(items) => items.iter().enumerate().map(|(i, c)| (c, format!("{pointer}/{i}"))).collect(),
+            Value::Object(obj) => {
+                obj.iter().map(|(k, c)| (c, format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1")))).collect()
+            }
             _ => continue,
         };
         if depth + 1 > limit {
@@ -317,10 +267,7 @@ fn collect(validator: &jsonschema::Validator, value: &Value, prefix: &str, out: 
         match error.kind() {
             ValidationErrorKind::Required { property } => {
                 let name = property.as_str().unwrap_or_default();
-                out.push(Problem {
-                    pointer: format!("{at}/{name}"),
-                    message: "required field is missing".into(),
-                });
+                out.push(Problem { pointer: format!("{at}/{name}"), message: "required field is missing".into() });
             }
             ValidationErrorKind::AdditionalProperties { unexpected } => {
                 for name in unexpected {
@@ -330,10 +277,7 @@ fn collect(validator: &jsonschema::Validator, value: &Value, prefix: &str, out: 
                     });
                 }
             }
-            kind => out.push(Problem {
-                pointer: at,
-                message: describe(kind, error.instance()),
-            }),
+            kind => out.push(Problem { pointer: at, message: describe(kind, error.instance()) }),
         }
     }
 }
@@ -401,11 +345,7 @@ fn article(ty: &str) -> String {
 
 fn list(options: &Value) -> String {
     match options {
-        Value::Array(items) => items
-            .iter()
-            .map(Value::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
+        Value::Array(items) => items.iter().map(Value::to_string).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
     }
 }

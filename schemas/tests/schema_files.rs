@@ -32,9 +32,6 @@ fn committed_schema_files_match_the_types() {
 #[test]
 fn every_schema_file_is_a_valid_draft_2020_12_schema() {
     for (path, schema) in schema_files() {
-        assert!(
-            jsonschema::meta::is_valid(&schema),
-            "{path} is not a valid JSON Schema"
-        );
+        assert!(jsonschema::meta::is_valid(&schema), "{path} is not a valid JSON Schema");
     }
 }

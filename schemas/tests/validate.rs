@@ -32,12 +32,7 @@ fn valid_events() -> Vec<Value> {
             None,
             json!({"artifact": artifact(), "owner": "ml-team", "format": "safetensors", "risk_tier": "high"}),
         ),
-        env(
-            "registry.sign",
-            true,
-            None,
-            json!({"artifact": artifact(), "key_id": "sigstore:acme", "verified": true}),
-        ),
+        env("registry.sign", true, None, json!({"artifact": artifact(), "key_id": "sigstore:acme", "verified": true})),
         env(
             "registry.approve",
             true,
@@ -95,24 +90,9 @@ fn valid_events() -> Vec<Value> {
             None,
             json!({"feedback_id": "f1", "batch": "b1", "channel": "user", "rating": 4}),
         ),
-        env(
-            "feedback.vet",
-            true,
-            None,
-            json!({"batch": "b1", "decision": "accepted"}),
-        ),
-        env(
-            "training.start",
-            true,
-            None,
-            json!({"job_id": "j1", "base": artifact(), "feedback_batches": ["b1"]}),
-        ),
-        env(
-            "training.finish",
-            true,
-            None,
-            json!({"job_id": "j1", "status": "succeeded", "output": artifact()}),
-        ),
+        env("feedback.vet", true, None, json!({"batch": "b1", "decision": "accepted"})),
+        env("training.start", true, None, json!({"job_id": "j1", "base": artifact(), "feedback_batches": ["b1"]})),
+        env("training.finish", true, None, json!({"job_id": "j1", "status": "succeeded", "output": artifact()})),
     ]
 }
 
@@ -122,27 +102,18 @@ fn one_valid_event_of_every_type() {
     let events = valid_events();
     assert_eq!(events.len(), EventType::ALL.len());
     for e in events {
-        let ok = v
-            .validate(e.to_string().as_bytes())
-            .unwrap_or_else(|r| panic!("{e}: {r}"));
+        let ok = v.validate(e.to_string().as_bytes()).unwrap_or_else(|r| panic!("{e}: {r}"));
         assert_eq!(ok.event.event_type().as_str(), e["type"].as_str().unwrap());
     }
 }
 
 /// Applies `edit` to the valid event of type `ty` and checks the exact problems reported.
 fn check(ty: &str, edit: impl FnOnce(&mut Value), expected: &[&str]) {
-    let mut e = valid_events()
-        .into_iter()
-        .find(|e| e["type"] == ty)
-        .unwrap();
+    let mut e = valid_events().into_iter().find(|e| e["type"] == ty).unwrap();
     edit(&mut e);
     let got = match Validator::default().validate(e.to_string().as_bytes()) {
         Ok(_) => vec![],
-        Err(r) => r
-            .problems()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>(),
+        Err(r) => r.problems().iter().map(ToString::to_string).collect::<Vec<_>>(),
     };
     let mut got_sorted = got.clone();
     got_sorted.sort();
@@ -185,21 +156,9 @@ fn envelope_rules() {
         },
         &["/env: required field is missing"],
     );
-    check(
-        "proxy.request",
-        |e| e["specversion"] = json!("0.3"),
-        &["/specversion: expected \"1.0\", found \"0.3\""],
-    );
-    check(
-        "proxy.request",
-        |e| e["id"] = json!(""),
-        &["/id: must not be empty"],
-    );
-    check(
-        "proxy.request",
-        |e| e["id"] = json!("x".repeat(129)),
-        &["/id: longer than 128 characters"],
-    );
+    check("proxy.request", |e| e["specversion"] = json!("0.3"), &["/specversion: expected \"1.0\", found \"0.3\""]);
+    check("proxy.request", |e| e["id"] = json!(""), &["/id: must not be empty"]);
+    check("proxy.request", |e| e["id"] = json!("x".repeat(129)), &["/id: longer than 128 characters"]);
     check("proxy.request", |e| e["time"] = json!("2026-04-03 10:15"),
         &["/time: expected an RFC 3339 date-time with offset, like \"2026-04-03T10:15:00Z\", found \"2026-04-03 10:15\""]);
     check("proxy.request", |e| e["time"] = json!("2026-04-03T10:15:00"),
@@ -208,11 +167,7 @@ fn envelope_rules() {
         &["/type: expected one of \"registry.register\", \"registry.sign\", \"registry.approve\", \"registry.promote\", \"registry.rollback\", \"registry.provider\", \"registry.policy\", \"pipeline.gate\", \"pipeline.deploy\", \"proxy.request\", \"feedback.submit\", \"feedback.vet\", \"training.start\", \"training.finish\", found \"proxy.reqest\""]);
     check("proxy.request", |e| e["env"] = json!("Prod"),
         &["/env: expected an environment name (a lower-case letter, then up to 31 letters, digits, '-' or '_'), found \"Prod\""]);
-    check(
-        "proxy.request",
-        |e| e["data"] = json!([1]),
-        &["/data: expected an object, found an array"],
-    );
+    check("proxy.request", |e| e["data"] = json!([1]), &["/data: expected an object, found an array"]);
     check("proxy.request", |e| e["traceparent"] = json!("00-abc"), &[]);
     check(
         "proxy.request",
@@ -260,59 +215,34 @@ fn optional_fields_are_omitted_not_null() {
         |e| e["data"]["publisher"] = json!(null),
         &["/data/publisher: expected a string, found null"],
     );
-    check(
-        "proxy.request",
-        |e| e["data"]["tokens_in"] = json!(-3),
-        &["/data/tokens_in: must be at least 0, found -3"],
-    );
-    check(
-        "pipeline.deploy",
-        |e| e["data"]["artifacts"] = json!([]),
-        &["/data/artifacts: needs at least 1 item(s)"],
-    );
+    check("proxy.request", |e| e["data"]["tokens_in"] = json!(-3), &["/data/tokens_in: must be at least 0, found -3"]);
+    check("pipeline.deploy", |e| e["data"]["artifacts"] = json!([]), &["/data/artifacts: needs at least 1 item(s)"]);
     check(
         "registry.approve",
         |e| {
-            e["data"]["exception"]
-                .as_object_mut()
-                .unwrap()
-                .remove("reason");
+            e["data"]["exception"].as_object_mut().unwrap().remove("reason");
         },
         &["/data/exception/reason: required field is missing"],
     );
 }
 
 fn reject(raw: &[u8], limits: Limits) -> Rejection {
-    Validator::new(limits)
-        .validate(raw)
-        .expect_err("must be rejected")
+    Validator::new(limits).validate(raw).expect_err("must be rejected")
 }
 
 #[test]
 fn malformed_input() {
     let l = Limits::default();
-    assert_eq!(
-        reject(b"{\"a\": ", l).to_string(),
-        "event is not JSON: EOF while parsing a value at line 1, column 6"
-    );
+    assert_eq!(reject(b"{\"a\": ", l).to_string(), "event is not JSON: EOF while parsing a value at line 1, column 6");
     assert_eq!(reject(b"\xff{}", l), Rejection::NotUtf8 { offset: 0 });
-    assert_eq!(
-        reject(b"[]", l).to_string(),
-        "(event): expected an object, found an array"
-    );
+    assert_eq!(reject(b"[]", l).to_string(), "(event): expected an object, found an array");
     let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(300_000));
-    assert_eq!(
-        reject(big.as_bytes(), l).to_string(),
-        "event is 300011 bytes, over the limit of 262144 bytes"
-    );
+    assert_eq!(reject(big.as_bytes(), l).to_string(), "event is 300011 bytes, over the limit of 262144 bytes");
     let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
     let mut e = valid_events().remove(0);
     e["data"]["license"] = serde_json::from_str(&deep).unwrap();
     let r = reject(e.to_string().as_bytes(), l);
-    assert!(
-        matches!(&r, Rejection::TooDeep { limit: 32, pointer } if pointer.starts_with("/data/license/0/0")),
-        "{r}"
-    );
+    assert!(matches!(&r, Rejection::TooDeep { limit: 32, pointer } if pointer.starts_with("/data/license/0/0")), "{r}");
 }
 
 #[test]
@@ -322,24 +252,16 @@ fn canonical_bytes_ignore_key_order_and_whitespace() {
     let b = "{ \"data\": {\"decision\": \"accepted\",\n \"batch\": \"b\"}, \"actor\":\"a\", \"time\":\"2026-04-03T10:15:00Z\",\n\t\"type\":\"feedback.vet\",\"source\":\"s\",\"id\":\"x\",\"specversion\":\"1.0\"}";
     let ca = v.validate(a.as_bytes()).unwrap().canonical;
     assert_eq!(ca, v.validate(b.as_bytes()).unwrap().canonical);
-    assert_eq!(
-        ca,
-        a.as_bytes(),
-        "a compact, sorted event is already canonical"
-    );
+    assert_eq!(ca, a.as_bytes(), "a compact, sorted event is already canonical");
 }
 
 #[test]
 fn canonical_numbers_follow_rfc_8785() {
     let v = Validator::default();
     let mut e = valid_events().remove(7);
-    e["data"]["metrics"] =
-        serde_json::from_str(r#"{"a": 1.0, "b": 1e3, "c": 0.000001, "d": 1E-7}"#).unwrap();
+    e["data"]["metrics"] = serde_json::from_str(r#"{"a": 1.0, "b": 1e3, "c": 0.000001, "d": 1E-7}"#).unwrap();
     let c = String::from_utf8(v.validate(e.to_string().as_bytes()).unwrap().canonical).unwrap();
-    assert!(
-        c.contains(r#""metrics":{"a":1,"b":1000,"c":0.000001,"d":1e-7}"#),
-        "{c}"
-    );
+    assert!(c.contains(r#""metrics":{"a":1,"b":1000,"c":0.000001,"d":1e-7}"#), "{c}");
 }
 
 #[test]
@@ -349,8 +271,7 @@ fn sample_events_are_valid_and_about_500_bytes() {
     for i in 0..2000 {
         let e = sample_event(i);
         total += e.len();
-        v.validate(e.as_bytes())
-            .unwrap_or_else(|r| panic!("sample {i}: {r}"));
+        v.validate(e.as_bytes()).unwrap_or_else(|r| panic!("sample {i}: {r}"));
     }
     let mean = total / 2000;
     assert!((400..650).contains(&mean), "mean sample size {mean}");
@@ -380,24 +301,14 @@ mod properties {
         match v {
             Value::Object(o) => {
                 let mut kv: Vec<(&String, &Value)> = o.iter().collect();
-                kv.sort_by_key(|(k, _)| {
-                    blake3::hash(format!("{seed}{k}").as_bytes()).as_bytes()[0]
-                });
+                kv.sort_by_key(|(k, _)| blake3::hash(format!("{seed}{k}").as_bytes()).as_bytes()[0]);
                 let parts: Vec<String> = kv
                     .iter()
-                    .map(|(k, v)| {
-                        format!("{} :\n {}", Value::String((*k).clone()), shuffle(v, seed))
-                    })
+                    .map(|(k, v)| format!("{} :\n {}", Value::String((*k).clone()), shuffle(v, seed)))
                     .collect();
                 format!("{{ {} }}", parts.join(" ,\t"))
             }
-            Value::Array(a) => format!(
-                "[ {} ]",
-                a.iter()
-                    .map(|x| shuffle(x, seed))
-                    .collect::<Vec<_>>()
-                    .join(" , ")
-            ),
+            Value::Array(a) => format!("[ {} ]", a.iter().map(|x| shuffle(x, seed)).collect::<Vec<_>>().join(" , ")),
             other => other.to_string(),
         }
     }

@@ -58,7 +58,9 @@ pub enum AuditError {
         entries: u64,
     },
     /// The log is shorter than a trusted checkpoint.
-    #[error("the log holds {entries} entries, fewer than the {trusted_size} of the trusted checkpoint: it was rolled back")]
+    #[error(
+        "the log holds {entries} entries, fewer than the {trusted_size} of the trusted checkpoint: it was rolled back"
+    )]
     RolledBack {
         /// The trusted checkpoint's size.
         trusted_size: u64,
@@ -137,19 +139,13 @@ impl Auditor {
             let origin = opened.first().map(|c| c.origin.as_str());
             let cp = Checkpoint::open(&note, keys, origin).map_err(|e| problem(e.to_string()))?;
             if cp.size != size {
-                return Err(problem(format!(
-                    "it is stored under size {size} but says size {}",
-                    cp.size
-                )));
+                return Err(problem(format!("it is stored under size {size} but says size {}", cp.size)));
             }
             opened.push(cp);
         }
         if let (Some(t), Some(first)) = (&trusted, opened.first()) {
             if t.origin != first.origin {
-                return Err(AuditError::OtherLog {
-                    trusted: t.origin.clone(),
-                    log: first.origin.clone(),
-                });
+                return Err(AuditError::OtherLog { trusted: t.origin.clone(), log: first.origin.clone() });
             }
         }
         let mut auditor = Auditor {
@@ -167,21 +163,12 @@ impl Auditor {
     /// Checks the next entry, stored at position `position`.
     pub fn entry(&mut self, position: u64, record: &[u8]) -> Result<(), AuditError> {
         if position != self.expected {
-            return Err(AuditError::Gap {
-                expected: self.expected,
-                found: position,
-            });
+            return Err(AuditError::Gap { expected: self.expected, found: position });
         }
-        let bad = |problem: String| AuditError::Entry {
-            seq: position,
-            problem,
-        };
+        let bad = |problem: String| AuditError::Entry { seq: position, problem };
         let entry = EntryRef::decode(record).map_err(|e| bad(format!("cannot be decoded: {e}")))?;
         if entry.seq != position {
-            return Err(bad(format!(
-                "it carries sequence number {} (entries reordered or moved)",
-                entry.seq
-            )));
+            return Err(bad(format!("it carries sequence number {} (entries reordered or moved)", entry.seq)));
         }
         let digest = event_digest(entry.event);
         if &digest != entry.digest {
@@ -209,11 +196,7 @@ impl Auditor {
     /// Holds the checkpoints (and the trusted one) at the current size against the tree.
     fn check_size(&mut self) -> Result<(), AuditError> {
         let size = self.tree.size();
-        if let Some(cp) = self
-            .checkpoints
-            .get(self.next_checkpoint)
-            .filter(|c| c.size == size)
-        {
+        if let Some(cp) = self.checkpoints.get(self.next_checkpoint).filter(|c| c.size == size) {
             let root = self.tree.root();
             if cp.root != root {
                 return Err(AuditError::Checkpoint {
@@ -231,11 +214,7 @@ impl Auditor {
         if let Some(t) = self.trusted.as_ref().filter(|t| t.size == size) {
             let root = self.tree.root();
             if t.root != root {
-                return Err(AuditError::Fork {
-                    size,
-                    log_root: b64(&root),
-                    trusted_root: b64(&t.root),
-                });
+                return Err(AuditError::Fork { size, log_root: b64(&root), trusted_root: b64(&t.root) });
             }
         }
         Ok(())
@@ -245,17 +224,11 @@ impl Auditor {
     pub fn finish(self) -> Result<AuditReport, AuditError> {
         let entries = self.tree.size();
         if let Some(cp) = self.checkpoints.get(self.next_checkpoint) {
-            return Err(AuditError::Truncated {
-                size: cp.size,
-                entries,
-            });
+            return Err(AuditError::Truncated { size: cp.size, entries });
         }
         if let Some(t) = &self.trusted {
             if t.size > entries {
-                return Err(AuditError::RolledBack {
-                    trusted_size: t.size,
-                    entries,
-                });
+                return Err(AuditError::RolledBack { trusted_size: t.size, entries });
             }
         }
         let latest = self.checkpoints.last().cloned();

@@ -49,24 +49,14 @@ impl Checkpoint {
     /// Parses a checkpoint body (the text of the note).
     pub fn parse(text: &str) -> Result<Self, CheckpointError> {
         let bad = |m: &str| CheckpointError::Malformed(m.to_string());
-        let body = text
-            .strip_suffix('\n')
-            .ok_or_else(|| bad("does not end with a newline"))?;
+        let body = text.strip_suffix('\n').ok_or_else(|| bad("does not end with a newline"))?;
         let mut lines = body.split('\n');
-        let origin = lines
-            .next()
-            .filter(|o| !o.is_empty())
-            .ok_or_else(|| bad("empty origin line"))?;
+        let origin = lines.next().filter(|o| !o.is_empty()).ok_or_else(|| bad("empty origin line"))?;
         let size = lines.next().ok_or_else(|| bad("no tree size line"))?;
-        if size.is_empty()
-            || !size.bytes().all(|b| b.is_ascii_digit())
-            || (size.len() > 1 && size.starts_with('0'))
-        {
+        if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) || (size.len() > 1 && size.starts_with('0')) {
             return Err(bad(&format!("tree size {size:?} is not a decimal number")));
         }
-        let size: u64 = size
-            .parse()
-            .map_err(|_| bad(&format!("tree size {size:?} is out of range")))?;
+        let size: u64 = size.parse().map_err(|_| bad(&format!("tree size {size:?} is out of range")))?;
         let root = lines.next().ok_or_else(|| bad("no root hash line"))?;
         let root: Hash = B64
             .decode(root)
@@ -77,30 +67,18 @@ impl Checkpoint {
         if extensions.iter().any(String::is_empty) {
             return Err(bad("empty extension line"));
         }
-        Ok(Checkpoint {
-            origin: origin.to_string(),
-            size,
-            root,
-            extensions,
-        })
+        Ok(Checkpoint { origin: origin.to_string(), size, root, extensions })
     }
 
     /// Verifies a signed checkpoint note against the trusted keys and parses its body. When
     /// `origin` is given, the checkpoint must be for that log.
-    pub fn open(
-        note: &[u8],
-        trusted: &[VerifierKey],
-        origin: Option<&str>,
-    ) -> Result<Self, CheckpointError> {
+    pub fn open(note: &[u8], trusted: &[VerifierKey], origin: Option<&str>) -> Result<Self, CheckpointError> {
         let note = Note::parse(note)?;
         note.verify(trusted)?;
         let checkpoint = Checkpoint::parse(&note.text)?;
         if let Some(expected) = origin {
             if checkpoint.origin != expected {
-                return Err(CheckpointError::WrongOrigin {
-                    expected: expected.into(),
-                    found: checkpoint.origin,
-                });
+                return Err(CheckpointError::WrongOrigin { expected: expected.into(), found: checkpoint.origin });
             }
         }
         Ok(checkpoint)
@@ -115,13 +93,7 @@ impl Checkpoint {
 impl fmt::Display for Checkpoint {
     /// The body, ready to sign.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}\n{}\n{}\n",
-            self.origin,
-            self.size,
-            self.root_base64()
-        )?;
+        write!(f, "{}\n{}\n{}\n", self.origin, self.size, self.root_base64())?;
         for e in &self.extensions {
             writeln!(f, "{e}")?;
         }

@@ -94,22 +94,21 @@ pub struct Encoded {
     pub leaf_hash: Hash,
     /// Its chain hash.
     pub chain: Hash,
+    /// Its event digest.
+    pub digest: [u8; 32],
 }
 
 /// Encodes entry `seq` following chain value `prev`. Origins longer than 65,535 bytes are cut.
 pub fn encode(seq: u64, received_micros: i64, origin: &str, event: &[u8], prev: &Hash) -> Encoded {
     let leaf = leaf_bytes(seq, received_micros, origin, event);
     let chain = chain_next(prev, &leaf);
+    let digest = event_digest(event);
     let mut record = Vec::with_capacity(HEADER + leaf.len());
     record.push(VERSION);
-    record.extend_from_slice(&event_digest(event));
+    record.extend_from_slice(&digest);
     record.extend_from_slice(&chain);
     record.extend_from_slice(&leaf);
-    Encoded {
-        leaf_hash: leaf_hash(&leaf),
-        chain,
-        record,
-    }
+    Encoded { leaf_hash: leaf_hash(&leaf), chain, digest, record }
 }
 
 /// A decoded entry, borrowing the record's bytes.
@@ -146,20 +145,10 @@ impl<'a> EntryRef<'a> {
         let seq = u64::from_be_bytes(leaf[0..8].try_into().expect("8 bytes"));
         let received_micros = i64::from_be_bytes(leaf[8..16].try_into().expect("8 bytes"));
         let origin_len = u16::from_be_bytes([leaf[16], leaf[17]]) as usize;
-        let origin = leaf
-            .get(LEAF_FIXED..LEAF_FIXED + origin_len)
-            .ok_or(EntryError::Origin)?;
+        let origin = leaf.get(LEAF_FIXED..LEAF_FIXED + origin_len).ok_or(EntryError::Origin)?;
         let origin = std::str::from_utf8(origin).map_err(|_| EntryError::Origin)?;
         let event = &leaf[LEAF_FIXED + origin_len..];
-        Ok(EntryRef {
-            digest,
-            chain,
-            leaf,
-            seq,
-            received_micros,
-            origin,
-            event,
-        })
+        Ok(EntryRef { digest, chain, leaf, seq, received_micros, origin, event })
     }
 
     /// The Merkle leaf hash of this entry.

@@ -12,6 +12,9 @@
 //!
 //! The other prefixes are the ledger's own (indexes, Merkle nodes, quarantine, positions).
 
+/// The directory, inside a ledger data directory, that holds the sled database.
+pub const LOG_DIR: &str = "log";
+
 /// Prefix of entry records.
 pub const ENTRY: u8 = b'e';
 /// Prefix of signed checkpoints.

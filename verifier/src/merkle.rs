@@ -74,10 +74,7 @@ impl RootBuilder {
         let mut index = self.size;
         // Every trailing one bit of the old size is a subtree that the new leaf completes.
         while index & 1 == 1 {
-            let left = self
-                .frontier
-                .pop()
-                .expect("a set bit has a frontier subtree");
+            let left = self.frontier.pop().expect("a set bit has a frontier subtree");
             hash = node_hash(&left, &hash);
             level += 1;
             index >>= 1;
@@ -164,10 +161,7 @@ fn matches(computed: &[u8], expected: &[u8]) -> Result<(), ProofError> {
     if computed == expected {
         Ok(())
     } else {
-        Err(ProofError::RootMismatch {
-            computed: hex::encode(computed),
-            expected: hex::encode(expected),
-        })
+        Err(ProofError::RootMismatch { computed: hex::encode(computed), expected: hex::encode(expected) })
     }
 }
 

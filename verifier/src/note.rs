@@ -84,37 +84,22 @@ impl VerifierKey {
     pub fn parse(s: &str) -> Result<Self, NoteError> {
         let s = s.trim();
         let mut parts = s.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(NoteError::BadKey(
-                "expected <name>+<hex key ID>+<base64 key>".into(),
-            ));
+        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(NoteError::BadKey("expected <name>+<hex key ID>+<base64 key>".into()));
         };
         check_name(name)?;
         let id = parse_id(id_hex)?;
-        let raw = B64
-            .decode(b64)
-            .map_err(|e| NoteError::BadKey(format!("key is not base64: {e}")))?;
+        let raw = B64.decode(b64).map_err(|e| NoteError::BadKey(format!("key is not base64: {e}")))?;
         let Some((&ALG_ED25519, key)) = raw.split_first() else {
-            return Err(NoteError::BadKey(
-                "not an Ed25519 key (algorithm byte is not 0x01)".into(),
-            ));
+            return Err(NoteError::BadKey("not an Ed25519 key (algorithm byte is not 0x01)".into()));
         };
-        let key: [u8; 32] = key.try_into().map_err(|_| {
-            NoteError::BadKey(format!("Ed25519 key is {} bytes, not 32", key.len()))
-        })?;
+        let key: [u8; 32] =
+            key.try_into().map_err(|_| NoteError::BadKey(format!("Ed25519 key is {} bytes, not 32", key.len())))?;
         if key_id(name, &key) != id {
-            return Err(NoteError::BadKey(format!(
-                "key ID {id:08x} does not match the name and key"
-            )));
+            return Err(NoteError::BadKey(format!("key ID {id:08x} does not match the name and key")));
         }
-        let key = VerifyingKey::from_bytes(&key)
-            .map_err(|e| NoteError::BadKey(format!("invalid Ed25519 key: {e}")))?;
-        Ok(VerifierKey {
-            name: name.to_string(),
-            id,
-            key,
-        })
+        let key = VerifyingKey::from_bytes(&key).map_err(|e| NoteError::BadKey(format!("invalid Ed25519 key: {e}")))?;
+        Ok(VerifierKey { name: name.to_string(), id, key })
     }
 
     /// The key's name (for a checkpoint key, the log's origin).
@@ -138,9 +123,7 @@ impl fmt::Display for VerifierKey {
 
 fn parse_id(hex_id: &str) -> Result<u32, NoteError> {
     if hex_id.len() != 8 || !hex_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(NoteError::BadKey(format!(
-            "key ID {hex_id:?} is not 8 hex digits"
-        )));
+        return Err(NoteError::BadKey(format!("key ID {hex_id:?} is not 8 hex digits")));
     }
     u32::from_str_radix(hex_id, 16).map_err(|e| NoteError::BadKey(e.to_string()))
 }
@@ -164,11 +147,7 @@ impl SignerKey {
         check_name(name)?;
         let key = SigningKey::from_bytes(&seed);
         let id = key_id(name, key.verifying_key().as_bytes());
-        Ok(SignerKey {
-            name: name.to_string(),
-            id,
-            key,
-        })
+        Ok(SignerKey { name: name.to_string(), id, key })
     }
 
     /// Parses a signer key string, checking its key ID.
@@ -178,29 +157,19 @@ impl SignerKey {
             .strip_prefix("PRIVATE+KEY+")
             .ok_or_else(|| NoteError::BadKey("a signer key starts with PRIVATE+KEY+".into()))?;
         let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(NoteError::BadKey(
-                "expected PRIVATE+KEY+<name>+<hex key ID>+<base64 seed>".into(),
-            ));
+        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(NoteError::BadKey("expected PRIVATE+KEY+<name>+<hex key ID>+<base64 seed>".into()));
         };
         let id = parse_id(id_hex)?;
-        let raw = B64
-            .decode(b64)
-            .map_err(|e| NoteError::BadKey(format!("seed is not base64: {e}")))?;
+        let raw = B64.decode(b64).map_err(|e| NoteError::BadKey(format!("seed is not base64: {e}")))?;
         let Some((&ALG_ED25519, seed)) = raw.split_first() else {
-            return Err(NoteError::BadKey(
-                "not an Ed25519 key (algorithm byte is not 0x01)".into(),
-            ));
+            return Err(NoteError::BadKey("not an Ed25519 key (algorithm byte is not 0x01)".into()));
         };
-        let seed: [u8; 32] = seed.try_into().map_err(|_| {
-            NoteError::BadKey(format!("Ed25519 seed is {} bytes, not 32", seed.len()))
-        })?;
+        let seed: [u8; 32] =
+            seed.try_into().map_err(|_| NoteError::BadKey(format!("Ed25519 seed is {} bytes, not 32", seed.len())))?;
         let signer = SignerKey::from_seed(name, seed)?;
         if signer.id != id {
-            return Err(NoteError::BadKey(format!(
-                "key ID {id:08x} does not match the name and key"
-            )));
+            return Err(NoteError::BadKey(format!("key ID {id:08x} does not match the name and key")));
         }
         Ok(signer)
     }
@@ -212,23 +181,14 @@ impl SignerKey {
 
     /// The matching verifier key.
     pub fn verifier(&self) -> VerifierKey {
-        VerifierKey {
-            name: self.name.clone(),
-            id: self.id,
-            key: self.key.verifying_key(),
-        }
+        VerifierKey { name: self.name.clone(), id: self.id, key: self.key.verifying_key() }
     }
 
     /// The signer key string (keep it secret).
     pub fn to_key_string(&self) -> String {
         let mut raw = vec![ALG_ED25519];
         raw.extend_from_slice(self.key.as_bytes());
-        format!(
-            "PRIVATE+KEY+{}+{:08x}+{}",
-            self.name,
-            self.id,
-            B64.encode(raw)
-        )
+        format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, self.id, B64.encode(raw))
     }
 
     /// Signs `text` (which must be a valid note text) and returns the signed note.
@@ -247,14 +207,10 @@ impl SignerKey {
 
 fn check_text(text: &str) -> Result<(), NoteError> {
     if !text.ends_with('\n') {
-        return Err(NoteError::Malformed(
-            "the text does not end with a newline".into(),
-        ));
+        return Err(NoteError::Malformed("the text does not end with a newline".into()));
     }
     if text.chars().any(|c| c.is_ascii_control() && c != '\n') {
-        return Err(NoteError::Malformed(
-            "the text has an ASCII control character".into(),
-        ));
+        return Err(NoteError::Malformed("the text has an ASCII control character".into()));
     }
     Ok(())
 }
@@ -296,61 +252,43 @@ impl Note {
     pub fn sign(text: &str, signers: &[&SignerKey]) -> Result<Note, NoteError> {
         check_text(text)?;
         let signatures = signers.iter().map(|s| s.signature(text)).collect();
-        Ok(Note {
-            text: text.to_string(),
-            signatures,
-        })
+        Ok(Note { text: text.to_string(), signatures })
     }
 
     /// Adds a signature by `signer` (a witness's cosignature, or a new key during rotation).
     pub fn cosign(&mut self, signer: &SignerKey) {
-        if !self
-            .signatures
-            .iter()
-            .any(|s| s.name == signer.name && s.id == signer.id)
-        {
+        if !self.signatures.iter().any(|s| s.name == signer.name && s.id == signer.id) {
             self.signatures.push(signer.signature(&self.text));
         }
     }
 
     /// Splits a signed note into its text and signature lines.
     pub fn parse(bytes: &[u8]) -> Result<Self, NoteError> {
-        let msg =
-            std::str::from_utf8(bytes).map_err(|_| NoteError::Malformed("not UTF-8".into()))?;
-        let split = msg
-            .rfind("\n\n")
-            .ok_or_else(|| NoteError::Malformed("no blank line before the signatures".into()))?;
+        let msg = std::str::from_utf8(bytes).map_err(|_| NoteError::Malformed("not UTF-8".into()))?;
+        let split =
+            msg.rfind("\n\n").ok_or_else(|| NoteError::Malformed("no blank line before the signatures".into()))?;
         let text = &msg[..split + 1];
         check_text(text)?;
         let sigs = &msg[split + 2..];
         if !sigs.ends_with('\n') {
-            return Err(NoteError::Malformed(
-                "the last signature line does not end with a newline".into(),
-            ));
+            return Err(NoteError::Malformed("the last signature line does not end with a newline".into()));
         }
         let mut signatures = Vec::new();
         for line in sigs[..sigs.len() - 1].split('\n') {
             if signatures.len() == MAX_SIGNATURES {
-                return Err(NoteError::Malformed(format!(
-                    "more than {MAX_SIGNATURES} signatures"
-                )));
+                return Err(NoteError::Malformed(format!("more than {MAX_SIGNATURES} signatures")));
             }
             let body = line.strip_prefix(SIG_PREFIX).ok_or_else(|| {
-                NoteError::Malformed(format!(
-                    "signature line {line:?} does not start with an em dash"
-                ))
+                NoteError::Malformed(format!("signature line {line:?} does not start with an em dash"))
             })?;
-            let (name, b64) = body.split_once(' ').ok_or_else(|| {
-                NoteError::Malformed(format!("signature line {line:?} has no signature"))
-            })?;
+            let (name, b64) = body
+                .split_once(' ')
+                .ok_or_else(|| NoteError::Malformed(format!("signature line {line:?} has no signature")))?;
             check_name(name)?;
-            let blob = B64.decode(b64).map_err(|_| {
-                NoteError::Malformed(format!("the signature by {name} is not base64"))
-            })?;
+            let blob =
+                B64.decode(b64).map_err(|_| NoteError::Malformed(format!("the signature by {name} is not base64")))?;
             if blob.len() < 5 {
-                return Err(NoteError::Malformed(format!(
-                    "the signature by {name} is too short"
-                )));
+                return Err(NoteError::Malformed(format!("the signature by {name} is too short")));
             }
             signatures.push(NoteSignature {
                 name: name.to_string(),
@@ -361,10 +299,7 @@ impl Note {
         if signatures.is_empty() {
             return Err(NoteError::Malformed("no signatures".into()));
         }
-        Ok(Note {
-            text: text.to_string(),
-            signatures,
-        })
+        Ok(Note { text: text.to_string(), signatures })
     }
 
     /// Checks the signatures against the trusted keys. Returns the keys that signed; fails if
@@ -372,32 +307,20 @@ impl Note {
     pub fn verify(&self, trusted: &[VerifierKey]) -> Result<Vec<VerifierKey>, NoteError> {
         let mut signed_by = Vec::new();
         for sig in &self.signatures {
-            let Some(key) = trusted
-                .iter()
-                .find(|k| k.name == sig.name && k.id == sig.id)
-            else {
+            let Some(key) = trusted.iter().find(|k| k.name == sig.name && k.id == sig.id) else {
                 continue;
             };
-            let bad = || NoteError::BadSignature {
-                name: sig.name.clone(),
-                id: sig.id,
-            };
+            let bad = || NoteError::BadSignature { name: sig.name.clone(), id: sig.id };
             let bytes: [u8; 64] = sig.signature.as_slice().try_into().map_err(|_| bad())?;
             let signature = ed25519_dalek::Signature::from_bytes(&bytes);
-            key.key
-                .verify_strict(self.text.as_bytes(), &signature)
-                .map_err(|_| bad())?;
+            key.key.verify_strict(self.text.as_bytes(), &signature).map_err(|_| bad())?;
             if !signed_by.contains(key) {
                 signed_by.push(key.clone());
             }
         }
         if signed_by.is_empty() {
             return Err(NoteError::NoTrustedSignature {
-                signers: self
-                    .signatures
-                    .iter()
-                    .map(|s| format!("{}+{:08x}", s.name, s.id))
-                    .collect(),
+                signers: self.signatures.iter().map(|s| format!("{}+{:08x}", s.name, s.id)).collect(),
             });
         }
         Ok(signed_by)

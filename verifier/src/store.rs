@@ -11,11 +11,8 @@ use anyhow::Context as _;
 
 use crate::audit::{AuditError, AuditReport, Auditor};
 use crate::checkpoint::Checkpoint;
-use crate::layout::{key_number, CHECKPOINT, ENTRY};
+use crate::layout::{key_number, CHECKPOINT, ENTRY, LOG_DIR};
 use crate::note::VerifierKey;
-
-/// The sled database inside a ledger data directory.
-pub const LOG_DIR: &str = "log";
 
 /// Audits the ledger data directory `dir`. The outer error is about reading (no such
 /// directory, not a ledger); the inner one is what the audit found wrong.
@@ -25,17 +22,10 @@ pub fn audit_dir(
     trusted: Option<Checkpoint>,
 ) -> anyhow::Result<Result<AuditReport, AuditError>> {
     let log = dir.join(LOG_DIR);
-    anyhow::ensure!(
-        log.join("conf").is_file(),
-        "{} is not a ledger data directory (no {LOG_DIR}/conf)",
-        dir.display()
-    );
+    anyhow::ensure!(log.join("conf").is_file(), "{} is not a ledger data directory (no {LOG_DIR}/conf)", dir.display());
     let copy = tempfile::tempdir().context("Cannot create a temporary directory for the copy")?;
     copy_dir(&log, copy.path()).with_context(|| format!("Cannot copy {}", log.display()))?;
-    let db = sled::Config::new()
-        .path(copy.path())
-        .open()
-        .context("Cannot open the copied ledger database")?;
+    let db = sled::Config::new().path(copy.path()).open().context("Cannot open the copied ledger database")?;
 
     let mut checkpoints = Vec::new();
     for item in db.scan_prefix([CHECKPOINT]) {

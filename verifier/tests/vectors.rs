@@ -29,9 +29,7 @@ fn b64(v: &Value) -> Vec<u8> {
 }
 
 fn proof(v: &Value) -> Vec<Vec<u8>> {
-    v.as_array()
-        .map(|a| a.iter().map(b64).collect())
-        .unwrap_or_default()
+    v.as_array().map(|a| a.iter().map(b64).collect()).unwrap_or_default()
 }
 
 /// Runs one proof vector file; returns whether the verifier accepted it.
@@ -72,63 +70,31 @@ fn rfc6962_proof_vectors_file_by_file() {
         match (accepted, want_err) {
             (true, false) => passed += 1,
             (false, true) => rejected += 1,
-            _ => wrong.push(format!(
-                "{} (accepted: {accepted}, wantErr: {want_err})",
-                f.display()
-            )),
+            _ => wrong.push(format!("{} (accepted: {accepted}, wantErr: {want_err})", f.display())),
         }
     }
-    println!(
-        "{} vector files: {passed} valid proofs accepted, {rejected} wantErr proofs rejected",
-        files.len()
-    );
-    assert!(
-        files.len() >= 190,
-        "only {} vector files found",
-        files.len()
-    );
-    assert!(
-        wrong.is_empty(),
-        "vectors handled wrongly:\n{}",
-        wrong.join("\n")
-    );
+    println!("{} vector files: {passed} valid proofs accepted, {rejected} wantErr proofs rejected", files.len());
+    assert!(files.len() >= 190, "only {} vector files found", files.len());
+    assert!(wrong.is_empty(), "vectors handled wrongly:\n{}", wrong.join("\n"));
 }
 
 #[test]
 fn rfc6962_roots_of_every_size() {
-    let v: Value = serde_json::from_str(
-        &std::fs::read_to_string(vectors().join("rfc6962/tree.json")).unwrap(),
-    )
-    .unwrap();
-    let leaves: Vec<Vec<u8>> = v["leaves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| hex::decode(l.as_str().unwrap()).unwrap())
-        .collect();
-    let roots: Vec<String> = v["roots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap().to_string())
-        .collect();
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(vectors().join("rfc6962/tree.json")).unwrap()).unwrap();
+    let leaves: Vec<Vec<u8>> =
+        v["leaves"].as_array().unwrap().iter().map(|l| hex::decode(l.as_str().unwrap()).unwrap()).collect();
+    let roots: Vec<String> = v["roots"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
     let mut tree = RootBuilder::new();
     assert_eq!(hex::encode(tree.root()), roots[0]);
     for (i, leaf) in leaves.iter().enumerate() {
         tree.push(leaf_hash(leaf));
-        assert_eq!(
-            hex::encode(tree.root()),
-            roots[i + 1],
-            "root of size {}",
-            i + 1
-        );
+        assert_eq!(hex::encode(tree.root()), roots[i + 1], "root of size {}", i + 1);
     }
 }
 
 fn signed_note_vectors() -> Vec<Value> {
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(vectors().join("signed-note.json")).unwrap())
-            .unwrap();
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(vectors().join("signed-note.json")).unwrap()).unwrap();
     v["vectors"].as_array().unwrap().clone()
 }
 
@@ -151,24 +117,11 @@ fn signed_notes_verify_and_unknown_signers_are_ignored() {
         let key = VerifierKey::parse(s(&v, "verifier_key")).unwrap();
         assert_eq!(key.to_string(), s(&v, "verifier_key"));
         let note = Note::parse(s(&v, "signed_note").as_bytes()).unwrap();
-        assert_eq!(
-            note.to_string(),
-            s(&v, "signed_note"),
-            "round trip of {}",
-            s(&v, "name")
-        );
-        assert_eq!(
-            note.verify(std::slice::from_ref(&key)).unwrap(),
-            vec![key.clone()],
-            "{}",
-            s(&v, "name")
-        );
+        assert_eq!(note.to_string(), s(&v, "signed_note"), "round trip of {}", s(&v, "name"));
+        assert_eq!(note.verify(std::slice::from_ref(&key)).unwrap(), vec![key.clone()], "{}", s(&v, "name"));
         if let Some(other) = v["other_verifier_key"].as_str() {
             let other = VerifierKey::parse(other).unwrap();
-            assert_eq!(
-                note.verify(std::slice::from_ref(&other)).unwrap(),
-                vec![other.clone()]
-            );
+            assert_eq!(note.verify(std::slice::from_ref(&other)).unwrap(), vec![other.clone()]);
             assert_eq!(note.verify(&[key.clone(), other.clone()]).unwrap().len(), 2);
         }
     }
@@ -181,28 +134,14 @@ fn tampered_notes_are_rejected() {
     let good = s(v, "signed_note");
     let edited = good.replace("cryptography", "cryptographi");
     assert!(matches!(
-        Note::parse(edited.as_bytes())
-            .unwrap()
-            .verify(std::slice::from_ref(&key)),
+        Note::parse(edited.as_bytes()).unwrap().verify(std::slice::from_ref(&key)),
         Err(NoteError::BadSignature { .. })
     ));
     let stranger = SignerKey::from_seed("Mallory", [7u8; 32]).unwrap();
     let forged = stranger.sign(s(v, "text")).unwrap();
-    let err = Note::parse(forged.as_bytes())
-        .unwrap()
-        .verify(std::slice::from_ref(&key))
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("not signed by any trusted key (signed by: Mallory+"),
-        "{err}"
-    );
-    for bad in [
-        &good[..good.len() - 1],
-        "no signatures\n",
-        "text\n\n\u{2014} PeterNeumann !!!\n",
-        "a\u{7}b\n\n",
-    ] {
+    let err = Note::parse(forged.as_bytes()).unwrap().verify(std::slice::from_ref(&key)).unwrap_err();
+    assert!(err.to_string().starts_with("not signed by any trusted key (signed by: Mallory+"), "{err}");
+    for bad in [&good[..good.len() - 1], "no signatures\n", "text\n\n\u{2014} PeterNeumann !!!\n", "a\u{7}b\n\n"] {
         assert!(Note::parse(bad.as_bytes()).is_err(), "{bad:?} parsed");
     }
     // A key string whose ID does not match its name and key.

@@ -45,23 +45,16 @@ fn load_key(arg: &str) -> anyhow::Result<VerifierKey> {
 
 fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
-        Command::Store {
-            dir,
-            keys,
-            trusted_checkpoint,
-        } => {
-            let keys = keys
-                .iter()
-                .map(|k| load_key(k))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+        Command::Store { dir, keys, trusted_checkpoint } => {
+            let keys = keys.iter().map(|k| load_key(k)).collect::<anyhow::Result<Vec<_>>>()?;
             let trusted = match trusted_checkpoint {
                 None => None,
                 Some(path) => {
-                    let note = std::fs::read(&path)
-                        .with_context(|| format!("Cannot read {}", path.display()))?;
-                    Some(Checkpoint::open(&note, &keys, None).with_context(|| {
-                        format!("The trusted checkpoint {} does not verify", path.display())
-                    })?)
+                    let note = std::fs::read(&path).with_context(|| format!("Cannot read {}", path.display()))?;
+                    Some(
+                        Checkpoint::open(&note, &keys, None)
+                            .with_context(|| format!("The trusted checkpoint {} does not verify", path.display()))?,
+                    )
                 }
             };
             match audit_dir(&dir, &keys, trusted)? {
@@ -79,10 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                         ),
                         None => println!("  checkpoints:      none (the log is empty)"),
                     }
-                    println!(
-                        "  unsigned tail:    {} entries after the latest checkpoint",
-                        report.unsigned_tail
-                    );
+                    println!("  unsigned tail:    {} entries after the latest checkpoint", report.unsigned_tail);
                     if let Some(size) = report.extends_trusted {
                         println!("  extends the trusted checkpoint at size {size}");
                     }

@@ -1,0 +1,650 @@
+//! The append-only log: entries with their hash chain and Merkle tree, the `(source, id)`
+//! index, quarantine, source positions, counters and signed checkpoints, all in one ordered
+//! key space on a [`Storage`]. One writer appends ([`Log`] takes `&mut self` to append);
+//! anything may read.
+//!
+//! Key space (one-byte prefixes; `e` and `c` are shared with the verifier, see
+//! [`evidence_verifier::layout`]):
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `e` + seq (u64 BE) | entry record ([`evidence_verifier::entry`]) |
+//! | `c` + tree size (u64 BE) | signed checkpoint note |
+//! | `n` + level (u8) + index (u64 BE) | Merkle node ([`crate::tree`]) |
+//! | `i` + source length (u16 BE) + source + id | seq (u64 BE) + blake3 event digest (32) |
+//! | `q` + number (u64 BE) | quarantine record, JSON ([`QuarantineRecord`]) |
+//! | `Q` + first 16 bytes of blake3(origin, 0, raw bytes) | quarantine number: the same bad record is kept once |
+//! | `p` + source name | next source offset (i64 BE) |
+//! | `m` + name | metadata: `origin`, `counters` (JSON) |
+//!
+//! Durability, step by step, for [`Log::append`] (the [`Sink`] implementation):
+//! 1. Each valid event is looked up in the `(source, id)` index (and among the batch's own
+//!    events): same digest → duplicate, acknowledged and not appended; other digest →
+//!    conflict, quarantined with both digests.
+//! 2. New events get the next sequence numbers and are encoded with their chain hash; the
+//!    Merkle nodes they complete, their index entries, the quarantine records, the source
+//!    positions and the counters go into the same write batch.
+//! 3. The batch is committed: applied atomically and flushed to disk. Only then does `append`
+//!    return, and only then is anything in it "accepted"; the in-memory head (size, chain,
+//!    frontier) moves only after the commit succeeds.
+//! 4. A checkpoint is cut when `checkpoint_every` entries have been appended since the last
+//!    one, or `checkpoint_interval` has passed with new entries. Its tree size is always one
+//!    already flushed; before signing, the new root is proven consistent with the previous
+//!    checkpoint's from the stored nodes (a storage fault cannot get signed); the signed note
+//!    is committed and flushed before it is returned or published.
+//!
+//! A crash at any point leaves either the whole batch or none of it; re-sending the same
+//! events after a restart finds them in the index, so nothing is lost or appended twice.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use evidence_ingest::{Batch, BatchReport, Outcome, Sink, Verdict};
+use evidence_schemas::Problem;
+use evidence_verifier::entry::{encode, EntryRef, GENESIS};
+use evidence_verifier::layout::{checkpoint_key, entry_key, key_number, CHECKPOINT, ENTRY};
+use evidence_verifier::merkle::{verify_consistency, Hash, RootBuilder};
+use evidence_verifier::note::{Note, NoteError, SignerKey, VerifierKey};
+use evidence_verifier::Checkpoint;
+use serde::{Deserialize, Serialize};
+
+use crate::storage::{prefix_end, Storage, StorageError, WriteBatch};
+use crate::tree::{node_key, ProofError, TreeReader};
+
+const INDEX: u8 = b'i';
+const QUARANTINE: u8 = b'q';
+const QUARANTINE_SEEN: u8 = b'Q';
+const POSITION: u8 = b'p';
+const META_ORIGIN: &[u8] = b"morigin";
+const META_COUNTERS: &[u8] = b"mcounters";
+
+/// What can go wrong with the log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The store failed; nothing of the operation was stored.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A proof could not be made.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    /// The signer key belongs to another log.
+    #[error("the signer key is for origin {key:?}, but this store's log is {store:?}")]
+    OriginMismatch {
+        /// The store's origin.
+        store: String,
+        /// The key's name.
+        key: String,
+    },
+    /// The store contradicts itself.
+    #[error("the store is damaged: {0}")]
+    Damaged(String),
+    /// Signing failed.
+    #[error("cannot sign the checkpoint: {0}")]
+    Signing(#[from] NoteError),
+    /// A proof was asked for a tree size no checkpoint covers.
+    #[error("no checkpoint at tree size {size}; checkpointed sizes end at {latest}")]
+    NoCheckpoint {
+        /// The size asked for.
+        size: u64,
+        /// The latest checkpointed size (0 if none).
+        latest: u64,
+    },
+    /// An entry beyond the latest checkpoint has no proof yet.
+    #[error("entry {seq} is not covered by a checkpoint yet (the latest covers {size} entries)")]
+    NotYetCheckpointed {
+        /// The entry.
+        seq: u64,
+        /// The latest checkpoint's size.
+        size: u64,
+    },
+}
+
+/// When to cut checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    /// Cut after this many new entries.
+    pub every_entries: u64,
+    /// Cut when this long has passed since the last one and there are new entries.
+    pub interval: Duration,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        CheckpointPolicy { every_entries: 10_000, interval: Duration::from_secs(10) }
+    }
+}
+
+/// Running counts kept with the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Duplicate deliveries acknowledged and not appended.
+    pub duplicates: u64,
+    /// Records quarantined (each distinct bad record once).
+    pub quarantined: u64,
+    /// Of those, `(source, id)` conflicts.
+    pub conflicts: u64,
+}
+
+/// The same `(source, id)` arrived with other content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// The event's source.
+    pub source: String,
+    /// The event's id.
+    pub id: String,
+    /// The entry already holding that `(source, id)`.
+    pub seq: u64,
+    /// Its event digest (hex blake3).
+    pub stored_digest: String,
+    /// The digest of the conflicting event.
+    pub new_digest: String,
+}
+
+/// A record kept out of the log, with everything needed to understand and replay it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineRecord {
+    /// Its number, from 0 in arrival order.
+    pub number: u64,
+    /// When the ledger received it (RFC 3339).
+    pub received: String,
+    /// Where it came from.
+    pub origin: String,
+    /// Why it was kept out, in a sentence.
+    pub reason: String,
+    /// Each problem, with its JSON pointer.
+    pub problems: Vec<Problem>,
+    /// Set when the record conflicts with an entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<Conflict>,
+    /// The bytes as received: UTF-8 text, or base64 when they are not UTF-8.
+    pub raw: String,
+    /// `utf8` or `base64`.
+    pub raw_encoding: String,
+}
+
+/// A summary of the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// The log's origin (its name in checkpoints).
+    pub origin: String,
+    /// Entries in the log.
+    pub entries: u64,
+    /// Duplicate deliveries acknowledged.
+    pub duplicates: u64,
+    /// Records in quarantine.
+    pub quarantined: u64,
+    /// Of those, `(source, id)` conflicts.
+    pub conflicts: u64,
+    /// Size of the latest signed checkpoint.
+    pub checkpoint_size: u64,
+    /// Merkle root of all entries (base64).
+    pub root: String,
+    /// The verifier keys of the checkpoint signers.
+    pub verifier_keys: Vec<String>,
+}
+
+/// An inclusion proof with the signed checkpoint it is against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// The entry.
+    pub seq: u64,
+    /// The tree size of the checkpoint.
+    pub tree_size: u64,
+    /// The entry's Merkle leaf hash.
+    pub leaf_hash: Hash,
+    /// The audit path, leaf first.
+    pub proof: Vec<Hash>,
+    /// The signed checkpoint note at `tree_size`.
+    pub checkpoint: String,
+}
+
+/// The ledger's log on a [`Storage`].
+pub struct Log<S: Storage> {
+    store: S,
+    signers: Vec<SignerKey>,
+    origin: String,
+    policy: CheckpointPolicy,
+    size: u64,
+    chain: Hash,
+    tree: RootBuilder,
+    counters: Counters,
+    next_quarantine: u64,
+    latest: Option<Checkpoint>,
+    last_cut: Instant,
+}
+
+impl<S: Storage> std::fmt::Debug for Log<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("origin", &self.origin).field("size", &self.size).finish_non_exhaustive()
+    }
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+fn rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default()
+}
+
+fn id_key(source: &str, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + source.len() + id.len());
+    k.push(INDEX);
+    k.extend_from_slice(&(source.len() as u16).to_be_bytes());
+    k.extend_from_slice(source.as_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn id_value(seq: u64, digest: &[u8; 32]) -> Vec<u8> {
+    let mut v = seq.to_be_bytes().to_vec();
+    v.extend_from_slice(digest);
+    v
+}
+
+fn parse_id_value(v: &[u8]) -> Result<(u64, [u8; 32]), LogError> {
+    let bad = || LogError::Damaged("malformed (source, id) index value".into());
+    let seq = u64::from_be_bytes(v.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+    let digest = v.get(8..40).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
+    Ok((seq, digest))
+}
+
+fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + rest.len());
+    k.push(prefix);
+    k.extend_from_slice(rest);
+    k
+}
+
+/// The state a batch advances; swapped into the log only after the batch is committed.
+struct Head {
+    size: u64,
+    chain: Hash,
+    tree: RootBuilder,
+    counters: Counters,
+    next_quarantine: u64,
+}
+
+impl<S: Storage> Log<S> {
+    /// Opens the log on `store`, signing checkpoints with `signers` (the first names the log:
+    /// its origin). A new store takes that origin; an existing one must already have it.
+    pub fn open(store: S, signers: Vec<SignerKey>, policy: CheckpointPolicy) -> Result<Self, LogError> {
+        let origin =
+            signers.first().map(|s| s.name().to_string()).ok_or_else(|| LogError::Damaged("no signer".into()))?;
+        if let Some(k) = signers.iter().find(|k| k.name() != origin) {
+            return Err(LogError::OriginMismatch { store: origin, key: k.name().to_string() });
+        }
+        match store.get(META_ORIGIN)? {
+            Some(stored) if stored != origin.as_bytes() => {
+                return Err(LogError::OriginMismatch {
+                    store: String::from_utf8_lossy(&stored).into_owned(),
+                    key: origin,
+                });
+            }
+            Some(_) => {}
+            None => {
+                let mut wb = WriteBatch::default();
+                wb.put(META_ORIGIN, origin.as_bytes());
+                store.commit(wb)?;
+            }
+        }
+        let (size, chain) = match store.last_with_prefix(&[ENTRY])? {
+            None => (0, GENESIS),
+            Some((key, record)) => {
+                let seq = key_number(&key).ok_or_else(|| LogError::Damaged("malformed entry key".into()))?;
+                let entry = EntryRef::decode(&record).map_err(|e| LogError::Damaged(format!("entry {seq}: {e}")))?;
+                (seq + 1, *entry.chain)
+            }
+        };
+        let tree = TreeReader::new(&store).frontier(size)?;
+        let counters = match store.get(META_COUNTERS)? {
+            Some(v) => serde_json::from_slice(&v).map_err(|e| LogError::Damaged(format!("counters: {e}")))?,
+            None => Counters::default(),
+        };
+        let next_quarantine = match store.last_with_prefix(&[QUARANTINE])? {
+            Some((k, _)) => key_number(&k).map_or(0, |n| n + 1),
+            None => 0,
+        };
+        let latest = match store.last_with_prefix(&[CHECKPOINT])? {
+            None => None,
+            Some((_, note)) => {
+                let note = Note::parse(&note).map_err(|e| LogError::Damaged(format!("latest checkpoint: {e}")))?;
+                Some(Checkpoint::parse(&note.text).map_err(|e| LogError::Damaged(format!("latest checkpoint: {e}")))?)
+            }
+        };
+        if let Some(cp) = &latest {
+            // Refuse to extend a store whose tree no longer matches what it signed.
+            if cp.size > size || TreeReader::new(&store).root(cp.size)? != cp.root {
+                return Err(LogError::Damaged(format!(
+                    "the entries no longer match the latest checkpoint (size {}); run evidence-verify",
+                    cp.size
+                )));
+            }
+        }
+        Ok(Log {
+            store,
+            signers,
+            origin,
+            policy,
+            size,
+            chain,
+            tree,
+            counters,
+            next_quarantine,
+            latest,
+            last_cut: Instant::now(),
+        })
+    }
+
+    /// The log's origin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Entries in the log.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The underlying store (read access, e.g. for views).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The verifier keys matching the signers.
+    pub fn verifier_keys(&self) -> Vec<VerifierKey> {
+        self.signers.iter().map(SignerKey::verifier).collect()
+    }
+
+    /// A summary of the log.
+    pub fn status(&self) -> Status {
+        Status {
+            origin: self.origin.clone(),
+            entries: self.size,
+            duplicates: self.counters.duplicates,
+            quarantined: self.counters.quarantined,
+            conflicts: self.counters.conflicts,
+            checkpoint_size: self.latest.as_ref().map_or(0, |c| c.size),
+            root: B64.encode(self.tree.root()),
+            verifier_keys: self.verifier_keys().iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// The latest signed checkpoint.
+    pub fn latest_checkpoint(&self) -> Option<&Checkpoint> {
+        self.latest.as_ref()
+    }
+
+    /// The signed checkpoint note at `size`, if one was cut there.
+    pub fn checkpoint_note(&self, size: u64) -> Result<Option<String>, LogError> {
+        Ok(self.store.get(&checkpoint_key(size))?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Every signed checkpoint note with its tree size, in size order.
+    pub fn checkpoints(&self) -> impl Iterator<Item = Result<(u64, Vec<u8>), LogError>> + '_ {
+        self.store.range(&[CHECKPOINT], &prefix_end(CHECKPOINT)).map(|r| {
+            let (k, v) = r?;
+            let size = key_number(&k).ok_or_else(|| LogError::Damaged("malformed checkpoint key".into()))?;
+            Ok((size, v))
+        })
+    }
+
+    /// The entry record at `seq`.
+    pub fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, LogError> {
+        Ok(self.store.get(&entry_key(seq))?)
+    }
+
+    /// Entry records from `from` on, in order.
+    pub fn entries(&self, from: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>), LogError>> + '_ {
+        self.store.range(&entry_key(from), &prefix_end(ENTRY)).map(|r| {
+            let (k, v) = r?;
+            let seq = key_number(&k).ok_or_else(|| LogError::Damaged("malformed entry key".into()))?;
+            Ok((seq, v))
+        })
+    }
+
+    /// Quarantine records from number `from` on, at most `limit`.
+    pub fn quarantine(&self, from: u64, limit: usize) -> Result<Vec<QuarantineRecord>, LogError> {
+        let start = prefixed(QUARANTINE, &from.to_be_bytes());
+        self.store
+            .range(&start, &prefix_end(QUARANTINE))
+            .take(limit)
+            .map(|r| {
+                let (_, v) = r?;
+                serde_json::from_slice(&v).map_err(|e| LogError::Damaged(format!("quarantine record: {e}")))
+            })
+            .collect()
+    }
+
+    /// The stored next offset of a source, if any.
+    pub fn position(&self, source: &str) -> Result<Option<i64>, LogError> {
+        let v = self.store.get(&prefixed(POSITION, source.as_bytes()))?;
+        Ok(v.and_then(|v| v.as_slice().try_into().ok()).map(i64::from_be_bytes))
+    }
+
+    /// The inclusion proof of entry `seq` against the checkpoint at `size` (default: the
+    /// latest checkpoint).
+    pub fn inclusion_proof(&self, seq: u64, size: Option<u64>) -> Result<InclusionProof, LogError> {
+        let latest = self.latest.as_ref().map_or(0, |c| c.size);
+        let size = size.unwrap_or(latest);
+        if size == latest && seq >= size {
+            return Err(LogError::NotYetCheckpointed { seq, size });
+        }
+        let checkpoint = self.checkpoint_note(size)?.ok_or(LogError::NoCheckpoint { size, latest })?;
+        let reader = TreeReader::new(&self.store);
+        Ok(InclusionProof {
+            seq,
+            tree_size: size,
+            leaf_hash: reader.leaf(seq)?,
+            proof: reader.inclusion_proof(seq, size)?,
+            checkpoint,
+        })
+    }
+
+    /// The consistency proof between two tree sizes.
+    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, LogError> {
+        if size2 > self.size {
+            return Err(ProofError::OutOfRange(format!("the log has only {} entries", self.size)).into());
+        }
+        Ok(TreeReader::new(&self.store).consistency_proof(size1, size2)?)
+    }
+
+    /// Cuts and stores a signed checkpoint of the whole log now, unless the latest one
+    /// already covers it. Returns the signed note.
+    pub fn checkpoint_now(&mut self) -> Result<Option<String>, LogError> {
+        let size = self.size;
+        if size == 0 || self.latest.as_ref().is_some_and(|c| c.size >= size) {
+            return Ok(None);
+        }
+        let root = self.tree.root();
+        if let Some(prev) = &self.latest {
+            let proof = TreeReader::new(&self.store).consistency_proof(prev.size, size)?;
+            verify_consistency(prev.size, size, &proof, &prev.root, &root).map_err(|e| {
+                LogError::Damaged(format!(
+                    "new tree of size {size} is not consistent with checkpoint {}: {e}",
+                    prev.size
+                ))
+            })?;
+        }
+        let checkpoint = Checkpoint { origin: self.origin.clone(), size, root, extensions: Vec::new() };
+        let signers: Vec<&SignerKey> = self.signers.iter().collect();
+        let note = Note::sign(&checkpoint.to_string(), &signers)?.to_string();
+        let mut wb = WriteBatch::default();
+        wb.put(checkpoint_key(size), note.as_bytes());
+        self.store.commit(wb)?;
+        self.latest = Some(checkpoint);
+        self.last_cut = Instant::now();
+        tracing::debug!(message = "Checkpoint signed.", size);
+        Ok(Some(note))
+    }
+
+    /// Cuts a checkpoint if the policy says one is due.
+    pub fn maybe_checkpoint(&mut self) -> Result<Option<String>, LogError> {
+        let since = self.size - self.latest.as_ref().map_or(0, |c| c.size);
+        if since >= self.policy.every_entries || (since > 0 && self.last_cut.elapsed() >= self.policy.interval) {
+            return self.checkpoint_now();
+        }
+        Ok(None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn quarantine_record(
+        &self,
+        head: &mut Head,
+        wb: &mut WriteBatch,
+        seen: &mut HashSet<Vec<u8>>,
+        now: i64,
+        origin: &str,
+        raw: &[u8],
+        reason: String,
+        problems: Vec<Problem>,
+        conflict: Option<Conflict>,
+    ) -> Result<Outcome, LogError> {
+        let mut h = blake3::Hasher::new();
+        h.update(origin.as_bytes());
+        h.update(&[0]);
+        h.update(raw);
+        let seen_key = prefixed(QUARANTINE_SEEN, &h.finalize().as_bytes()[..16]);
+        let fresh = !seen.contains(&seen_key) && self.store.get(&seen_key)?.is_none();
+        if fresh {
+            let number = head.next_quarantine;
+            let (raw, raw_encoding) = match std::str::from_utf8(raw) {
+                Ok(s) => (s.to_string(), "utf8"),
+                Err(_) => (B64.encode(raw), "base64"),
+            };
+            let is_conflict = conflict.is_some();
+            let record = QuarantineRecord {
+                number,
+                received: rfc3339(now),
+                origin: origin.to_string(),
+                reason: reason.clone(),
+                problems,
+                conflict,
+                raw,
+                raw_encoding: raw_encoding.to_string(),
+            };
+            let json = serde_json::to_vec(&record).map_err(|e| LogError::Damaged(e.to_string()))?;
+            wb.put(prefixed(QUARANTINE, &number.to_be_bytes()), json);
+            wb.put(seen_key.clone(), number.to_be_bytes());
+            seen.insert(seen_key);
+            head.next_quarantine += 1;
+            head.counters.quarantined += 1;
+            if is_conflict {
+                head.counters.conflicts += 1;
+            }
+        }
+        Ok(Outcome::Quarantined { reason })
+    }
+}
+
+fn conflict_reason(c: &Conflict) -> String {
+    format!(
+        "conflict: ({}, {}) is already entry {} with digest {}, this event has digest {}",
+        c.source, c.id, c.seq, c.stored_digest, c.new_digest
+    )
+}
+
+impl<S: Storage> Sink for Log<S> {
+    type Error = LogError;
+
+    fn append(&mut self, batch: &Batch) -> Result<BatchReport, LogError> {
+        let now = now_micros();
+        let mut head = Head {
+            size: self.size,
+            chain: self.chain,
+            tree: self.tree.clone(),
+            counters: self.counters,
+            next_quarantine: self.next_quarantine,
+        };
+        let mut wb = WriteBatch::default();
+        let mut in_batch: HashMap<Vec<u8>, (u64, [u8; 32])> = HashMap::new();
+        let mut quarantined_in_batch = HashSet::new();
+        let mut outcomes = Vec::with_capacity(batch.records.len());
+        for record in &batch.records {
+            let origin = record.origin.to_string();
+            let outcome = match &record.verdict {
+                Verdict::Valid(valid) => {
+                    let key = id_key(&valid.event.source, &valid.event.id);
+                    let existing = match in_batch.get(&key) {
+                        Some(found) => Some(*found),
+                        None => self.store.get(&key)?.map(|v| parse_id_value(&v)).transpose()?,
+                    };
+                    let digest = evidence_verifier::entry::event_digest(&valid.canonical);
+                    match existing {
+                        Some((seq, stored)) if stored == digest => {
+                            head.counters.duplicates += 1;
+                            Outcome::Duplicate { seq }
+                        }
+                        Some((seq, stored)) => {
+                            let conflict = Conflict {
+                                source: valid.event.source.clone(),
+                                id: valid.event.id.clone(),
+                                seq,
+                                stored_digest: hex::encode(stored),
+                                new_digest: hex::encode(digest),
+                            };
+                            let reason = conflict_reason(&conflict);
+                            let problems = vec![Problem { pointer: "/id".into(), message: reason.clone() }];
+                            self.quarantine_record(
+                                &mut head,
+                                &mut wb,
+                                &mut quarantined_in_batch,
+                                now,
+                                &origin,
+                                &valid.canonical,
+                                reason,
+                                problems,
+                                Some(conflict),
+                            )?
+                        }
+                        None => {
+                            let seq = head.size;
+                            let encoded = encode(seq, now, &origin, &valid.canonical, &head.chain);
+                            for (level, index, hash) in head.tree.push(encoded.leaf_hash) {
+                                wb.put(node_key(level, index), hash);
+                            }
+                            wb.put(entry_key(seq), encoded.record);
+                            wb.put(key.clone(), id_value(seq, &encoded.digest));
+                            in_batch.insert(key, (seq, encoded.digest));
+                            head.chain = encoded.chain;
+                            head.size += 1;
+                            Outcome::Accepted { seq }
+                        }
+                    }
+                }
+                Verdict::Rejected { rejection, raw } => self.quarantine_record(
+                    &mut head,
+                    &mut wb,
+                    &mut quarantined_in_batch,
+                    now,
+                    &origin,
+                    raw,
+                    rejection.to_string(),
+                    rejection.problems(),
+                    None,
+                )?,
+            };
+            outcomes.push(outcome);
+        }
+        for position in &batch.positions {
+            wb.put(prefixed(POSITION, position.source.as_bytes()), position.next.to_be_bytes());
+        }
+        if head.counters != self.counters {
+            wb.put(META_COUNTERS, serde_json::to_vec(&head.counters).map_err(|e| LogError::Damaged(e.to_string()))?);
+        }
+        if !wb.is_empty() {
+            self.store.commit(wb)?;
+        }
+        self.size = head.size;
+        self.chain = head.chain;
+        self.tree = head.tree;
+        self.counters = head.counters;
+        self.next_quarantine = head.next_quarantine;
+        self.maybe_checkpoint()?;
+        Ok(BatchReport { outcomes })
+    }
+}
