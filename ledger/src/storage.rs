@@ -80,7 +80,9 @@ pub struct SledStorage {
 impl SledStorage {
     /// Opens (or creates) the database at `path`. Fails if another process has it open.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let db = sled::Config::new().path(path).cache_capacity(256 * 1024 * 1024).open()?;
+        // No background flusher: every commit flushes, and the flusher thread would keep the
+        // database locked for a while after the store is dropped.
+        let db = sled::Config::new().path(path).cache_capacity(256 * 1024 * 1024).flush_every_ms(None).open()?;
         Ok(SledStorage { db })
     }
 }

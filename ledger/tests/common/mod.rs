@@ -1,0 +1,60 @@
+//! Shared helpers for the ledger's integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The `evidence-verify` binary, built (or confirmed up to date) once per test binary.
+pub fn evidence_verify() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "evidence-verifier", "--bin", "evidence-verify"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cannot build evidence-verify");
+        let exe = std::env::current_exe().unwrap();
+        // target/<profile>/deps/<test> -> target/<profile>/evidence-verify
+        let bin = exe.parent().unwrap().parent().unwrap().join("evidence-verify");
+        assert!(bin.exists(), "{} not found", bin.display());
+        bin
+    })
+}
+
+/// Runs `evidence-verify store DIR --key KEY [--trusted-checkpoint FILE]`.
+pub fn verify_store(dir: &Path, key: &str, trusted: Option<&Path>) -> Output {
+    let mut cmd = Command::new(evidence_verify());
+    cmd.arg("store").arg(dir).arg("--key").arg(key);
+    if let Some(t) = trusted {
+        cmd.arg("--trusted-checkpoint").arg(t);
+    }
+    cmd.output().expect("evidence-verify runs")
+}
+
+/// The `evidence` binary.
+pub fn evidence() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_evidence"))
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for item in std::fs::read_dir(from).unwrap() {
+        let item = item.unwrap();
+        let target = to.join(item.file_name());
+        if item.file_type().unwrap().is_dir() {
+            copy_dir(&item.path(), &target);
+        } else {
+            std::fs::copy(item.path(), target).unwrap();
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Tampering with a stopped store of 10,000 entries: every kind of change is caught by
+//! `evidence-verify`, each with its own message naming the entry or checkpoint.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{copy_dir, stdout, verify_store};
+use evidence_ingest::{Batch, Origin, Record, Sink, Verdict};
+use evidence_ledger::{CheckpointPolicy, Log, SledStorage};
+use evidence_schemas::sample::sample_event;
+use evidence_schemas::Validator;
+use evidence_verifier::entry::{encode, EntryRef};
+use evidence_verifier::layout::{checkpoint_key, entry_key, key_number, LOG_DIR};
+use evidence_verifier::merkle::RootBuilder;
+use evidence_verifier::note::Note;
+use evidence_verifier::{Checkpoint, SignerKey};
+
+const ORIGIN: &str = "tamper.example/ledger";
+
+fn signer() -> SignerKey {
+    SignerKey::from_seed(ORIGIN, [9u8; 32]).unwrap()
+}
+
+fn mallory() -> SignerKey {
+    SignerKey::from_seed(ORIGIN, [66u8; 32]).unwrap()
+}
+
+fn append(dir: &Path, range: std::ops::Range<u64>, variant: &str) {
+    let v = Validator::default();
+    let policy = CheckpointPolicy { every_entries: 2500, interval: Duration::from_secs(3600) };
+    let mut log = Log::open(SledStorage::open(&dir.join(LOG_DIR)).unwrap(), vec![signer()], policy).unwrap();
+    let ids: Vec<u64> = range.collect();
+    for chunk in ids.chunks(1000) {
+        let records = chunk
+            .iter()
+            .map(|i| {
+                let raw = sample_event(*i).replace("evt-", variant);
+                Record {
+                    origin: Origin::File { path: "events.ndjson".into(), line: i + 1 },
+                    verdict: Verdict::Valid(Box::new(v.validate(raw.as_bytes()).unwrap())),
+                }
+            })
+            .collect();
+        log.append(&Batch { records, positions: vec![] }).unwrap();
+    }
+    log.checkpoint_now().unwrap();
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    /// The store after 5,000 entries (a snapshot taken then).
+    at_5000: PathBuf,
+    /// The full store of 10,000 entries.
+    full: PathBuf,
+    key: String,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let full = root.join("full");
+        append(&full, 0..5000, "evt-");
+        let at_5000 = root.join("at-5000");
+        copy_dir(&full, &at_5000);
+        append(&full, 5000..10_000, "evt-");
+        Fixture { _tmp: tmp, root, at_5000, full, key: signer().verifier().to_string() }
+    }
+
+    /// A copy of the full store, changed by `edit` on its sled database.
+    fn tampered(&self, name: &str, edit: impl FnOnce(&sled::Db)) -> PathBuf {
+        let dir = self.root.join(name);
+        copy_dir(&self.full, &dir);
+        let db = sled::open(dir.join(LOG_DIR)).unwrap();
+        edit(&db);
+        db.flush().unwrap();
+        dir
+    }
+
+    fn checkpoint_file(&self, store: &Path, size: u64, name: &str) -> PathBuf {
+        let db = sled::open(store.join(LOG_DIR)).unwrap();
+        let note = db.get(checkpoint_key(size)).unwrap().expect("checkpoint exists");
+        let path = self.root.join(name);
+        std::fs::write(&path, note).unwrap();
+        path
+    }
+}
+
+/// Runs the verifier on `dir` and checks it fails with a message containing `expected`.
+fn caught(dir: &Path, key: &str, trusted: Option<&Path>, expected: &str) {
+    let out = verify_store(dir, key, trusted);
+    let text = stdout(&out);
+    println!("{}: {}", dir.file_name().unwrap().to_string_lossy(), text.trim());
+    assert_eq!(out.status.code(), Some(1), "{text}{}", common::stderr(&out));
+    assert!(text.starts_with("FAILED: ") && text.contains(expected), "expected {expected:?} in {text:?}");
+}
+
+fn get(db: &sled::Db, seq: u64) -> Vec<u8> {
+    db.get(entry_key(seq)).unwrap().unwrap().to_vec()
+}
+
+#[test]
+fn every_tampering_is_caught_with_its_own_message() {
+    let f = Fixture::new();
+    let key = f.key.clone();
+
+    // Untouched, the store verifies.
+    let out = verify_store(&f.full, &key, None);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("entries:          10000"), "{}", stdout(&out));
+
+    // 1. A flipped byte in an event.
+    let dir = f.tampered("flipped-event-byte", |db| {
+        let mut rec = get(db, 1234);
+        let n = rec.len();
+        rec[n - 20] ^= 0x01;
+        db.insert(entry_key(1234), rec).unwrap();
+    });
+    caught(&dir, &key, None, "entry 1234: its event digest does not match its event bytes");
+
+    // 2. A changed chain hash.
+    let dir = f.tampered("changed-chain-hash", |db| {
+        let mut rec = get(db, 4321);
+        rec[40] ^= 0x80;
+        db.insert(entry_key(4321), rec).unwrap();
+    });
+    caught(&dir, &key, None, "entry 4321: its chain hash does not follow from entry 4320");
+
+    // 3. A deleted entry.
+    let dir = f.tampered("deleted-entry", |db| {
+        db.remove(entry_key(777)).unwrap();
+    });
+    caught(&dir, &key, None, "entry 777 is missing: the next entry stored is 778");
+
+    // 4. Two entries swapped.
+    let dir = f.tampered("swapped-entries", |db| {
+        let (a, b) = (get(db, 3000), get(db, 3001));
+        db.insert(entry_key(3000), b).unwrap();
+        db.insert(entry_key(3001), a).unwrap();
+    });
+    caught(&dir, &key, None, "entry 3000: it carries sequence number 3001 (entries reordered or moved)");
+
+    // 5. An inserted entry, by an attacker who renumbers everything after it and recomputes
+    // every digest and chain hash: only the signed Merkle roots give it away.
+    let dir = f.tampered("inserted-entry", |db| {
+        let mut chain = *EntryRef::decode(&get(db, 5999)).unwrap().chain;
+        let forged = sample_event(5_000_000).replace("evt-", "forged-");
+        let mut records = vec![(forged.into_bytes(), "file:forged#1".to_string(), 0i64)];
+        for seq in 6000..10_000 {
+            let rec = get(db, seq);
+            let e = EntryRef::decode(&rec).unwrap();
+            records.push((e.event.to_vec(), e.origin.to_string(), e.received_micros));
+        }
+        for (offset, (event, origin, received)) in records.into_iter().enumerate() {
+            let seq = 6000 + offset as u64;
+            let enc = encode(seq, received, &origin, &event, &chain);
+            chain = enc.chain;
+            db.insert(entry_key(seq), enc.record).unwrap();
+        }
+    });
+    caught(&dir, &key, None, "checkpoint at size 8000: its root");
+    caught(&dir, &key, None, "does not match the root");
+
+    // 6. The log truncated to 8,000 entries and its checkpoint re-signed by another key.
+    let dir = f.tampered("truncated-resigned", |db| {
+        for seq in 8000..10_000 {
+            db.remove(entry_key(seq)).unwrap();
+        }
+        for item in db.scan_prefix([b'c']) {
+            let (k, _) = item.unwrap();
+            if key_number(&k).unwrap() > 5000 {
+                db.remove(k).unwrap();
+            }
+        }
+        let mut tree = RootBuilder::new();
+        for seq in 0..8000 {
+            tree.push(EntryRef::decode(&get(db, seq)).unwrap().leaf_hash());
+        }
+        let cp = Checkpoint { origin: ORIGIN.into(), size: 8000, root: tree.root(), extensions: vec![] };
+        db.insert(checkpoint_key(8000), mallory().sign(&cp.to_string()).unwrap().as_bytes()).unwrap();
+    });
+    caught(
+        &dir,
+        &key,
+        None,
+        "checkpoint at size 8000: not signed by any trusted key (signed by: tamper.example/ledger+",
+    );
+
+    // 6b. Truncated without touching the checkpoints.
+    let dir = f.tampered("truncated", |db| {
+        for seq in 9000..10_000 {
+            db.remove(entry_key(seq)).unwrap();
+        }
+    });
+    caught(
+        &dir,
+        &key,
+        None,
+        "checkpoint at size 10000 covers more entries than the log holds (9000): the log was truncated",
+    );
+
+    // 7. A checkpoint with a wrong root, validly signed (a faulty or coerced signer).
+    let dir = f.tampered("wrong-root", |db| {
+        let cp = Checkpoint { origin: ORIGIN.into(), size: 5000, root: [7u8; 32], extensions: vec![] };
+        db.insert(checkpoint_key(5000), signer().sign(&cp.to_string()).unwrap().as_bytes()).unwrap();
+    });
+    caught(
+        &dir,
+        &key,
+        None,
+        "checkpoint at size 5000: its root BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc= does not match the root",
+    );
+
+    // 7b. A checkpoint whose root was edited after signing.
+    let dir = f.tampered("edited-checkpoint", |db| {
+        let note = db.get(checkpoint_key(5000)).unwrap().unwrap().to_vec();
+        let mut note = Note::parse(&note).unwrap();
+        let mut cp = Checkpoint::parse(&note.text).unwrap();
+        cp.root[0] ^= 1;
+        note.text = cp.to_string();
+        db.insert(checkpoint_key(5000), note.to_string().as_bytes()).unwrap();
+    });
+    caught(&dir, &key, None, "checkpoint at size 5000: the signature by tamper.example/ledger+");
+
+    // 8. A store rolled back behind a checkpoint the auditor saved: the snapshot at 5,000
+    // verifies on its own, but not against the trusted checkpoint at 10,000.
+    let trusted_10000 = f.checkpoint_file(&f.full, 10_000, "trusted-10000.note");
+    assert_eq!(verify_store(&f.at_5000, &key, None).status.code(), Some(0));
+    caught(
+        &f.at_5000,
+        &key,
+        Some(&trusted_10000),
+        "the log holds 5000 entries, fewer than the 10000 of the trusted checkpoint: it was rolled back",
+    );
+
+    // 9. A fork: a second store shares the first 5,000 entries, then diverges; it is
+    // internally consistent and signed by the real key, and only the trusted checkpoint
+    // from the first store shows it is not the same log.
+    let fork = f.root.join("fork");
+    copy_dir(&f.at_5000, &fork);
+    append(&fork, 5000..10_000, "alt-");
+    assert_eq!(verify_store(&fork, &key, None).status.code(), Some(0));
+    caught(
+        &fork,
+        &key,
+        Some(&trusted_10000),
+        "the log is not an extension of the trusted checkpoint: at size 10000 its root is",
+    );
+    // ... while both agree at the common checkpoint.
+    let trusted_5000 = f.checkpoint_file(&f.full, 5000, "trusted-5000.note");
+    let out = verify_store(&fork, &key, Some(&trusted_5000));
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("extends the trusted checkpoint at size 5000"));
+
+    // A wrong verifier key is not "intact".
+    let out = verify_store(&f.full, &mallory().verifier().to_string(), None);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn unreadable_input_is_an_error_not_a_verdict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = verify_store(tmp.path(), &signer().verifier().to_string(), None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::stderr(&out).contains("is not a ledger data directory"), "{}", common::stderr(&out));
+    let out = verify_store(tmp.path(), "not-a-key", None);
+    assert_eq!(out.status.code(), Some(2));
+}
