@@ -639,6 +639,14 @@ impl<S: Storage> Sink for Log<S> {
         if !wb.is_empty() {
             self.store.commit(wb)?;
         }
+        let accepted = head.size - self.size;
+        tracing::debug!(
+            message = "Batch committed.",
+            accepted,
+            duplicates = head.counters.duplicates - self.counters.duplicates,
+            quarantined = head.counters.quarantined - self.counters.quarantined,
+            entries = head.size
+        );
         self.size = head.size;
         self.chain = head.chain;
         self.tree = head.tree;
