@@ -1,1 +1,203 @@
-fn main() {}
+//! Benchmarks of the log, each against a baseline measured in the same run.
+//!
+//! Workload: sample contract events (`evidence_schemas::sample`, about 500 bytes each, mostly
+//! `proxy.request`), already validated, in batches of 1,000 with one durable flush per batch.
+//!
+//! - `append/raw_sled`: the baseline. The same canonical event bytes inserted into a bare
+//!   sled tree under 8-byte keys, one `apply_batch` and one `flush` per batch.
+//! - `append/ledger`: `Log::append` of the same events: entry encoding, chain, Merkle nodes,
+//!   the `(source, id)` index, counters, then the same apply_batch and flush.
+//! - `append/ledger_with_validation`: the same, timing JSON Schema validation and RFC 8785
+//!   canonicalization of the raw lines too (what `evidence ingest` does).
+//! - `proof/inclusion_1m`: `Log::inclusion_proof` for random entries of a 1,000,000-entry
+//!   log against its checkpoint (`BENCH_PROOF_ENTRIES` to change the size).
+//!
+//! After the criterion groups, `summary` measures raw sled and ledger append interleaved
+//! over the same number of batches and prints both rates and their ratio.
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use evidence_ingest::{Batch, Origin, Record, Sink, Verdict};
+use evidence_ledger::{CheckpointPolicy, Log, SledStorage};
+use evidence_schemas::sample::sample_event;
+use evidence_schemas::{ValidEvent, Validator};
+use evidence_verifier::SignerKey;
+
+const BATCH: u64 = 1000;
+
+fn signer() -> SignerKey {
+    SignerKey::from_seed("bench.example/ledger", [3u8; 32]).unwrap()
+}
+
+fn policy() -> CheckpointPolicy {
+    CheckpointPolicy { every_entries: 100_000, interval: Duration::from_secs(3600) }
+}
+
+fn validated(v: &Validator, first: u64) -> Vec<ValidEvent> {
+    (first..first + BATCH).map(|i| v.validate(sample_event(i).as_bytes()).unwrap()).collect()
+}
+
+fn batch_of(events: Vec<ValidEvent>, first: u64) -> Batch {
+    let records = events
+        .into_iter()
+        .enumerate()
+        .map(|(n, e)| Record {
+            origin: Origin::Kafka { topic: "evidence".into(), partition: 0, offset: (first + n as u64) as i64 },
+            verdict: Verdict::Valid(Box::new(e)),
+        })
+        .collect();
+    Batch { records, positions: vec![] }
+}
+
+struct RawSled {
+    _dir: tempfile::TempDir,
+    db: sled::Db,
+    next: u64,
+}
+
+impl RawSled {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db =
+            sled::Config::new().path(dir.path()).cache_capacity(256 * 1024 * 1024).flush_every_ms(None).open().unwrap();
+        RawSled { _dir: dir, db, next: 0 }
+    }
+
+    fn append(&mut self, events: &[ValidEvent]) {
+        let mut b = sled::Batch::default();
+        for e in events {
+            b.insert(&self.next.to_be_bytes(), e.canonical.as_slice());
+            self.next += 1;
+        }
+        self.db.apply_batch(b).unwrap();
+        self.db.flush().unwrap();
+    }
+}
+
+struct Ledger {
+    _dir: tempfile::TempDir,
+    log: Log<SledStorage>,
+}
+
+impl Ledger {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(SledStorage::open(dir.path()).unwrap(), vec![signer()], policy()).unwrap();
+        Ledger { _dir: dir, log }
+    }
+}
+
+fn append(c: &mut Criterion) {
+    let v = Validator::default();
+    let mut group = c.benchmark_group("append");
+    group.throughput(Throughput::Elements(BATCH));
+    group.sample_size(20).measurement_time(Duration::from_secs(15));
+
+    let mut raw = RawSled::new();
+    let mut next = 0u64;
+    group.bench_function("raw_sled", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let events = validated(&v, next);
+                next += BATCH;
+                let t = Instant::now();
+                raw.append(&events);
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+
+    let mut ledger = Ledger::new();
+    let mut next = 0u64;
+    group.bench_function("ledger", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let batch = batch_of(validated(&v, next), next);
+                next += BATCH;
+                let t = Instant::now();
+                ledger.log.append(&batch).unwrap();
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+
+    let mut ledger = Ledger::new();
+    let mut next = 0u64;
+    group.bench_function("ledger_with_validation", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let lines: Vec<String> = (next..next + BATCH).map(sample_event).collect();
+                let t = Instant::now();
+                let events = lines.iter().map(|l| v.validate(l.as_bytes()).unwrap()).collect();
+                ledger.log.append(&batch_of(events, next)).unwrap();
+                total += t.elapsed();
+                next += BATCH;
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+fn proof(c: &mut Criterion) {
+    let entries: u64 = std::env::var("BENCH_PROOF_ENTRIES").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let v = Validator::default();
+    let mut ledger = Ledger::new();
+    let started = Instant::now();
+    let mut next = 0;
+    while next < entries {
+        ledger.log.append(&batch_of(validated(&v, next), next)).unwrap();
+        next += BATCH;
+    }
+    ledger.log.checkpoint_now().unwrap();
+    let size = ledger.log.size();
+    eprintln!("proof: built a log of {size} entries in {:.1} s", started.elapsed().as_secs_f64());
+
+    let mut group = c.benchmark_group("proof");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    group.bench_function(BenchmarkId::new("inclusion", size), |b| {
+        b.iter(|| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ledger.log.inclusion_proof(x % size, None).unwrap()
+        })
+    });
+    group.finish();
+}
+
+/// Raw sled and ledger append, interleaved batch by batch over the same events, so that the
+/// ratio is measured under the same conditions.
+fn summary(_: &mut Criterion) {
+    let v = Validator::default();
+    let batches = 150;
+    let (mut raw, mut ledger) = (RawSled::new(), Ledger::new());
+    let (mut t_raw, mut t_ledger) = (Duration::ZERO, Duration::ZERO);
+    for n in 0..batches {
+        let first = n * BATCH;
+        let events = validated(&v, first);
+        let t = Instant::now();
+        raw.append(&events);
+        t_raw += t.elapsed();
+        let batch = batch_of(events, first);
+        let t = Instant::now();
+        ledger.log.append(&batch).unwrap();
+        t_ledger += t.elapsed();
+    }
+    let events = (batches * BATCH) as f64;
+    let (r, l) = (events / t_raw.as_secs_f64(), events / t_ledger.as_secs_f64());
+    println!(
+        "\nsummary: {} batches of {BATCH} events (~500 B), durable flush per batch\n  raw sled: {r:>9.0} events/s\n  ledger:   {l:>9.0} events/s\n  ratio ledger/raw sled: {:.2}",
+        batches,
+        l / r
+    );
+}
+
+criterion_group!(benches, append, proof, summary);
+criterion_main!(benches);

@@ -8,9 +8,9 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `e` + seq (u64 BE) | entry record ([`evidence_verifier::entry`]) |
+//! | `e` + first seq (u64 BE) | segment: up to 64 consecutive entry records ([`evidence_verifier::layout`]) |
 //! | `c` + tree size (u64 BE) | signed checkpoint note |
-//! | `n` + level (u8) + index (u64 BE) | Merkle node ([`crate::tree`]) |
+//! | `n` + level (u8) + tile (u64 BE) | 256 Merkle node hashes ([`crate::tree`]) |
 //! | `i` + source length (u16 BE) + source + id | seq (u64 BE) + blake3 event digest (32) |
 //! | `q` + number (u64 BE) | quarantine record, JSON ([`QuarantineRecord`]) |
 //! | `Q` + first 16 bytes of blake3(origin, 0, raw bytes) | quarantine number: the same bad record is kept once |
@@ -21,9 +21,11 @@
 //! 1. Each valid event is looked up in the `(source, id)` index (and among the batch's own
 //!    events): same digest → duplicate, acknowledged and not appended; other digest →
 //!    conflict, quarantined with both digests.
-//! 2. New events get the next sequence numbers and are encoded with their chain hash; the
-//!    Merkle nodes they complete, their index entries, the quarantine records, the source
-//!    positions and the counters go into the same write batch.
+//! 2. New events get the next sequence numbers and are encoded with their chain hash into
+//!    segments; the Merkle tiles they change, their index entries, the quarantine records, the
+//!    source positions and the counters go into the same write batch. (Event digests and index
+//!    lookups, and then the Merkle leaf hashes beside the sequential chain, are computed on two
+//!    threads: work with no order between records; the log still has one writer.)
 //! 3. The batch is committed: applied atomically and flushed to disk. Only then does `append`
 //!    return, and only then is anything in it "accepted"; the in-memory head (size, chain,
 //!    frontier) moves only after the commit succeeds.
@@ -37,23 +39,30 @@
 //! events after a restart finds them in the index, so nothing is lost or appended twice.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use evidence_ingest::{Batch, BatchReport, Outcome, Sink, Verdict};
-use evidence_schemas::Problem;
-use evidence_verifier::entry::{encode, EntryRef, GENESIS};
-use evidence_verifier::layout::{checkpoint_key, entry_key, key_number, CHECKPOINT, ENTRY};
-use evidence_verifier::merkle::{verify_consistency, Hash, RootBuilder};
+use evidence_schemas::{Problem, ValidEvent};
+use evidence_verifier::entry::{
+    chain_next, encode_unchained, event_digest, EntryRef, CHAIN_RANGE, GENESIS, LEAF_OFFSET,
+};
+use evidence_verifier::layout::{
+    checkpoint_key, encode_segment, key_number, segment_key, segment_records, CHECKPOINT, ENTRY,
+};
+use evidence_verifier::merkle::{leaf_hash, verify_consistency, Hash, RootBuilder};
 use evidence_verifier::note::{Note, NoteError, SignerKey, VerifierKey};
 use evidence_verifier::Checkpoint;
 use serde::{Deserialize, Serialize};
 
 use crate::storage::{prefix_end, Storage, StorageError, WriteBatch};
-use crate::tree::{node_key, ProofError, TreeReader};
+use crate::tree::{ProofError, TileWriter, TreeReader};
 
 const INDEX: u8 = b'i';
+/// Most entries in one segment value (about 40 KB of 600-byte entries).
+const SEGMENT_ENTRIES: usize = 64;
 const QUARANTINE: u8 = b'q';
 const QUARANTINE_SEEN: u8 = b'Q';
 const POSITION: u8 = b'p';
@@ -209,6 +218,7 @@ pub struct Log<S: Storage> {
     size: u64,
     chain: Hash,
     tree: RootBuilder,
+    tiles: TileWriter,
     counters: Counters,
     next_quarantine: u64,
     latest: Option<Checkpoint>,
@@ -260,11 +270,20 @@ fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
     k
 }
 
+/// What the index says about one incoming event.
+struct Lookup {
+    key: Vec<u8>,
+    digest: [u8; 32],
+    /// `(seq, digest)` of the entry already holding its `(source, id)`.
+    stored: Option<(u64, [u8; 32])>,
+}
+
 /// The state a batch advances; swapped into the log only after the batch is committed.
 struct Head {
     size: u64,
     chain: Hash,
     tree: RootBuilder,
+    tiles: TileWriter,
     counters: Counters,
     next_quarantine: u64,
 }
@@ -279,9 +298,9 @@ impl<S: Storage> Log<S> {
             return Err(LogError::OriginMismatch { store: origin, key: k.name().to_string() });
         }
         match store.get(META_ORIGIN)? {
-            Some(stored) if stored != origin.as_bytes() => {
+            Some(stored) if stored.as_ref() != origin.as_bytes() => {
                 return Err(LogError::OriginMismatch {
-                    store: String::from_utf8_lossy(&stored).into_owned(),
+                    store: String::from_utf8_lossy(stored.as_ref()).into_owned(),
                     key: origin,
                 });
             }
@@ -292,27 +311,38 @@ impl<S: Storage> Log<S> {
                 store.commit(wb)?;
             }
         }
-        let (size, chain) = match store.last_with_prefix(&[ENTRY])? {
+        let (size, chain) = match store.last_in(&[ENTRY], &prefix_end(ENTRY))? {
             None => (0, GENESIS),
-            Some((key, record)) => {
-                let seq = key_number(&key).ok_or_else(|| LogError::Damaged("malformed entry key".into()))?;
-                let entry = EntryRef::decode(&record).map_err(|e| LogError::Damaged(format!("entry {seq}: {e}")))?;
+            Some((key, segment)) => {
+                let first =
+                    key_number(key.as_ref()).ok_or_else(|| LogError::Damaged("malformed segment key".into()))?;
+                let mut last = None;
+                let mut count = 0u64;
+                for record in segment_records(segment.as_ref()) {
+                    last = Some(record.map_err(|e| LogError::Damaged(format!("segment {first}: {e}")))?);
+                    count += 1;
+                }
+                let last = last.ok_or_else(|| LogError::Damaged(format!("segment {first} is empty")))?;
+                let seq = first + count - 1;
+                let entry = EntryRef::decode(last).map_err(|e| LogError::Damaged(format!("entry {seq}: {e}")))?;
                 (seq + 1, *entry.chain)
             }
         };
         let tree = TreeReader::new(&store).frontier(size)?;
+        let tiles = TileWriter::load(&store, size)?;
         let counters = match store.get(META_COUNTERS)? {
-            Some(v) => serde_json::from_slice(&v).map_err(|e| LogError::Damaged(format!("counters: {e}")))?,
+            Some(v) => serde_json::from_slice(v.as_ref()).map_err(|e| LogError::Damaged(format!("counters: {e}")))?,
             None => Counters::default(),
         };
-        let next_quarantine = match store.last_with_prefix(&[QUARANTINE])? {
-            Some((k, _)) => key_number(&k).map_or(0, |n| n + 1),
+        let next_quarantine = match store.last_in(&[QUARANTINE], &prefix_end(QUARANTINE))? {
+            Some((k, _)) => key_number(k.as_ref()).map_or(0, |n| n + 1),
             None => 0,
         };
-        let latest = match store.last_with_prefix(&[CHECKPOINT])? {
+        let latest = match store.last_in(&[CHECKPOINT], &prefix_end(CHECKPOINT))? {
             None => None,
             Some((_, note)) => {
-                let note = Note::parse(&note).map_err(|e| LogError::Damaged(format!("latest checkpoint: {e}")))?;
+                let note =
+                    Note::parse(note.as_ref()).map_err(|e| LogError::Damaged(format!("latest checkpoint: {e}")))?;
                 Some(Checkpoint::parse(&note.text).map_err(|e| LogError::Damaged(format!("latest checkpoint: {e}")))?)
             }
         };
@@ -333,6 +363,7 @@ impl<S: Storage> Log<S> {
             size,
             chain,
             tree,
+            tiles,
             counters,
             next_quarantine,
             latest,
@@ -379,32 +410,54 @@ impl<S: Storage> Log<S> {
         self.latest.as_ref()
     }
 
-    /// The signed checkpoint note at `size`, if one was cut there.
-    pub fn checkpoint_note(&self, size: u64) -> Result<Option<String>, LogError> {
-        Ok(self.store.get(&checkpoint_key(size))?.map(|v| String::from_utf8_lossy(&v).into_owned()))
-    }
-
     /// Every signed checkpoint note with its tree size, in size order.
     pub fn checkpoints(&self) -> impl Iterator<Item = Result<(u64, Vec<u8>), LogError>> + '_ {
         self.store.range(&[CHECKPOINT], &prefix_end(CHECKPOINT)).map(|r| {
             let (k, v) = r?;
-            let size = key_number(&k).ok_or_else(|| LogError::Damaged("malformed checkpoint key".into()))?;
-            Ok((size, v))
+            let size = key_number(k.as_ref()).ok_or_else(|| LogError::Damaged("malformed checkpoint key".into()))?;
+            Ok((size, v.as_ref().to_vec()))
         })
+    }
+
+    /// The signed checkpoint note at `size`, if one was cut there.
+    pub fn checkpoint_note(&self, size: u64) -> Result<Option<String>, LogError> {
+        Ok(self.store.get(&checkpoint_key(size))?.map(|v| String::from_utf8_lossy(v.as_ref()).into_owned()))
     }
 
     /// The entry record at `seq`.
     pub fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, LogError> {
-        Ok(self.store.get(&entry_key(seq))?)
+        Ok(self.entries(seq).next().transpose()?.filter(|(s, _)| *s == seq).map(|(_, r)| r))
     }
 
     /// Entry records from `from` on, in order.
     pub fn entries(&self, from: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>), LogError>> + '_ {
-        self.store.range(&entry_key(from), &prefix_end(ENTRY)).map(|r| {
-            let (k, v) = r?;
-            let seq = key_number(&k).ok_or_else(|| LogError::Damaged("malformed entry key".into()))?;
-            Ok((seq, v))
-        })
+        // Start at the segment holding `from`: the last one whose first entry is at or before it.
+        let start = match self.store.last_in(&segment_key(0), &segment_key(from.saturating_add(1))) {
+            Ok(Some((k, _))) => k.as_ref().to_vec(),
+            Ok(None) => segment_key(from).to_vec(),
+            Err(e) => return Box::new(std::iter::once(Err(e.into()))) as Box<dyn Iterator<Item = _>>,
+        };
+        let segments = self.store.range(&start, &prefix_end(ENTRY));
+        Box::new(
+            segments
+                .flat_map(|r| -> Vec<Result<(u64, Vec<u8>), LogError>> {
+                    let (k, segment) = match r {
+                        Ok(pair) => pair,
+                        Err(e) => return vec![Err(e.into())],
+                    };
+                    let Some(first) = key_number(k.as_ref()) else {
+                        return vec![Err(LogError::Damaged("malformed segment key".into()))];
+                    };
+                    segment_records(segment.as_ref())
+                        .enumerate()
+                        .map(|(n, r)| {
+                            r.map(|rec| (first + n as u64, rec.to_vec()))
+                                .map_err(|e| LogError::Damaged(format!("segment {first}: {e}")))
+                        })
+                        .collect()
+                })
+                .filter(move |r| r.as_ref().map_or(true, |(seq, _)| *seq >= from)),
+        )
     }
 
     /// Quarantine records from number `from` on, at most `limit`.
@@ -415,7 +468,7 @@ impl<S: Storage> Log<S> {
             .take(limit)
             .map(|r| {
                 let (_, v) = r?;
-                serde_json::from_slice(&v).map_err(|e| LogError::Damaged(format!("quarantine record: {e}")))
+                serde_json::from_slice(v.as_ref()).map_err(|e| LogError::Damaged(format!("quarantine record: {e}")))
             })
             .collect()
     }
@@ -423,7 +476,7 @@ impl<S: Storage> Log<S> {
     /// The stored next offset of a source, if any.
     pub fn position(&self, source: &str) -> Result<Option<i64>, LogError> {
         let v = self.store.get(&prefixed(POSITION, source.as_bytes()))?;
-        Ok(v.and_then(|v| v.as_slice().try_into().ok()).map(i64::from_be_bytes))
+        Ok(v.and_then(|v| v.as_ref().try_into().ok()).map(i64::from_be_bytes))
     }
 
     /// The inclusion proof of entry `seq` against the checkpoint at `size` (default: the
@@ -489,6 +542,43 @@ impl<S: Storage> Log<S> {
             return self.checkpoint_now();
         }
         Ok(None)
+    }
+
+    /// For every valid record of the batch, in order: its index key, its event digest and what
+    /// the index holds for it. The work is independent per record, so it is split over the
+    /// machine's cores (two threads at most; the single writer stays single).
+    fn lookup(&self, batch: &Batch) -> Result<Vec<Lookup>, LogError> {
+        let valid: Vec<&ValidEvent> = batch
+            .records
+            .iter()
+            .filter_map(|r| match &r.verdict {
+                Verdict::Valid(v) => Some(&**v),
+                Verdict::Rejected { .. } => None,
+            })
+            .collect();
+        let one = |events: &[&ValidEvent]| -> Result<Vec<Lookup>, LogError> {
+            events
+                .iter()
+                .map(|v| {
+                    let key = id_key(&v.event.source, &v.event.id);
+                    let stored = self.store.get(&key)?.map(|b| parse_id_value(b.as_ref())).transpose()?;
+                    Ok(Lookup { digest: event_digest(&v.canonical), key, stored })
+                })
+                .collect()
+        };
+        if valid.len() < 64 {
+            return one(&valid);
+        }
+        let (left, right) = valid.split_at(valid.len() / 2);
+        let (mut a, b) = std::thread::scope(|s| {
+            let helper = s.spawn(|| one(right));
+            let a = one(left);
+            (a, helper.join().expect("the lookup thread does not panic"))
+        });
+        if let Ok(found) = &mut a {
+            found.extend(b?);
+        }
+        a
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -557,6 +647,7 @@ impl<S: Storage> Sink for Log<S> {
             size: self.size,
             chain: self.chain,
             tree: self.tree.clone(),
+            tiles: self.tiles.clone(),
             counters: self.counters,
             next_quarantine: self.next_quarantine,
         };
@@ -564,16 +655,17 @@ impl<S: Storage> Sink for Log<S> {
         let mut in_batch: HashMap<Vec<u8>, (u64, [u8; 32])> = HashMap::new();
         let mut quarantined_in_batch = HashSet::new();
         let mut outcomes = Vec::with_capacity(batch.records.len());
+        let first = self.size;
+        let mut segment: Vec<Vec<u8>> = Vec::new();
+        let mut origin = String::new();
+        let mut lookups = self.lookup(batch)?.into_iter();
         for record in &batch.records {
-            let origin = record.origin.to_string();
+            origin.clear();
+            write!(origin, "{}", record.origin).expect("writing to a String cannot fail");
             let outcome = match &record.verdict {
                 Verdict::Valid(valid) => {
-                    let key = id_key(&valid.event.source, &valid.event.id);
-                    let existing = match in_batch.get(&key) {
-                        Some(found) => Some(*found),
-                        None => self.store.get(&key)?.map(|v| parse_id_value(&v)).transpose()?,
-                    };
-                    let digest = evidence_verifier::entry::event_digest(&valid.canonical);
+                    let Lookup { key, digest, stored } = lookups.next().expect("one lookup per valid record");
+                    let existing = in_batch.get(&key).copied().or(stored);
                     match existing {
                         Some((seq, stored)) if stored == digest => {
                             head.counters.duplicates += 1;
@@ -603,14 +695,9 @@ impl<S: Storage> Sink for Log<S> {
                         }
                         None => {
                             let seq = head.size;
-                            let encoded = encode(seq, now, &origin, &valid.canonical, &head.chain);
-                            for (level, index, hash) in head.tree.push(encoded.leaf_hash) {
-                                wb.put(node_key(level, index), hash);
-                            }
-                            wb.put(entry_key(seq), encoded.record);
-                            wb.put(key.clone(), id_value(seq, &encoded.digest));
-                            in_batch.insert(key, (seq, encoded.digest));
-                            head.chain = encoded.chain;
+                            segment.push(encode_unchained(seq, now, &origin, &valid.canonical, &digest));
+                            wb.put(key.clone(), id_value(seq, &digest));
+                            in_batch.insert(key, (seq, digest));
                             head.size += 1;
                             Outcome::Accepted { seq }
                         }
@@ -629,6 +716,36 @@ impl<S: Storage> Sink for Log<S> {
                 )?,
             };
             outcomes.push(outcome);
+        }
+        if !segment.is_empty() {
+            // The chain is sequential; the Merkle leaf hashes are not: hash both at once.
+            let leaves = std::thread::scope(|s| {
+                let leaves = s.spawn(|| segment.iter().map(|r| leaf_hash(&r[LEAF_OFFSET..])).collect::<Vec<Hash>>());
+                let mut chain = head.chain;
+                let chains: Vec<Hash> = segment
+                    .iter()
+                    .map(|r| {
+                        chain = chain_next(&chain, &r[LEAF_OFFSET..]);
+                        chain
+                    })
+                    .collect();
+                (chains, leaves.join().expect("the hashing thread does not panic"))
+            });
+            let (chains, leaves) = leaves;
+            for ((record, chain), leaf) in segment.iter_mut().zip(&chains).zip(&leaves) {
+                record[CHAIN_RANGE].copy_from_slice(chain);
+                head.tiles.push(0, leaf, &mut wb);
+                for (level, _, hash) in head.tree.push(*leaf) {
+                    head.tiles.push(level, &hash, &mut wb);
+                }
+            }
+            head.chain = *chains.last().expect("the segment is not empty");
+            // Segments stay below the size at which sled moves a value out to a blob file of
+            // its own (a file and a sync per value).
+            for (n, chunk) in segment.chunks(SEGMENT_ENTRIES).enumerate() {
+                wb.put(segment_key(first + (n * SEGMENT_ENTRIES) as u64), encode_segment(chunk));
+            }
+            head.tiles.flush(&mut wb);
         }
         for position in &batch.positions {
             wb.put(prefixed(POSITION, position.source.as_bytes()), position.next.to_be_bytes());
@@ -650,6 +767,7 @@ impl<S: Storage> Sink for Log<S> {
         self.size = head.size;
         self.chain = head.chain;
         self.tree = head.tree;
+        self.tiles = head.tiles;
         self.counters = head.counters;
         self.next_quarantine = head.next_quarantine;
         self.maybe_checkpoint()?;

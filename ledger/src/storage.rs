@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// A storage failure. Nothing of a failed commit was applied.
 #[derive(Debug, thiserror::Error)]
@@ -51,20 +51,22 @@ impl WriteBatch {
     }
 }
 
-/// A key and its value.
-pub type Pair = (Vec<u8>, Vec<u8>);
-
 /// An ordered key-value store with atomic, durable batches.
 pub trait Storage: Send + Sync {
+    /// A stored value or key, shared rather than copied where the engine allows.
+    type Bytes: AsRef<[u8]> + Clone + Send + Sync + std::fmt::Debug;
     /// The value of `key`.
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    fn get(&self, key: &[u8]) -> Result<Option<Self::Bytes>, StorageError>;
     /// Pairs with keys in `[from, to)`, in key order.
-    fn range(&self, from: &[u8], to: &[u8]) -> Box<dyn Iterator<Item = Result<Pair, StorageError>> + '_>;
-    /// The last pair whose key starts with `prefix`.
-    fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<Pair>, StorageError>;
+    fn range(&self, from: &[u8], to: &[u8]) -> Box<dyn Iterator<Item = Result<Pair<Self>, StorageError>> + '_>;
+    /// The last pair with a key in `[from, to)`.
+    fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<Pair<Self>>, StorageError>;
     /// Applies a batch atomically and durably (see the module docs).
     fn commit(&self, batch: WriteBatch) -> Result<(), StorageError>;
 }
+
+/// A key and its value.
+pub type Pair<S> = (<S as Storage>::Bytes, <S as Storage>::Bytes);
 
 /// The end of the key range that starts with `prefix` (for a one-byte prefix).
 pub fn prefix_end(prefix: u8) -> [u8; 1] {
@@ -79,29 +81,43 @@ pub struct SledStorage {
 
 impl SledStorage {
     /// Opens (or creates) the database at `path`. Fails if another process has it open.
+    ///
+    /// sled releases its file lock a little after the last handle is dropped (its IO threads
+    /// finish first), so an open within the same process right after a close is retried for up
+    /// to a second before the lock is reported as held.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        // No background flusher: every commit flushes, and the flusher thread would keep the
-        // database locked for a while after the store is dropped.
-        let db = sled::Config::new().path(path).cache_capacity(256 * 1024 * 1024).flush_every_ms(None).open()?;
-        Ok(SledStorage { db })
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(256 * 1024 * 1024)
+            // No background flusher: every commit flushes.
+            .flush_every_ms(None);
+        let mut tries = 0;
+        loop {
+            match config.open() {
+                Ok(db) => return Ok(SledStorage { db }),
+                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
 
 impl Storage for SledStorage {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+    type Bytes = sled::IVec;
+
+    fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>, StorageError> {
+        Ok(self.db.get(key)?)
     }
 
-    fn range(&self, from: &[u8], to: &[u8]) -> Box<dyn Iterator<Item = Result<Pair, StorageError>> + '_> {
-        Box::new(
-            self.db
-                .range(from.to_vec()..to.to_vec())
-                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StorageError::from)),
-        )
+    fn range(&self, from: &[u8], to: &[u8]) -> Box<dyn Iterator<Item = Result<Pair<Self>, StorageError>> + '_> {
+        Box::new(self.db.range(from..to).map(|r| r.map_err(StorageError::from)))
     }
 
-    fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<Pair>, StorageError> {
-        Ok(self.db.scan_prefix(prefix).next_back().transpose()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
+    fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<Pair<Self>>, StorageError> {
+        Ok(self.db.range(from..to).next_back().transpose()?)
     }
 
     fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
@@ -121,39 +137,37 @@ impl Storage for SledStorage {
 /// The in-memory twin, for unit tests.
 #[derive(Debug, Default)]
 pub struct MemStorage {
-    map: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
+    map: RwLock<BTreeMap<Vec<u8>, Arc<[u8]>>>,
 }
 
 impl Storage for MemStorage {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+    type Bytes = Arc<[u8]>;
+
+    fn get(&self, key: &[u8]) -> Result<Option<Arc<[u8]>>, StorageError> {
         Ok(self.map.read().expect("not poisoned").get(key).cloned())
     }
 
-    fn range(&self, from: &[u8], to: &[u8]) -> Box<dyn Iterator<Item = Result<Pair, StorageError>> + '_> {
+    fn range(&self, from: &[u8], to: &[u8]) -> Box<dyn Iterator<Item = Result<Pair<Self>, StorageError>> + '_> {
         let items: Vec<_> = self
             .map
             .read()
             .expect("not poisoned")
             .range(from.to_vec()..to.to_vec())
-            .map(|(k, v)| Ok((k.clone(), v.clone())))
+            .map(|(k, v)| Ok((Arc::from(k.as_slice()), v.clone())))
             .collect();
         Box::new(items.into_iter())
     }
 
-    fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<Pair>, StorageError> {
+    fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<Pair<Self>>, StorageError> {
         let map = self.map.read().expect("not poisoned");
-        Ok(map
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .last()
-            .map(|(k, v)| (k.clone(), v.clone())))
+        Ok(map.range(from.to_vec()..to.to_vec()).next_back().map(|(k, v)| (Arc::from(k.as_slice()), v.clone())))
     }
 
     fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut map = self.map.write().expect("not poisoned");
         for (k, v) in batch.ops {
             match v {
-                Some(v) => map.insert(k, v),
+                Some(v) => map.insert(k, Arc::from(v)),
                 None => map.remove(&k),
             };
         }

@@ -1,30 +1,32 @@
-//! Merkle proofs from stored nodes, in O(log n) reads.
+//! The Merkle tree's stored nodes, packed in tiles, and proofs from them in O(log n) reads.
 //!
-//! Key space: `n` + level (u8) + index (u64 big-endian) → the 32-byte root of the perfect
-//! subtree covering leaves `[index·2^level, (index+1)·2^level)`, for every level ≥ 1 subtree
-//! completed so far (the [`RootBuilder`] reports them as leaves are pushed). Level 0 is not
-//! stored twice: a leaf hash is recomputed from its entry. A subtree that is not perfect (on
-//! the tree's right edge) is hashed from at most log n perfect ones; a proof needs at most
-//! one such subtree, so both proofs cost O(log n) reads.
+//! Key space: `n` + level (u8) + tile (u64 big-endian) → up to [`TILE`] consecutive 32-byte
+//! hashes at that level: hash `i` of a tile at level `l`, tile `t` is the root of the perfect
+//! subtree over leaves `[(256t+i)·2^l, (256t+i+1)·2^l)`. Level 0 holds the leaf hashes. The last
+//! tile of each level fills up over several batches and is rewritten as it grows; every other
+//! tile is written once, whole. Packing 256 hashes to a value keeps the per-entry write cost
+//! near zero, which is what lets appends keep up with the raw store.
 //!
+//! A subtree that is not perfect (on the tree's right edge) is hashed from at most log n
+//! perfect ones; a proof needs at most one such subtree, so both proofs cost O(log n) reads.
 //! Proofs follow RFC 6962 §2.1.1 (PATH) and §2.1.2 (SUBPROOF), and are checked by the
-//! verifier's code in tests, against the public vectors as well.
+//! verifier's code in tests.
 
-use evidence_verifier::entry::EntryRef;
-use evidence_verifier::layout::entry_key;
 use evidence_verifier::merkle::{node_hash, Hash, RootBuilder};
 
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Storage, StorageError, WriteBatch};
 
-/// Prefix of stored Merkle nodes.
+/// Prefix of node tiles.
 pub const NODE: u8 = b'n';
+/// Hashes per tile.
+pub const TILE: u64 = 256;
 
-/// The key of the node at `level`, `index`.
-pub fn node_key(level: u8, index: u64) -> [u8; 10] {
+/// The key of tile `tile` at `level`.
+pub fn tile_key(level: u8, tile: u64) -> [u8; 10] {
     let mut k = [0u8; 10];
     k[0] = NODE;
     k[1] = level;
-    k[2..].copy_from_slice(&index.to_be_bytes());
+    k[2..].copy_from_slice(&tile.to_be_bytes());
     k
 }
 
@@ -34,12 +36,74 @@ pub enum ProofError {
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// A node or entry the tree needs is missing or malformed: the store is damaged.
+    /// A node the tree needs is missing or malformed: the store is damaged.
     #[error("the store is damaged: {0}")]
     Damaged(String),
     /// The request names sizes or an index outside the tree.
     #[error("{0}")]
     OutOfRange(String),
+}
+
+/// The last, partly filled tile of every level, kept in memory by the single writer and
+/// written with each batch that adds to it.
+#[derive(Clone, Debug, Default)]
+pub struct TileWriter {
+    /// Per level: hashes at that level so far, and the bytes of its unfinished last tile.
+    levels: Vec<(u64, Vec<u8>, bool)>,
+}
+
+impl TileWriter {
+    /// The writer for a tree of `size` leaves, reading the unfinished tiles from the store.
+    pub fn load<S: Storage + ?Sized>(store: &S, size: u64) -> Result<Self, ProofError> {
+        let mut levels = Vec::new();
+        for level in 0..64u8 {
+            let count = size >> level;
+            if count == 0 {
+                break;
+            }
+            let filled = (count % TILE) as usize;
+            let mut partial = Vec::with_capacity(TILE as usize * 32);
+            if filled > 0 {
+                let tile = store
+                    .get(&tile_key(level, count / TILE))?
+                    .ok_or_else(|| ProofError::Damaged(format!("Merkle tile {level}/{} is missing", count / TILE)))?;
+                let bytes = tile
+                    .as_ref()
+                    .get(..filled * 32)
+                    .ok_or_else(|| ProofError::Damaged(format!("Merkle tile {level}/{} is too short", count / TILE)))?;
+                partial.extend_from_slice(bytes);
+            }
+            levels.push((count, partial, false));
+        }
+        Ok(TileWriter { levels })
+    }
+
+    /// Adds the next hash of `level`; writes its tile into `wb` when the tile is full.
+    pub fn push(&mut self, level: u8, hash: &Hash, wb: &mut WriteBatch) {
+        let l = level as usize;
+        while self.levels.len() <= l {
+            self.levels.push((0, Vec::with_capacity(TILE as usize * 32), false));
+        }
+        let (count, partial, dirty) = &mut self.levels[l];
+        partial.extend_from_slice(hash);
+        *count += 1;
+        *dirty = true;
+        if *count % TILE == 0 {
+            wb.put(tile_key(level, *count / TILE - 1), std::mem::take(partial));
+            partial.reserve(TILE as usize * 32);
+            *dirty = false;
+        }
+    }
+
+    /// Writes every unfinished tile that changed since the last call into `wb`.
+    pub fn flush(&mut self, wb: &mut WriteBatch) {
+        for (level, (count, partial, dirty)) in self.levels.iter_mut().enumerate() {
+            if *dirty && !partial.is_empty() {
+                wb.put(tile_key(level as u8, *count / TILE), partial.clone());
+            }
+            *dirty = false;
+        }
+    }
 }
 
 /// Reads tree nodes from a store holding a tree of at least the sizes asked about.
@@ -56,24 +120,22 @@ impl<'s, S: Storage + ?Sized> TreeReader<'s, S> {
 
     /// The leaf hash of entry `index`.
     pub fn leaf(&self, index: u64) -> Result<Hash, ProofError> {
-        let record = self
-            .store
-            .get(&entry_key(index))?
-            .ok_or_else(|| ProofError::Damaged(format!("entry {index} is missing")))?;
-        let entry = EntryRef::decode(&record).map_err(|e| ProofError::Damaged(format!("entry {index}: {e}")))?;
-        Ok(entry.leaf_hash())
+        self.node(0, index)
     }
 
     /// The root of the perfect subtree at `level`, `index`.
     pub fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
-        if level == 0 {
-            return self.leaf(index);
-        }
-        let v = self
+        let tile = index / TILE;
+        let bytes = self
             .store
-            .get(&node_key(level, index))?
-            .ok_or_else(|| ProofError::Damaged(format!("Merkle node {level}/{index} is missing")))?;
-        v.as_slice().try_into().map_err(|_| ProofError::Damaged(format!("Merkle node {level}/{index} is malformed")))
+            .get(&tile_key(level, tile))?
+            .ok_or_else(|| ProofError::Damaged(format!("Merkle tile {level}/{tile} is missing")))?;
+        let at = (index % TILE) as usize * 32;
+        bytes
+            .as_ref()
+            .get(at..at + 32)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| ProofError::Damaged(format!("Merkle node {level}/{index} is missing from its tile")))
     }
 
     /// `MTH(D[begin:end])` for a range the RFC 6962 recursion produces (`begin` aligned).
@@ -124,8 +186,7 @@ impl<'s, S: Storage + ?Sized> TreeReader<'s, S> {
             return Err(ProofError::OutOfRange(format!("no consistency proof from size {size1} to size {size2}")));
         }
         let mut proof = Vec::new();
-        let (mut m, mut begin, end) = (size1, 0u64, size2);
-        let mut end = end;
+        let (mut m, mut begin, mut end) = (size1, 0u64, size2);
         let mut complete = true;
         while m != end - begin {
             let k = split(end - begin);

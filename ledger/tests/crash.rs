@@ -144,11 +144,13 @@ fn main() {
     let mut ids = HashSet::new();
     let mut count = 0u64;
     for item in db.scan_prefix([evidence_verifier::layout::ENTRY]) {
-        let (_, rec) = item.unwrap();
-        let e = evidence_verifier::entry::EntryRef::decode(&rec).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(e.event).unwrap();
-        ids.insert(v["id"].as_str().unwrap().to_string());
-        count += 1;
+        let (_, segment) = item.unwrap();
+        for rec in evidence_verifier::layout::segment_records(&segment) {
+            let e = evidence_verifier::entry::EntryRef::decode(rec.unwrap()).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(e.event).unwrap();
+            ids.insert(v["id"].as_str().unwrap().to_string());
+            count += 1;
+        }
     }
     drop(db);
     assert_eq!((count, ids.len() as u64), (events, events), "entries and distinct ids");

@@ -11,8 +11,8 @@ use evidence_ingest::{Batch, Origin, Record, Sink, Verdict};
 use evidence_ledger::{CheckpointPolicy, Log, SledStorage};
 use evidence_schemas::sample::sample_event;
 use evidence_schemas::Validator;
-use evidence_verifier::entry::{encode, EntryRef};
-use evidence_verifier::layout::{checkpoint_key, entry_key, key_number, LOG_DIR};
+use evidence_verifier::entry::{encode, event_digest, EntryRef};
+use evidence_verifier::layout::{checkpoint_key, encode_segment, key_number, segment_key, segment_records, LOG_DIR};
 use evidence_verifier::merkle::RootBuilder;
 use evidence_verifier::note::Note;
 use evidence_verifier::{Checkpoint, SignerKey};
@@ -98,8 +98,31 @@ fn caught(dir: &Path, key: &str, trusted: Option<&Path>, expected: &str) {
     assert!(text.starts_with("FAILED: ") && text.contains(expected), "expected {expected:?} in {text:?}");
 }
 
+/// The segment holding entry `seq`: its first sequence number and its records.
+fn segment_of(db: &sled::Db, seq: u64) -> (u64, Vec<Vec<u8>>) {
+    let (k, v) = db.range(segment_key(0)..segment_key(seq + 1)).next_back().unwrap().unwrap();
+    let records = segment_records(&v).map(|r| r.unwrap().to_vec()).collect();
+    (key_number(&k).unwrap(), records)
+}
+
 fn get(db: &sled::Db, seq: u64) -> Vec<u8> {
-    db.get(entry_key(seq)).unwrap().unwrap().to_vec()
+    let (first, records) = segment_of(db, seq);
+    records[(seq - first) as usize].clone()
+}
+
+/// Rewrites the segment holding `seq` with `edit` applied to its records.
+fn edit_segment(db: &sled::Db, seq: u64, edit: impl FnOnce(&mut Vec<Vec<u8>>, usize)) {
+    let (first, mut records) = segment_of(db, seq);
+    edit(&mut records, (seq - first) as usize);
+    db.insert(segment_key(first), encode_segment(&records)).unwrap();
+}
+
+/// Removes every entry from `seq` on.
+fn truncate(db: &sled::Db, seq: u64) {
+    edit_segment(db, seq, |records, at| records.truncate(at));
+    for item in db.range(segment_key(seq + 1)..segment_key(u64::MAX)) {
+        db.remove(item.unwrap().0).unwrap();
+    }
 }
 
 #[test]
@@ -114,34 +137,32 @@ fn every_tampering_is_caught_with_its_own_message() {
 
     // 1. A flipped byte in an event.
     let dir = f.tampered("flipped-event-byte", |db| {
-        let mut rec = get(db, 1234);
-        let n = rec.len();
-        rec[n - 20] ^= 0x01;
-        db.insert(entry_key(1234), rec).unwrap();
+        edit_segment(db, 1234, |records, at| {
+            let n = records[at].len();
+            records[at][n - 20] ^= 0x01;
+        });
     });
     caught(&dir, &key, None, "entry 1234: its event digest does not match its event bytes");
 
     // 2. A changed chain hash.
     let dir = f.tampered("changed-chain-hash", |db| {
-        let mut rec = get(db, 4321);
-        rec[40] ^= 0x80;
-        db.insert(entry_key(4321), rec).unwrap();
+        edit_segment(db, 4321, |records, at| records[at][40] ^= 0x80);
     });
     caught(&dir, &key, None, "entry 4321: its chain hash does not follow from entry 4320");
 
     // 3. A deleted entry.
     let dir = f.tampered("deleted-entry", |db| {
-        db.remove(entry_key(777)).unwrap();
+        edit_segment(db, 777, |records, at| {
+            records.remove(at);
+        });
     });
-    caught(&dir, &key, None, "entry 777 is missing: the next entry stored is 778");
+    caught(&dir, &key, None, "entry 777 is missing: the next entry stored is entry 778");
 
     // 4. Two entries swapped.
     let dir = f.tampered("swapped-entries", |db| {
-        let (a, b) = (get(db, 3000), get(db, 3001));
-        db.insert(entry_key(3000), b).unwrap();
-        db.insert(entry_key(3001), a).unwrap();
+        edit_segment(db, 3000, |records, at| records.swap(at, at + 1));
     });
-    caught(&dir, &key, None, "entry 3000: it carries sequence number 3001 (entries reordered or moved)");
+    caught(&dir, &key, None, "entry 3000: it holds entry 3001, and entry 3000 follows it: entries reordered");
 
     // 5. An inserted entry, by an attacker who renumbers everything after it and recomputes
     // every digest and chain hash: only the signed Merkle roots give it away.
@@ -154,21 +175,21 @@ fn every_tampering_is_caught_with_its_own_message() {
             let e = EntryRef::decode(&rec).unwrap();
             records.push((e.event.to_vec(), e.origin.to_string(), e.received_micros));
         }
+        let mut rewritten = Vec::new();
         for (offset, (event, origin, received)) in records.into_iter().enumerate() {
-            let seq = 6000 + offset as u64;
-            let enc = encode(seq, received, &origin, &event, &chain);
+            let enc = encode(6000 + offset as u64, received, &origin, &event, &event_digest(&event), &chain);
             chain = enc.chain;
-            db.insert(entry_key(seq), enc.record).unwrap();
+            rewritten.push(enc.record);
         }
+        truncate(db, 6000);
+        db.insert(segment_key(6000), encode_segment(&rewritten)).unwrap();
     });
     caught(&dir, &key, None, "checkpoint at size 8000: its root");
     caught(&dir, &key, None, "does not match the root");
 
     // 6. The log truncated to 8,000 entries and its checkpoint re-signed by another key.
     let dir = f.tampered("truncated-resigned", |db| {
-        for seq in 8000..10_000 {
-            db.remove(entry_key(seq)).unwrap();
-        }
+        truncate(db, 8000);
         for item in db.scan_prefix([b'c']) {
             let (k, _) = item.unwrap();
             if key_number(&k).unwrap() > 5000 {
@@ -191,9 +212,7 @@ fn every_tampering_is_caught_with_its_own_message() {
 
     // 6b. Truncated without touching the checkpoints.
     let dir = f.tampered("truncated", |db| {
-        for seq in 9000..10_000 {
-            db.remove(entry_key(seq)).unwrap();
-        }
+        truncate(db, 9000);
     });
     caught(
         &dir,

@@ -27,8 +27,16 @@ pub enum AuditError {
         /// What is wrong with it.
         problem: String,
     },
+    /// Two entries are out of order.
+    #[error("entry {position}: it holds entry {found}, and entry {position} follows it: entries reordered")]
+    Reordered {
+        /// The position.
+        position: u64,
+        /// The sequence number found there.
+        found: u64,
+    },
     /// A position in the log holds no entry.
-    #[error("entry {expected} is missing: the next entry stored is {found}")]
+    #[error("entry {expected} is missing: the next entry stored is entry {found}")]
     Gap {
         /// The position expected next.
         expected: u64,
@@ -109,6 +117,9 @@ pub struct AuditReport {
 /// Checks a log fed to it entry by entry. See the module docs for what is checked.
 #[derive(Debug)]
 pub struct Auditor {
+    /// An entry that carries a later sequence number than its position: a deletion if the
+    /// log carries on from it, a reordering if the missing entry comes next.
+    misplaced: Option<(u64, u64)>,
     checkpoints: Vec<Checkpoint>,
     next_checkpoint: usize,
     trusted: Option<Checkpoint>,
@@ -149,6 +160,7 @@ impl Auditor {
             }
         }
         let mut auditor = Auditor {
+            misplaced: None,
             checkpoints: opened,
             next_checkpoint: 0,
             trusted,
@@ -162,13 +174,26 @@ impl Auditor {
 
     /// Checks the next entry, stored at position `position`.
     pub fn entry(&mut self, position: u64, record: &[u8]) -> Result<(), AuditError> {
+        if let Some((at, found)) = self.misplaced {
+            let next = EntryRef::decode(record).map(|e| e.seq).ok();
+            return Err(if next == Some(at) {
+                AuditError::Reordered { position: at, found }
+            } else {
+                AuditError::Gap { expected: at, found }
+            });
+        }
         if position != self.expected {
             return Err(AuditError::Gap { expected: self.expected, found: position });
         }
         let bad = |problem: String| AuditError::Entry { seq: position, problem };
         let entry = EntryRef::decode(record).map_err(|e| bad(format!("cannot be decoded: {e}")))?;
+        if entry.seq > position {
+            // Missing or reordered: the next entry tells which.
+            self.misplaced = Some((position, entry.seq));
+            return Ok(());
+        }
         if entry.seq != position {
-            return Err(bad(format!("it carries sequence number {} (entries reordered or moved)", entry.seq)));
+            return Err(bad(format!("it carries sequence number {} (an earlier entry repeated or moved)", entry.seq)));
         }
         let digest = event_digest(entry.event);
         if &digest != entry.digest {
@@ -222,6 +247,9 @@ impl Auditor {
 
     /// Ends the audit once every entry has been fed.
     pub fn finish(self) -> Result<AuditReport, AuditError> {
+        if let Some((expected, found)) = self.misplaced {
+            return Err(AuditError::Gap { expected, found });
+        }
         let entries = self.tree.size();
         if let Some(cp) = self.checkpoints.get(self.next_checkpoint) {
             return Err(AuditError::Truncated { size: cp.size, entries });

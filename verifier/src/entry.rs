@@ -65,18 +65,6 @@ pub fn chain_next(prev: &Hash, leaf: &[u8]) -> Hash {
     *h.finalize().as_bytes()
 }
 
-/// The leaf bytes of an entry.
-pub fn leaf_bytes(seq: u64, received_micros: i64, origin: &str, event: &[u8]) -> Vec<u8> {
-    let origin = truncate_origin(origin);
-    let mut leaf = Vec::with_capacity(LEAF_FIXED + origin.len() + event.len());
-    leaf.extend_from_slice(&seq.to_be_bytes());
-    leaf.extend_from_slice(&received_micros.to_be_bytes());
-    leaf.extend_from_slice(&(origin.len() as u16).to_be_bytes());
-    leaf.extend_from_slice(origin.as_bytes());
-    leaf.extend_from_slice(event);
-    leaf
-}
-
 fn truncate_origin(origin: &str) -> &str {
     let mut end = origin.len().min(u16::MAX as usize);
     while !origin.is_char_boundary(end) {
@@ -88,27 +76,50 @@ fn truncate_origin(origin: &str) -> &str {
 /// An encoded entry with the hashes the writer needs next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Encoded {
-    /// The entry record.
+    /// The entry record; its leaf bytes are `record[LEAF_OFFSET..]`.
     pub record: Vec<u8>,
     /// Its Merkle leaf hash.
     pub leaf_hash: Hash,
     /// Its chain hash.
     pub chain: Hash,
-    /// Its event digest.
-    pub digest: [u8; 32],
 }
 
-/// Encodes entry `seq` following chain value `prev`. Origins longer than 65,535 bytes are cut.
-pub fn encode(seq: u64, received_micros: i64, origin: &str, event: &[u8], prev: &Hash) -> Encoded {
-    let leaf = leaf_bytes(seq, received_micros, origin, event);
-    let chain = chain_next(prev, &leaf);
-    let digest = event_digest(event);
-    let mut record = Vec::with_capacity(HEADER + leaf.len());
+/// Where the leaf bytes start in an entry record.
+pub const LEAF_OFFSET: usize = HEADER;
+/// Where the chain hash sits in an entry record.
+pub const CHAIN_RANGE: std::ops::Range<usize> = 33..65;
+
+/// Encodes entry `seq` following chain value `prev`. `digest` must be [`event_digest`] of
+/// `event` (the writer has it already from duplicate detection). Origins longer than 65,535
+/// bytes are cut.
+pub fn encode(seq: u64, received_micros: i64, origin: &str, event: &[u8], digest: &[u8; 32], prev: &Hash) -> Encoded {
+    let mut record = encode_unchained(seq, received_micros, origin, event, digest);
+    let chain = seal(&mut record, prev);
+    Encoded { leaf_hash: leaf_hash(&record[HEADER..]), chain, record }
+}
+
+/// The entry record with its chain hash still zero: the part of [`encode`] that does not
+/// depend on the previous entry. [`seal`] completes it.
+pub fn encode_unchained(seq: u64, received_micros: i64, origin: &str, event: &[u8], digest: &[u8; 32]) -> Vec<u8> {
+    debug_assert_eq!(digest, &event_digest(event));
+    let origin = truncate_origin(origin);
+    let mut record = Vec::with_capacity(HEADER + LEAF_FIXED + origin.len() + event.len());
     record.push(VERSION);
-    record.extend_from_slice(&digest);
-    record.extend_from_slice(&chain);
-    record.extend_from_slice(&leaf);
-    Encoded { leaf_hash: leaf_hash(&leaf), chain, digest, record }
+    record.extend_from_slice(digest);
+    record.extend_from_slice(&[0u8; 32]);
+    record.extend_from_slice(&seq.to_be_bytes());
+    record.extend_from_slice(&received_micros.to_be_bytes());
+    record.extend_from_slice(&(origin.len() as u16).to_be_bytes());
+    record.extend_from_slice(origin.as_bytes());
+    record.extend_from_slice(event);
+    record
+}
+
+/// The chain hash of an [`encode_unchained`] record following `prev`, written into it.
+pub fn seal(record: &mut [u8], prev: &Hash) -> Hash {
+    let chain = chain_next(prev, &record[HEADER..]);
+    record[CHAIN_RANGE].copy_from_slice(&chain);
+    chain
 }
 
 /// A decoded entry, borrowing the record's bytes.

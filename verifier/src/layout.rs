@@ -1,28 +1,32 @@
 //! Where a ledger directory keeps what the verifier reads. The ledger writes with these keys
-//! and the verifier's read-only adapter reads with them, so both agree by construction.
+//! and formats, and the verifier's read-only adapter reads with them, so both agree by
+//! construction.
 //!
-//! A ledger directory is a sled database; everything lives in its default tree so that one
-//! atomic batch can write entries, indexes and source positions together. Keys begin with a
-//! one-byte prefix; the verifier reads two of them:
+//! A ledger directory holds a sled database in [`LOG_DIR`]; everything lives in its default
+//! tree so that one atomic batch can write entries, indexes and source positions together.
+//! Keys begin with a one-byte prefix; the verifier reads two of them:
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `e` + seq (u64 big-endian) | entry record ([`crate::entry`]) |
+//! | `e` + first seq (u64 big-endian) | a segment: consecutive entries (the ledger writes up to 64) |
 //! | `c` + tree size (u64 big-endian) | signed checkpoint note ([`crate::checkpoint`]) |
 //!
-//! The other prefixes are the ledger's own (indexes, Merkle nodes, quarantine, positions).
+//! A segment is, for each entry in order, its record's length (u32 big-endian) and the entry
+//! record ([`crate::entry`]). Entries are stored several to a value because a store write costs
+//! per key; segments are kept small enough (about 40 KB) that sled keeps them inline rather
+//! than in blob files. A reader must accept segments of any length. The other prefixes are the
+//! ledger's own (indexes, Merkle node tiles, quarantine, positions).
 
 /// The directory, inside a ledger data directory, that holds the sled database.
 pub const LOG_DIR: &str = "log";
-
-/// Prefix of entry records.
+/// Prefix of entry segments.
 pub const ENTRY: u8 = b'e';
 /// Prefix of signed checkpoints.
 pub const CHECKPOINT: u8 = b'c';
 
-/// The key of entry `seq`.
-pub fn entry_key(seq: u64) -> [u8; 9] {
-    prefixed(ENTRY, seq)
+/// The key of the segment whose first entry is `first`.
+pub fn segment_key(first: u64) -> [u8; 9] {
+    prefixed(ENTRY, first)
 }
 
 /// The key of the checkpoint at tree size `size`.
@@ -41,4 +45,44 @@ fn prefixed(prefix: u8, n: u64) -> [u8; 9] {
     k[0] = prefix;
     k[1..].copy_from_slice(&n.to_be_bytes());
     k
+}
+
+/// A segment of entry records.
+pub fn encode_segment<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.iter().map(|r| 4 + r.as_ref().len()).sum());
+    for r in records {
+        out.extend_from_slice(&(r.as_ref().len() as u32).to_be_bytes());
+        out.extend_from_slice(r.as_ref());
+    }
+    out
+}
+
+/// A segment's length prefix runs past its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("segment is malformed at byte {offset}")]
+pub struct SegmentError {
+    /// Where the malformed record starts.
+    pub offset: usize,
+}
+
+/// The entry records of a segment, in order.
+pub fn segment_records(segment: &[u8]) -> impl Iterator<Item = Result<&[u8], SegmentError>> {
+    let mut offset = 0usize;
+    std::iter::from_fn(move || {
+        if offset == segment.len() {
+            return None;
+        }
+        let start = offset;
+        let len = segment.get(offset..offset + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+        match len.and_then(|len| segment.get(offset + 4..offset + 4 + len)) {
+            Some(record) => {
+                offset += 4 + record.len();
+                Some(Ok(record))
+            }
+            None => {
+                offset = segment.len();
+                Some(Err(SegmentError { offset: start }))
+            }
+        }
+    })
 }

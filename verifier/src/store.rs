@@ -11,7 +11,7 @@ use anyhow::Context as _;
 
 use crate::audit::{AuditError, AuditReport, Auditor};
 use crate::checkpoint::Checkpoint;
-use crate::layout::{key_number, CHECKPOINT, ENTRY, LOG_DIR};
+use crate::layout::{key_number, segment_records, CHECKPOINT, ENTRY, LOG_DIR};
 use crate::note::VerifierKey;
 
 /// Audits the ledger data directory `dir`. The outer error is about reading (no such
@@ -38,10 +38,17 @@ pub fn audit_dir(
         Err(e) => return Ok(Err(e)),
     };
     for item in db.scan_prefix([ENTRY]) {
-        let (key, value) = item.context("Cannot read an entry")?;
-        let position = key_number(&key).with_context(|| format!("malformed entry key {key:?}"))?;
-        if let Err(e) = auditor.entry(position, &value) {
-            return Ok(Err(e));
+        let (key, segment) = item.context("Cannot read an entry segment")?;
+        let first = key_number(&key).with_context(|| format!("malformed segment key {key:?}"))?;
+        for (n, record) in segment_records(&segment).enumerate() {
+            let position = first + n as u64;
+            let checked = match record {
+                Ok(record) => auditor.entry(position, record),
+                Err(e) => Err(AuditError::Entry { seq: position, problem: format!("cannot be read: {e}") }),
+            };
+            if let Err(e) = checked {
+                return Ok(Err(e));
+            }
         }
     }
     Ok(auditor.finish())
