@@ -59,8 +59,12 @@ struct RawSled {
 impl RawSled {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db =
-            sled::Config::new().path(dir.path()).cache_capacity(256 * 1024 * 1024).flush_every_ms(None).open().unwrap();
+        let db = sled::Config::new()
+            .path(dir.path())
+            .cache_capacity(evidence_ledger::storage::cache_bytes())
+            .flush_every_ms(None)
+            .open()
+            .unwrap();
         RawSled { _dir: dir, db, next: 0 }
     }
 
@@ -176,7 +180,7 @@ fn proof(c: &mut Criterion) {
 /// ratio is measured under the same conditions.
 fn summary(_: &mut Criterion) {
     let v = Validator::default();
-    let batches = 150;
+    let batches: u64 = std::env::var("BENCH_SUMMARY_BATCHES").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
     let (mut raw, mut ledger) = (RawSled::new(), Ledger::new());
     let (mut t_raw, mut t_ledger) = (Duration::ZERO, Duration::ZERO);
     for n in 0..batches {

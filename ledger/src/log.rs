@@ -8,9 +8,9 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `e` + first seq (u64 BE) | segment: up to 64 consecutive entry records ([`evidence_verifier::layout`]) |
+//! | `e` + first seq (u64 BE) | segment: up to 8 consecutive entry records ([`evidence_verifier::layout`]) |
 //! | `c` + tree size (u64 BE) | signed checkpoint note |
-//! | `n` + level (u8) + tile (u64 BE) | 256 Merkle node hashes ([`crate::tree`]) |
+//! | `n` + level (u8) + tile (u64 BE) | 64 Merkle node hashes ([`crate::tree`]) |
 //! | `i` + source length (u16 BE) + source + id | seq (u64 BE) + blake3 event digest (32) |
 //! | `q` + number (u64 BE) | quarantine record, JSON ([`QuarantineRecord`]) |
 //! | `Q` + first 16 bytes of blake3(origin, 0, raw bytes) | quarantine number: the same bad record is kept once |
@@ -61,8 +61,9 @@ use crate::storage::{prefix_end, Storage, StorageError, WriteBatch};
 use crate::tree::{ProofError, TileWriter, TreeReader};
 
 const INDEX: u8 = b'i';
-/// Most entries in one segment value (about 40 KB of 600-byte entries).
-const SEGMENT_ENTRIES: usize = 64;
+/// Most entries in one segment value (about 5 KB of 600-byte entries): sled splits its leaf
+/// nodes by key count (16), so small values keep nodes well below its blob threshold.
+const SEGMENT_ENTRIES: usize = 8;
 const QUARANTINE: u8 = b'q';
 const QUARANTINE_SEEN: u8 = b'Q';
 const POSITION: u8 = b'p';

@@ -109,6 +109,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the consistency proof between two checkpointed tree sizes: it shows that the
+    /// larger tree extends the smaller one.
+    Consistency {
+        /// The earlier tree size.
+        #[arg(long)]
+        from: u64,
+        /// The later tree size (default: the latest checkpoint).
+        #[arg(long)]
+        to: Option<u64>,
+    },
     /// Run the quickstart on a temporary store: ingest the examples, show quarantine, sign a
     /// checkpoint, prove an entry and verify the whole store offline.
     Demo,
@@ -308,6 +318,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 print!("{}", proof["checkpoint"].as_str().unwrap_or_default());
             }
+        }
+        Command::Consistency { from, to } => {
+            let log = open_log(&cli.store, false, CheckpointPolicy::default())?;
+            let to = to.or(log.latest_checkpoint().map(|c| c.size)).context("The log has no checkpoint yet.")?;
+            let note = |size| -> anyhow::Result<String> {
+                log.checkpoint_note(size)?.with_context(|| format!("There is no checkpoint at tree size {size}."))
+            };
+            let proof = log.consistency_proof(from, to)?;
+            let out = serde_json::json!({
+                "size1": from,
+                "size2": to,
+                "proof": proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
+                "checkpoint1": note(from)?,
+                "checkpoint2": note(to)?,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Command::Demo => demo()?,
     }

@@ -73,6 +73,11 @@ pub fn prefix_end(prefix: u8) -> [u8; 1] {
     [prefix + 1]
 }
 
+/// sled's page cache size: `EVIDENCE_SLED_CACHE_MB` (default 256 MiB).
+pub fn cache_bytes() -> u64 {
+    std::env::var("EVIDENCE_SLED_CACHE_MB").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(256) * 1024 * 1024
+}
+
 /// The real engine: a sled database in a directory.
 #[derive(Debug, Clone)]
 pub struct SledStorage {
@@ -88,7 +93,7 @@ impl SledStorage {
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let config = sled::Config::new()
             .path(path)
-            .cache_capacity(256 * 1024 * 1024)
+            .cache_capacity(cache_bytes())
             // No background flusher: every commit flushes.
             .flush_every_ms(None);
         let mut tries = 0;

@@ -2,10 +2,10 @@
 //!
 //! Key space: `n` + level (u8) + tile (u64 big-endian) → up to [`TILE`] consecutive 32-byte
 //! hashes at that level: hash `i` of a tile at level `l`, tile `t` is the root of the perfect
-//! subtree over leaves `[(256t+i)·2^l, (256t+i+1)·2^l)`. Level 0 holds the leaf hashes. The last
+//! subtree over leaves `[(64t+i)·2^l, (64t+i+1)·2^l)`. Level 0 holds the leaf hashes. The last
 //! tile of each level fills up over several batches and is rewritten as it grows; every other
-//! tile is written once, whole. Packing 256 hashes to a value keeps the per-entry write cost
-//! near zero, which is what lets appends keep up with the raw store.
+//! tile is written once, whole. Packing 64 hashes (2 KB) to a value keeps the per-entry write
+//! cost near zero while keeping sled's nodes small.
 //!
 //! A subtree that is not perfect (on the tree's right edge) is hashed from at most log n
 //! perfect ones; a proof needs at most one such subtree, so both proofs cost O(log n) reads.
@@ -19,7 +19,7 @@ use crate::storage::{Storage, StorageError, WriteBatch};
 /// Prefix of node tiles.
 pub const NODE: u8 = b'n';
 /// Hashes per tile.
-pub const TILE: u64 = 256;
+pub const TILE: u64 = 64;
 
 /// The key of tile `tile` at `level`.
 pub fn tile_key(level: u8, tile: u64) -> [u8; 10] {

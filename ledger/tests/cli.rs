@@ -126,3 +126,30 @@ fn demo_runs_and_verifies() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("OK: 15 entries"), "{}", stdout(&out));
 }
+
+#[test]
+fn consistency_proof_between_checkpoints_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let file = tmp.path().join("events.ndjson");
+    let run = |args: &[&str]| evidence().arg("--data-dir").arg(&data).args(args).output().unwrap();
+    for (n, range) in [(0u64, 0..7u64), (1, 7..20)] {
+        let lines: Vec<String> = range.map(evidence_schemas::sample::sample_event).collect();
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        let out = run(&["ingest", "--file", file.to_str().unwrap()]);
+        assert!(out.status.success(), "round {n}: {}", stderr(&out));
+    }
+    let out = run(&["consistency", "--from", "7"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&run(&["status", "--json"]).stdout).unwrap();
+    let keys = [VerifierKey::parse(status["verifier_keys"][0].as_str().unwrap()).unwrap()];
+    let cp1 = Checkpoint::open(c["checkpoint1"].as_str().unwrap().as_bytes(), &keys, None).unwrap();
+    let cp2 = Checkpoint::open(c["checkpoint2"].as_str().unwrap().as_bytes(), &keys, None).unwrap();
+    assert_eq!((cp1.size, cp2.size), (7, 20));
+    let proof: Vec<Vec<u8>> =
+        c["proof"].as_array().unwrap().iter().map(|h| B64.decode(h.as_str().unwrap()).unwrap()).collect();
+    evidence_verifier::merkle::verify_consistency(7, 20, &proof, &cp1.root, &cp2.root).unwrap();
+    // A size with no checkpoint is refused.
+    assert!(!run(&["consistency", "--from", "5"]).status.success());
+}

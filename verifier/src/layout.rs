@@ -8,13 +8,13 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `e` + first seq (u64 big-endian) | a segment: consecutive entries (the ledger writes up to 64) |
+//! | `e` + first seq (u64 big-endian) | a segment: consecutive entries (the ledger writes up to 8) |
 //! | `c` + tree size (u64 big-endian) | signed checkpoint note ([`crate::checkpoint`]) |
 //!
 //! A segment is, for each entry in order, its record's length (u32 big-endian) and the entry
 //! record ([`crate::entry`]). Entries are stored several to a value because a store write costs
-//! per key; segments are kept small enough (about 40 KB) that sled keeps them inline rather
-//! than in blob files. A reader must accept segments of any length. The other prefixes are the
+//! per key; segments are kept small (about 5 KB) because sled splits its leaf nodes by key
+//! count, and nodes of large values are rewritten whole, or moved to blob files. A reader must accept segments of any length. The other prefixes are the
 //! ledger's own (indexes, Merkle node tiles, quarantine, positions).
 
 /// The directory, inside a ledger data directory, that holds the sled database.

@@ -57,7 +57,16 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     )
                 }
             };
-            match audit_dir(&dir, &keys, trusted)? {
+            // The storage engine may panic on a damaged directory: report it as unreadable.
+            let audited = std::panic::catch_unwind(|| audit_dir(&dir, &keys, trusted)).unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Err(anyhow::anyhow!("the ledger database in {} cannot be read: {what}", dir.display()))
+            });
+            match audited? {
                 Ok(report) => {
                     println!("OK: the ledger at {} is intact.", dir.display());
                     println!("  entries:          {}", report.entries);
