@@ -89,7 +89,7 @@ impl SledStorage {
     ///
     /// sled releases its file lock a little after the last handle is dropped (its IO threads
     /// finish first), so an open within the same process right after a close is retried for up
-    /// to a second before the lock is reported as held.
+    /// to five seconds before the lock is reported as held.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let config = sled::Config::new()
             .path(path)
@@ -100,7 +100,8 @@ impl SledStorage {
         loop {
             match config.open() {
                 Ok(db) => return Ok(SledStorage { db }),
-                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && tries < 50 => {
+                // sled reports a held lock as an `Other` I/O error with this message.
+                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && tries < 250 => {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
