@@ -8,6 +8,7 @@
 
 pub mod file;
 pub mod intake;
+pub mod kafka;
 pub mod sink;
 
 pub use intake::{Intake, Totals};

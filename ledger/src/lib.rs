@@ -7,6 +7,7 @@
 
 pub mod keys;
 pub mod log;
+pub mod serve;
 pub mod storage;
 pub mod tree;
 

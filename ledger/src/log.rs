@@ -15,7 +15,7 @@
 //! | `q` + number (u64 BE) | quarantine record, JSON ([`QuarantineRecord`]) |
 //! | `Q` + first 16 bytes of blake3(origin, 0, raw bytes) | quarantine number: the same bad record is kept once |
 //! | `p` + source name | next source offset (i64 BE) |
-//! | `m` + name | metadata: `origin`, `counters` (JSON) |
+//! | `m` + name | metadata: `origin`, `counters` (JSON), `deadletters` (outbox cursor, u64 BE) |
 //!
 //! Durability, step by step, for [`Log::append`] (the [`Sink`] implementation):
 //! 1. Each valid event is looked up in the `(source, id)` index (and among the batch's own
@@ -69,6 +69,7 @@ const QUARANTINE_SEEN: u8 = b'Q';
 const POSITION: u8 = b'p';
 const META_ORIGIN: &[u8] = b"morigin";
 const META_COUNTERS: &[u8] = b"mcounters";
+const META_DEAD_LETTERS: &[u8] = b"mdeadletters";
 
 /// What can go wrong with the log.
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +241,12 @@ fn rfc3339(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_default()
+}
+
+/// The stored next offset of a source in `store` (readable while another thread appends).
+pub fn read_position<S: Storage + ?Sized>(store: &S, source: &str) -> Result<Option<i64>, LogError> {
+    let v = store.get(&prefixed(POSITION, source.as_bytes()))?;
+    Ok(v.and_then(|v| v.as_ref().try_into().ok()).map(i64::from_be_bytes))
 }
 
 fn id_key(source: &str, id: &str) -> Vec<u8> {
@@ -476,8 +483,21 @@ impl<S: Storage> Log<S> {
 
     /// The stored next offset of a source, if any.
     pub fn position(&self, source: &str) -> Result<Option<i64>, LogError> {
-        let v = self.store.get(&prefixed(POSITION, source.as_bytes()))?;
-        Ok(v.and_then(|v| v.as_ref().try_into().ok()).map(i64::from_be_bytes))
+        read_position(&self.store, source)
+    }
+
+    /// How many quarantine records have been forwarded to the dead-letter topic (the outbox
+    /// cursor): records from this number on are still to send.
+    pub fn dead_letter_cursor(&self) -> Result<u64, LogError> {
+        let v = self.store.get(META_DEAD_LETTERS)?;
+        Ok(v.and_then(|v| v.as_ref().try_into().ok()).map_or(0, u64::from_be_bytes))
+    }
+
+    /// Records that quarantine records before `next` have been forwarded.
+    pub fn set_dead_letter_cursor(&mut self, next: u64) -> Result<(), LogError> {
+        let mut wb = WriteBatch::default();
+        wb.put(META_DEAD_LETTERS, next.to_be_bytes());
+        Ok(self.store.commit(wb)?)
     }
 
     /// The inclusion proof of entry `seq` against the checkpoint at `size` (default: the

@@ -119,6 +119,9 @@ enum Command {
         #[arg(long)]
         to: Option<u64>,
     },
+    /// Consume events from Kafka into the log until SIGTERM or SIGINT, cutting checkpoints and
+    /// forwarding rejected messages to a dead-letter topic.
+    Serve(Box<evidence_ledger::serve::ServeArgs>),
     /// Run the quickstart on a temporary store: ingest the examples, show quarantine, sign a
     /// checkpoint, prove an entry and verify the whole store offline.
     Demo,
@@ -334,6 +337,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "checkpoint2": note(to)?,
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Command::Serve(args) => {
+            let config = args.resolve()?;
+            let log = open_log(&cli.store, true, config.checkpoints)?;
+            evidence_ledger::serve::run(log, config)?;
         }
         Command::Demo => demo()?,
     }

@@ -1,0 +1,300 @@
+//! The Kafka source: a consumer-group member on any number of topics that hands batches to a
+//! [`Sink`] with an exactly-once effect.
+//!
+//! How nothing is lost or taken twice:
+//! 1. Every record of a batch carries its Kafka coordinates, and the batch carries the next
+//!    offset of every partition it read ([`Position`] `kafka:<topic>/<partition>`). The sink
+//!    stores both in one durable write.
+//! 2. When partitions are assigned, each is started at the position the sink stored for it
+//!    ([`Positions`]); a partition the sink has never seen starts at the group's committed
+//!    offset, or the earliest one.
+//! 3. Group offsets are committed to Kafka only after the sink has stored the batch. They are a
+//!    hint for other tools; the sink's positions are what a restart uses.
+//! 4. A message delivered again (a retry, a rebalance, a restart between steps 1 and 3) is
+//!    recognised by the sink's `(source, id)` index and acknowledged without a second entry.
+//!
+//! A bad message (empty, not UTF-8, not JSON, invalid, oversize) never blocks its partition:
+//! it becomes a rejected record, quarantined by the sink with its reason and coordinates, and
+//! the partition moves on.
+//!
+//! The loop runs until `shutdown` resolves: it then stops reading, stores the batch in hand,
+//! commits its offsets and returns. The sink is called on a blocking thread.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use evidence_schemas::{Rejection, Validator};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+use crate::intake::{Intake, Totals};
+
+/// How often progress is logged.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Messages behind the end of the partitions read so far: high watermark minus next offset.
+fn lag<C: ConsumerContext>(consumer: &StreamConsumer<C>, reached: &HashMap<(String, i32), i64>) -> Option<i64> {
+    let mut total = 0;
+    for ((topic, partition), next) in reached {
+        let (_, high) = consumer.fetch_watermarks(topic, *partition, Duration::from_secs(1)).ok()?;
+        total += (high - next).max(0);
+    }
+    Some(total)
+}
+use crate::sink::{Origin, Position, Sink, Verdict};
+
+/// Looks up the next offset the sink has stored for a topic and partition.
+pub type Positions = Arc<dyn Fn(&str, i32) -> Option<i64> + Send + Sync>;
+
+/// The position name of a Kafka partition.
+pub fn position_name(topic: &str, partition: i32) -> String {
+    format!("kafka:{topic}/{partition}")
+}
+
+/// How to consume.
+#[derive(Clone, Debug)]
+pub struct KafkaConfig {
+    /// `host:port,...`
+    pub brokers: String,
+    /// Topics to read.
+    pub topics: Vec<String>,
+    /// Consumer group.
+    pub group: String,
+    /// Records per batch at most.
+    pub batch_size: usize,
+    /// How long a batch may wait to fill.
+    pub batch_wait: Duration,
+    /// Extra librdkafka settings (SASL, TLS, ...), passed through as they are.
+    pub settings: Vec<(String, String)>,
+}
+
+/// Why the source stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSourceError<E: std::error::Error + 'static> {
+    /// The client could not be created or subscribed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The sink failed; the batch was not stored and its offsets were not committed.
+    #[error("cannot store a batch: {0}")]
+    Sink(E),
+}
+
+struct Resume {
+    positions: Positions,
+}
+
+impl ClientContext for Resume {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(message = "Kafka client error; librdkafka keeps retrying.", %error, reason);
+    }
+}
+
+impl ConsumerContext for Resume {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let parts: Vec<(String, i32)> =
+                    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                for (topic, partition) in parts {
+                    if let Some(next) = (self.positions)(&topic, partition) {
+                        let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(next));
+                    }
+                }
+                tracing::info!(
+                    message = "Partitions assigned; resuming from the ledger's positions.",
+                    partitions = tpl.count()
+                );
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                tracing::info!(message = "Partitions revoked.", partitions = tpl.count());
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!(message = "Rebalance error.", error = ?other);
+                consumer.unassign()
+            }
+        };
+        if let Err(error) = result {
+            tracing::warn!(message = "Failed to apply the partition assignment.", %error);
+        }
+    }
+}
+
+/// Running totals and lag, for progress logs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    /// What became of the records so far.
+    pub totals: Totals,
+    /// Batches stored.
+    pub batches: u64,
+}
+
+/// Consumes until `shutdown` resolves. `after_batch` runs on a blocking thread after each
+/// stored batch and at least once a second when idle, with the sink: checkpoints, dead-letter
+/// forwarding and progress logs hang there.
+pub async fn run<S, F>(
+    config: KafkaConfig,
+    validator: Arc<Validator>,
+    sink: S,
+    positions: Positions,
+    after_batch: F,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(S, Progress), KafkaSourceError<S::Error>>
+where
+    S: Sink + Send + 'static,
+    S::Error: Send,
+    F: FnMut(&mut S, &Progress) + Send + 'static,
+{
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed");
+    for (k, v) in &config.settings {
+        client.set(k, v);
+    }
+    let consumer: StreamConsumer<Resume> = client.create_with_context(Resume { positions })?;
+    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    tracing::info!(message = "Subscribed.", brokers = %config.brokers, topics = ?config.topics, group = %config.group);
+
+    let mut held = Some((sink, after_batch));
+    let mut progress = Progress::default();
+    let mut reached: HashMap<(String, i32), i64> = HashMap::new();
+    let started = Instant::now();
+    let (mut last_log, mut last_accepted) = (Instant::now(), 0u64);
+    tokio::pin!(shutdown);
+    let mut stopping = false;
+    while !stopping {
+        if last_log.elapsed() >= PROGRESS_EVERY {
+            let lag = tokio::task::block_in_place(|| lag(&consumer, &reached));
+            let rate = (progress.totals.accepted - last_accepted) as f64 / last_log.elapsed().as_secs_f64();
+            tracing::info!(
+                message = "Progress.",
+                rate = format!("{rate:.0}/s"),
+                accepted = progress.totals.accepted,
+                duplicates = progress.totals.duplicates,
+                quarantined = progress.totals.quarantined,
+                lag = lag.map_or_else(|| "unknown".to_string(), |l| l.to_string()),
+                uptime_s = started.elapsed().as_secs()
+            );
+            (last_log, last_accepted) = (Instant::now(), progress.totals.accepted);
+        }
+        // Fill one batch: up to batch_size records or batch_wait after the first one.
+        let mut raw: Vec<(Origin, Result<Vec<u8>, Rejection>)> = Vec::with_capacity(config.batch_size);
+        let mut next: HashMap<(String, i32), i64> = HashMap::new();
+        let mut deadline: Option<Instant> = None;
+        while raw.len() < config.batch_size {
+            let wait = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(1),
+            };
+            tokio::select! {
+                biased;
+                _ = &mut shutdown, if !stopping => { stopping = true; break; }
+                received = tokio::time::timeout(wait, consumer.recv()) => match received {
+                    Err(_) => break,
+                    Ok(Err(error)) => {
+                        tracing::warn!(message = "Failed to receive from Kafka; retrying.", %error);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Ok(Ok(m)) => {
+                        let origin = Origin::Kafka { topic: m.topic().to_string(), partition: m.partition(), offset: m.offset() };
+                        let payload = match m.payload() {
+                            Some(p) => Ok(p.to_vec()),
+                            None => Err(Rejection::NotJson { message: "empty message (no payload)".into(), line: 1, column: 0 }),
+                        };
+                        next.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+                        raw.push((origin, payload));
+                        deadline.get_or_insert_with(|| Instant::now() + config.batch_wait);
+                    }
+                }
+            }
+        }
+        if raw.is_empty() {
+            // Idle: let the hook run (time-based checkpoints, progress logs) and wait again.
+            let (mut owned, mut after_batch) = held.take().expect("the sink is back after every batch");
+            let now = progress;
+            let (owned, after_batch) = tokio::task::spawn_blocking(move || {
+                after_batch(&mut owned, &now);
+                (owned, after_batch)
+            })
+            .await
+            .expect("the idle task does not panic");
+            held = Some((owned, after_batch));
+            continue;
+        }
+        // Validate and store on a blocking thread: validation is CPU work, the sink does I/O.
+        let (mut owned, mut after_batch) = held.take().expect("the sink is back after every batch");
+        let validator = Arc::clone(&validator);
+        let batch_size = config.batch_size;
+        let positions: Vec<Position> = next
+            .iter()
+            .map(|((topic, partition), next)| Position { source: position_name(topic, *partition), next: *next })
+            .collect();
+        let before = progress;
+        let (owned, after_batch, result) = tokio::task::spawn_blocking(move || {
+            let mut intake = Intake::new(&validator, batch_size + 1);
+            for (origin, payload) in raw {
+                match payload {
+                    Ok(bytes) => intake.push(origin, &bytes),
+                    Err(rejection) => intake.push_verdict(origin, Verdict::Rejected { rejection, raw: Vec::new() }),
+                };
+            }
+            for p in positions {
+                intake.reach(p);
+            }
+            let result = intake.flush(&mut owned, |_, _| {}).map(|()| {
+                let t = intake.totals();
+                let mut now = before;
+                now.totals.accepted += t.accepted;
+                now.totals.duplicates += t.duplicates;
+                now.totals.quarantined += t.quarantined;
+                now.batches += 1;
+                after_batch(&mut owned, &now);
+                now
+            });
+            (owned, after_batch, result)
+        })
+        .await
+        .expect("the batch task does not panic");
+        progress = result.map_err(KafkaSourceError::Sink)?;
+        held = Some((owned, after_batch));
+
+        reached.extend(next.iter().map(|(k, v)| (k.clone(), *v)));
+        // The batch is durable: now tell the group.
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in &next {
+            let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+        }
+        if let Err(error) = consumer.commit(&tpl, CommitMode::Async) {
+            tracing::warn!(message = "Failed to commit group offsets (the ledger's positions stand).", %error);
+        }
+    }
+    tracing::info!(
+        message = "Kafka source stopped.",
+        accepted = progress.totals.accepted,
+        duplicates = progress.totals.duplicates,
+        quarantined = progress.totals.quarantined
+    );
+    Ok((held.expect("the sink is back").0, progress))
+}
