@@ -6,8 +6,8 @@ use std::io::BufRead;
 
 use evidence_schemas::Rejection;
 
-use crate::intake::Intake;
-use crate::sink::{Origin, Outcome, Record, Sink, Verdict};
+use crate::intake::{Incoming, Intake};
+use crate::sink::{Origin, Outcome, Record, Sink};
 
 /// Where the lines come from, for their origins.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +87,7 @@ pub fn ingest_lines<S: Sink>(
 ) -> Result<(), FileError<S::Error>> {
     let mut buf = Vec::new();
     let mut line = 0u64;
+    let mut pending: Vec<Incoming> = Vec::with_capacity(intake.batch_size());
     loop {
         let len = read_line(&mut reader, &mut buf, cap).map_err(|source| FileError::Read { line: line + 1, source })?;
         let Some(len) = len else { break };
@@ -97,19 +98,17 @@ pub fn ingest_lines<S: Sink>(
         if buf.iter().all(u8::is_ascii_whitespace) && len == buf.len() {
             continue;
         }
-        let full = if len > cap {
+        let refused = (len > cap).then(|| {
             buf.truncate(cap);
-            intake.push_verdict(
-                source.origin(line),
-                Verdict::Rejected { rejection: Rejection::TooLarge { size: len, limit: cap }, raw: buf.clone() },
-            )
-        } else {
-            intake.push(source.origin(line), &buf)
-        };
-        if full {
+            Rejection::TooLarge { size: len, limit: cap }
+        });
+        pending.push((source.origin(line), buf.clone(), refused));
+        if pending.len() >= intake.batch_size() {
+            intake.push_many(std::mem::take(&mut pending));
             intake.flush(sink, &mut report).map_err(|source| FileError::Sink { line, source })?;
         }
     }
+    intake.push_many(pending);
     intake.flush(sink, &mut report).map_err(|source| FileError::Sink { line, source })
 }
 

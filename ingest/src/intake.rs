@@ -1,7 +1,7 @@
 //! Validation and batching shared by every source: records go in one at a time, full batches
 //! go to the [`Sink`], and the running [`Totals`] say what became of everything.
 
-use evidence_schemas::Validator;
+use evidence_schemas::{Rejection, Validator};
 
 use crate::sink::{Batch, Origin, Outcome, Position, Record, Sink, Verdict};
 
@@ -31,6 +31,9 @@ impl Totals {
     }
 }
 
+/// A record as a source read it: where from, its bytes, and the source's own rejection if any.
+pub type Incoming = (Origin, Vec<u8>, Option<Rejection>);
+
 /// Validates records and hands them to a sink in batches of at most `batch_size`.
 #[derive(Debug)]
 pub struct Intake<'v> {
@@ -46,20 +49,45 @@ impl<'v> Intake<'v> {
         Intake { validator, batch_size: batch_size.max(1), pending: Batch::default(), totals: Totals::default() }
     }
 
-    /// Validates one raw record. Returns true when the batch is full and should be flushed.
-    pub fn push(&mut self, origin: Origin, raw: &[u8]) -> bool {
-        let verdict = match self.validator.validate(raw) {
-            Ok(event) => Verdict::Valid(Box::new(event)),
-            Err(rejection) => Verdict::Rejected { rejection, raw: raw.to_vec() },
+    /// Validates many records at once, spread over the machine's cores, and adds them in order.
+    /// A record that comes with a rejection was refused by the source itself (an empty message,
+    /// a line over the size limit) and is kept with the bytes given.
+    pub fn push_many(&mut self, records: Vec<Incoming>) {
+        if records.is_empty() {
+            return;
+        }
+        let validator = self.validator;
+        let verdict = |raw: Vec<u8>, refused: Option<Rejection>| match refused {
+            Some(rejection) => Verdict::Rejected { rejection, raw },
+            None => match validator.validate(&raw) {
+                Ok(event) => Verdict::Valid(Box::new(event)),
+                Err(rejection) => Verdict::Rejected { rejection, raw },
+            },
         };
-        self.push_verdict(origin, verdict)
-    }
-
-    /// Adds a record whose verdict the source reached itself (e.g. a line over the size
-    /// limit, never read whole). Returns true when the batch is full.
-    pub fn push_verdict(&mut self, origin: Origin, verdict: Verdict) -> bool {
-        self.pending.records.push(Record { origin, verdict });
-        self.pending.records.len() >= self.batch_size
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let chunk = records.len().div_ceil(threads).max(64);
+        let mut chunks: Vec<Vec<Incoming>> = Vec::new();
+        let mut rest = records;
+        while rest.len() > chunk {
+            let tail = rest.split_off(chunk);
+            chunks.push(rest);
+            rest = tail;
+        }
+        chunks.push(rest);
+        let done: Vec<Vec<Record>> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|c| {
+                    s.spawn(move || {
+                        c.into_iter()
+                            .map(|(origin, raw, refused)| Record { origin, verdict: verdict(raw, refused) })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("validation does not panic")).collect()
+        });
+        self.pending.records.extend(done.into_iter().flatten());
     }
 
     /// Records the position the pending batch reaches.
@@ -68,6 +96,11 @@ impl<'v> Intake<'v> {
             Some(p) => p.next = position.next,
             None => self.pending.positions.push(position),
         }
+    }
+
+    /// Records per batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
     }
 
     /// Records waiting for the next flush.

@@ -32,7 +32,7 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
-use crate::intake::{Intake, Totals};
+use crate::intake::{Incoming, Intake, Totals};
 
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -46,7 +46,7 @@ fn lag<C: ConsumerContext>(consumer: &StreamConsumer<C>, reached: &HashMap<(Stri
     }
     Some(total)
 }
-use crate::sink::{Origin, Position, Sink, Verdict};
+use crate::sink::{Origin, Position, Sink};
 
 /// Looks up the next offset the sink has stored for a topic and partition.
 pub type Positions = Arc<dyn Fn(&str, i32) -> Option<i64> + Send + Sync>;
@@ -200,7 +200,7 @@ where
             (last_log, last_accepted) = (Instant::now(), progress.totals.accepted);
         }
         // Fill one batch: up to batch_size records or batch_wait after the first one.
-        let mut raw: Vec<(Origin, Result<Vec<u8>, Rejection>)> = Vec::with_capacity(config.batch_size);
+        let mut raw: Vec<Incoming> = Vec::with_capacity(config.batch_size);
         let mut next: HashMap<(String, i32), i64> = HashMap::new();
         let mut deadline: Option<Instant> = None;
         while raw.len() < config.batch_size {
@@ -219,12 +219,13 @@ where
                     }
                     Ok(Ok(m)) => {
                         let origin = Origin::Kafka { topic: m.topic().to_string(), partition: m.partition(), offset: m.offset() };
-                        let payload = match m.payload() {
-                            Some(p) => Ok(p.to_vec()),
-                            None => Err(Rejection::NotJson { message: "empty message (no payload)".into(), line: 1, column: 0 }),
-                        };
+                        let refused = m.payload().is_none().then(|| Rejection::NotJson {
+                            message: "empty message (no payload)".into(),
+                            line: 1,
+                            column: 0,
+                        });
                         next.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
-                        raw.push((origin, payload));
+                        raw.push((origin, m.payload().unwrap_or_default().to_vec(), refused));
                         deadline.get_or_insert_with(|| Instant::now() + config.batch_wait);
                     }
                 }
@@ -254,12 +255,7 @@ where
         let before = progress;
         let (owned, after_batch, result) = tokio::task::spawn_blocking(move || {
             let mut intake = Intake::new(&validator, batch_size + 1);
-            for (origin, payload) in raw {
-                match payload {
-                    Ok(bytes) => intake.push(origin, &bytes),
-                    Err(rejection) => intake.push_verdict(origin, Verdict::Rejected { rejection, raw: Vec::new() }),
-                };
-            }
+            intake.push_many(raw);
             for p in positions {
                 intake.reach(p);
             }
