@@ -194,6 +194,8 @@ pub struct Status {
     pub root: String,
     /// The verifier keys of the checkpoint signers.
     pub verifier_keys: Vec<String>,
+    /// The next offset stored for each source position (e.g. `kafka:<topic>/<partition>`).
+    pub positions: std::collections::BTreeMap<String, i64>,
 }
 
 /// An inclusion proof with the signed checkpoint it is against.
@@ -410,6 +412,15 @@ impl<S: Storage> Log<S> {
             checkpoint_size: self.latest.as_ref().map_or(0, |c| c.size),
             root: B64.encode(self.tree.root()),
             verifier_keys: self.verifier_keys().iter().map(ToString::to_string).collect(),
+            positions: self
+                .store
+                .range(&[POSITION], &prefix_end(POSITION))
+                .filter_map(Result::ok)
+                .filter_map(|(k, v)| {
+                    let name = String::from_utf8_lossy(&k.as_ref()[1..]).into_owned();
+                    Some((name, i64::from_be_bytes(v.as_ref().try_into().ok()?)))
+                })
+                .collect(),
         }
     }
 

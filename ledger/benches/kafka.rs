@@ -1,0 +1,141 @@
+//! End-to-end Kafka ingest against a bare consumer, in the same run (see `ops/bench/kafka`).
+//!
+//! Workload: `BENCH_EVENTS` (default 1,000,000) sample contract events of about 500 bytes,
+//! produced round-robin to 4 partitions of a tansu broker on a free loopback port before
+//! anything is timed.
+//! - baseline: an rdkafka consumer (same library, same broker) reading every message.
+//! - ledger: `evidence serve` (release build) from start until its log holds every event,
+//!   validated, appended, flushed; its peak resident memory (VmHWM) is read from /proc.
+
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use evidence_schemas::sample::sample_event;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+fn tansu() -> PathBuf {
+    let home = PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo/bin/tansu");
+    let found = Command::new("sh").args(["-c", "command -v tansu"]).output().ok().filter(|o| o.status.success());
+    found.map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())).unwrap_or(home)
+}
+
+fn main() {
+    let events: u64 = std::env::var("BENCH_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let url = format!("tcp://{addr}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Command::new(tansu())
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tansu runs (ops/broker install)");
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ok = Command::new(tansu())
+        .args(["topic", "create", "evidence", "--broker", &url, "--partitions", "4"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cannot create the topic");
+
+    let t = Instant::now();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "500000")
+        .create()
+        .unwrap();
+    for i in 0..events {
+        let payload = sample_event(i);
+        let mut record = BaseRecord::<(), _>::to("evidence").payload(&payload).partition((i % 4) as i32);
+        while let Err((_, back)) = producer.send(record) {
+            record = back;
+            producer.poll(Duration::from_millis(20));
+        }
+    }
+    producer.flush(Duration::from_secs(300)).unwrap();
+    println!("preloaded {events} events over 4 partitions in {:.1} s", t.elapsed().as_secs_f64());
+
+    // Baseline: a bare consumer reading everything.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .set("group.id", "bench-raw")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition_offset("evidence", p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let t = Instant::now();
+    let mut read = 0u64;
+    while read < events {
+        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(500)) {
+            read += 1;
+        }
+        assert!(t.elapsed() < Duration::from_secs(600), "raw consumption stalled at {read}");
+    }
+    let raw = events as f64 / t.elapsed().as_secs_f64();
+    drop(consumer);
+
+    // The ledger: evidence serve until every event is durable.
+    let data = tempfile::tempdir().unwrap();
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/evidence");
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "-q", "--release", "-p", "evidence-ledger", "--bin", "evidence"])
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let t = Instant::now();
+    let mut serve = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["serve", "--kafka-brokers", &addr, "--topics", "evidence", "--group", "bench-ledger"])
+        .env("RUST_LOG", "evidence_ledger=debug")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = serve.id();
+    let mut peak_kb = 0u64;
+    let reader = std::io::BufReader::new(serve.stderr.take().unwrap());
+    for line in reader.lines().map_while(Result::ok) {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(l) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+                peak_kb = l.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(peak_kb);
+            }
+        }
+        if line.contains("Batch committed.") && line.contains(&format!("entries={events}")) {
+            break;
+        }
+    }
+    let ledger = events as f64 / t.elapsed().as_secs_f64();
+    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    serve.wait().unwrap();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    println!("\nkafka ingest: {events} events (~500 B) over 4 partitions, batches of 1000, durable flush per batch");
+    println!("  bare rdkafka consumer: {raw:>9.0} events/s");
+    println!("  evidence serve:        {ledger:>9.0} events/s (validated, appended, flushed)");
+    println!("  ratio serve/consumer:  {:.2}", ledger / raw);
+    println!("  serve peak RSS:        {:.0} MB", peak_kb as f64 / 1024.0);
+}
