@@ -168,7 +168,9 @@ where
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .set("isolation.level", "read_committed");
+        .set("isolation.level", "read_committed")
+        // Prefetch at most 32 MB (librdkafka's default is 64 MB): a batch is 1,000 messages.
+        .set("queued.max.messages.kbytes", "32768");
     for (k, v) in &config.settings {
         client.set(k, v);
     }

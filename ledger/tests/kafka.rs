@@ -506,3 +506,43 @@ fn harness_broker_serves_every_offset_it_acknowledged() {
     assert_eq!(ids.len() as u64, total);
     assert_eq!(wrong, 0, "a fetch from an offset does not start at that offset's message");
 }
+
+#[test]
+fn with_no_broker_serve_keeps_retrying_and_still_stops_cleanly() {
+    // A loopback port with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let data = tempfile::tempdir().unwrap();
+    let mut child = evidence()
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["serve", "--kafka-brokers", &format!("127.0.0.1:{port}"), "--topics", "evidence"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            if line.contains("Kafka client error; librdkafka keeps retrying.") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let warning = rx.recv_timeout(Duration::from_secs(30)).expect("a clear warning that the broker is unreachable");
+    assert!(warning.contains(&port.to_string()) || warning.contains("Connection refused"), "{warning}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "serve gave up instead of retrying");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM without a broker");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    reader.join().unwrap();
+    assert!(status.success(), "{status}");
+}
