@@ -219,19 +219,14 @@ pub struct Log<S: Storage> {
     signers: Vec<SignerKey>,
     origin: String,
     policy: CheckpointPolicy,
-    size: u64,
-    chain: Hash,
-    tree: RootBuilder,
-    tiles: TileWriter,
-    counters: Counters,
-    next_quarantine: u64,
+    head: Head,
     latest: Option<Checkpoint>,
     last_cut: Instant,
 }
 
 impl<S: Storage> std::fmt::Debug for Log<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Log").field("origin", &self.origin).field("size", &self.size).finish_non_exhaustive()
+        f.debug_struct("Log").field("origin", &self.origin).field("size", &self.head.size).finish_non_exhaustive()
     }
 }
 
@@ -289,6 +284,7 @@ struct Lookup {
 }
 
 /// The state a batch advances; swapped into the log only after the batch is committed.
+#[derive(Clone)]
 struct Head {
     size: u64,
     chain: Hash,
@@ -370,12 +366,7 @@ impl<S: Storage> Log<S> {
             signers,
             origin,
             policy,
-            size,
-            chain,
-            tree,
-            tiles,
-            counters,
-            next_quarantine,
+            head: Head { size, chain, tree, tiles, counters, next_quarantine },
             latest,
             last_cut: Instant::now(),
         })
@@ -388,7 +379,7 @@ impl<S: Storage> Log<S> {
 
     /// Entries in the log.
     pub fn size(&self) -> u64 {
-        self.size
+        self.head.size
     }
 
     /// The underlying store (read access, e.g. for views).
@@ -405,12 +396,12 @@ impl<S: Storage> Log<S> {
     pub fn status(&self) -> Status {
         Status {
             origin: self.origin.clone(),
-            entries: self.size,
-            duplicates: self.counters.duplicates,
-            quarantined: self.counters.quarantined,
-            conflicts: self.counters.conflicts,
+            entries: self.head.size,
+            duplicates: self.head.counters.duplicates,
+            quarantined: self.head.counters.quarantined,
+            conflicts: self.head.counters.conflicts,
             checkpoint_size: self.latest.as_ref().map_or(0, |c| c.size),
-            root: B64.encode(self.tree.root()),
+            root: B64.encode(self.head.tree.root()),
             verifier_keys: self.verifier_keys().iter().map(ToString::to_string).collect(),
             positions: self
                 .store
@@ -532,8 +523,8 @@ impl<S: Storage> Log<S> {
 
     /// The consistency proof between two tree sizes.
     pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, LogError> {
-        if size2 > self.size {
-            return Err(ProofError::OutOfRange(format!("the log has only {} entries", self.size)).into());
+        if size2 > self.head.size {
+            return Err(ProofError::OutOfRange(format!("the log has only {} entries", self.head.size)).into());
         }
         Ok(TreeReader::new(&self.store).consistency_proof(size1, size2)?)
     }
@@ -541,11 +532,11 @@ impl<S: Storage> Log<S> {
     /// Cuts and stores a signed checkpoint of the whole log now, unless the latest one
     /// already covers it. Returns the signed note.
     pub fn checkpoint_now(&mut self) -> Result<Option<String>, LogError> {
-        let size = self.size;
+        let size = self.head.size;
         if size == 0 || self.latest.as_ref().is_some_and(|c| c.size >= size) {
             return Ok(None);
         }
-        let root = self.tree.root();
+        let root = self.head.tree.root();
         if let Some(prev) = &self.latest {
             let proof = TreeReader::new(&self.store).consistency_proof(prev.size, size)?;
             verify_consistency(prev.size, size, &proof, &prev.root, &root).map_err(|e| {
@@ -569,7 +560,7 @@ impl<S: Storage> Log<S> {
 
     /// Cuts a checkpoint if the policy says one is due.
     pub fn maybe_checkpoint(&mut self) -> Result<Option<String>, LogError> {
-        let since = self.size - self.latest.as_ref().map_or(0, |c| c.size);
+        let since = self.head.size - self.latest.as_ref().map_or(0, |c| c.size);
         if since >= self.policy.every_entries || (since > 0 && self.last_cut.elapsed() >= self.policy.interval) {
             return self.checkpoint_now();
         }
@@ -675,19 +666,12 @@ impl<S: Storage> Sink for Log<S> {
 
     fn append(&mut self, batch: &Batch) -> Result<BatchReport, LogError> {
         let now = now_micros();
-        let mut head = Head {
-            size: self.size,
-            chain: self.chain,
-            tree: self.tree.clone(),
-            tiles: self.tiles.clone(),
-            counters: self.counters,
-            next_quarantine: self.next_quarantine,
-        };
+        let mut head = self.head.clone();
         let mut wb = WriteBatch::default();
         let mut in_batch: HashMap<Vec<u8>, (u64, [u8; 32])> = HashMap::new();
         let mut quarantined_in_batch = HashSet::new();
         let mut outcomes = Vec::with_capacity(batch.records.len());
-        let first = self.size;
+        let first = self.head.size;
         let mut segment: Vec<Vec<u8>> = Vec::new();
         let mut origin = String::new();
         let mut lookups = self.lookup(batch)?.into_iter();
@@ -782,26 +766,21 @@ impl<S: Storage> Sink for Log<S> {
         for position in &batch.positions {
             wb.put(prefixed(POSITION, position.source.as_bytes()), position.next.to_be_bytes());
         }
-        if head.counters != self.counters {
+        if head.counters != self.head.counters {
             wb.put(META_COUNTERS, serde_json::to_vec(&head.counters).map_err(|e| LogError::Damaged(e.to_string()))?);
         }
         if !wb.is_empty() {
             self.store.commit(wb)?;
         }
-        let accepted = head.size - self.size;
+        let accepted = head.size - self.head.size;
         tracing::debug!(
             message = "Batch committed.",
             accepted,
-            duplicates = head.counters.duplicates - self.counters.duplicates,
-            quarantined = head.counters.quarantined - self.counters.quarantined,
+            duplicates = head.counters.duplicates - self.head.counters.duplicates,
+            quarantined = head.counters.quarantined - self.head.counters.quarantined,
             entries = head.size
         );
-        self.size = head.size;
-        self.chain = head.chain;
-        self.tree = head.tree;
-        self.tiles = head.tiles;
-        self.counters = head.counters;
-        self.next_quarantine = head.next_quarantine;
+        self.head = head;
         self.maybe_checkpoint()?;
         Ok(BatchReport { outcomes })
     }
