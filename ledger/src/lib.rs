@@ -5,6 +5,7 @@
 //! `evidence-verifier`, so that what the ledger writes is what the auditor's verifier checks.
 #![deny(missing_docs)]
 
+pub mod filter;
 pub mod keys;
 pub mod log;
 pub mod serve;

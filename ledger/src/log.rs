@@ -57,6 +57,7 @@ use evidence_verifier::note::{Note, NoteError, SignerKey, VerifierKey};
 use evidence_verifier::Checkpoint;
 use serde::{Deserialize, Serialize};
 
+use crate::filter::IdFilter;
 use crate::storage::{prefix_end, Storage, StorageError, WriteBatch};
 use crate::tree::{ProofError, TileWriter, TreeReader};
 
@@ -220,6 +221,7 @@ pub struct Log<S: Storage> {
     origin: String,
     policy: CheckpointPolicy,
     head: Head,
+    ids: IdFilter,
     latest: Option<Checkpoint>,
     last_cut: Instant,
 }
@@ -244,6 +246,16 @@ fn rfc3339(micros: i64) -> String {
 pub fn read_position<S: Storage + ?Sized>(store: &S, source: &str) -> Result<Option<i64>, LogError> {
     let v = store.get(&prefixed(POSITION, source.as_bytes()))?;
     Ok(v.and_then(|v| v.as_ref().try_into().ok()).map(i64::from_be_bytes))
+}
+
+/// A filter holding every `(source, id)` index key of the store, sized for twice the log.
+fn load_ids<S: Storage>(store: &S, size: u64) -> Result<IdFilter, LogError> {
+    let mut ids = IdFilter::with_capacity(size.saturating_mul(2).max(1 << 20));
+    for item in store.range(&[INDEX], &prefix_end(INDEX)) {
+        let (key, _) = item?;
+        ids.insert(key.as_ref());
+    }
+    Ok(ids)
 }
 
 fn id_key(source: &str, id: &str) -> Vec<u8> {
@@ -361,12 +373,14 @@ impl<S: Storage> Log<S> {
                 )));
             }
         }
+        let ids = load_ids(&store, size)?;
         Ok(Log {
             store,
             signers,
             origin,
             policy,
             head: Head { size, chain, tree, tiles, counters, next_quarantine },
+            ids,
             latest,
             last_cut: Instant::now(),
         })
@@ -584,7 +598,11 @@ impl<S: Storage> Log<S> {
                 .iter()
                 .map(|v| {
                     let key = id_key(&v.event.source, &v.event.id);
-                    let stored = self.store.get(&key)?.map(|b| parse_id_value(b.as_ref())).transpose()?;
+                    let stored = if self.ids.may_contain(&key) {
+                        self.store.get(&key)?.map(|b| parse_id_value(b.as_ref())).transpose()?
+                    } else {
+                        None
+                    };
                     Ok(Lookup { digest: event_digest(&v.canonical), key, stored })
                 })
                 .collect()
@@ -781,6 +799,12 @@ impl<S: Storage> Sink for Log<S> {
             entries = head.size
         );
         self.head = head;
+        for key in in_batch.keys() {
+            self.ids.insert(key);
+        }
+        if self.ids.is_full() {
+            self.ids = load_ids(&self.store, self.head.size)?;
+        }
         self.maybe_checkpoint()?;
         Ok(BatchReport { outcomes })
     }
