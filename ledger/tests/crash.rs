@@ -12,7 +12,7 @@ use std::io::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{evidence, stdout, verify_store};
+use common::{evidence, status, stdout, verify_store};
 use evidence_schemas::sample::sample_event;
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -28,12 +28,6 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-}
-
-fn status(data: &std::path::Path) -> serde_json::Value {
-    let out = evidence().arg("--data-dir").arg(data).args(["status", "--json"]).output().unwrap();
-    assert!(out.status.success(), "status after a crash failed: {}", common::stderr(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn main() {
@@ -124,14 +118,7 @@ fn main() {
 
     // Run to the end.
     let mut child = ingest(false).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "final ingest did not finish in 600 s");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = common::wait_exit(&mut child, Duration::from_secs(600), "the final ingest did not finish");
     assert!(exit.success(), "final ingest failed: {exit}");
 
     let s = status(&data);

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{evidence, stderr, stdout, verify_store};
+use common::{evidence, status, stderr, stdout, verify_store};
 use evidence_schemas::sample::sample_event;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -203,14 +203,7 @@ impl Serve {
     /// SIGTERM, and the exit status.
     fn stop(mut self) -> std::process::ExitStatus {
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "serve did not stop within 60 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = common::wait_exit(&mut self.child, Duration::from_secs(60), "serve did not stop on SIGTERM");
         if let Some(r) = self.reader.take() {
             r.join().unwrap();
         }
@@ -232,12 +225,6 @@ fn watermarks(broker: &str, topic: &str) -> Vec<(i32, i64, i64)> {
     (0..4)
         .filter_map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).ok().map(|(l, h)| (p, l, h)))
         .collect()
-}
-
-fn status(data: &std::path::Path) -> serde_json::Value {
-    let out = evidence().arg("--data-dir").arg(data).args(["status", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn verify(data: &std::path::Path) {
@@ -535,14 +522,8 @@ fn with_no_broker_serve_keeps_retrying_and_still_stops_cleanly() {
     std::thread::sleep(Duration::from_secs(3));
     assert!(child.try_wait().unwrap().is_none(), "serve gave up instead of retrying");
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM without a broker");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status =
+        common::wait_exit(&mut child, Duration::from_secs(30), "serve did not stop on SIGTERM without a broker");
     reader.join().unwrap();
     assert!(status.success(), "{status}");
 }

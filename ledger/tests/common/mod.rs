@@ -58,3 +58,22 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Waits for `child` to exit, failing with `what` if it takes longer than `limit`.
+pub fn wait_exit(child: &mut std::process::Child, limit: std::time::Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what} within {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `evidence status --json` of a stopped ledger.
+pub fn status(data: &Path) -> serde_json::Value {
+    let out = evidence().arg("--data-dir").arg(data).args(["status", "--json"]).output().unwrap();
+    assert!(out.status.success(), "status failed: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
