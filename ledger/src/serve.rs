@@ -1,4 +1,5 @@
-//! `evidence serve`: Kafka ingest into the log, periodic checkpoints, dead-letter forwarding,
+//! `evidence serve`: Kafka ingest into the ledger (the log, with views and rules following it;
+//! alerts are logged as they are raised), periodic checkpoints, dead-letter forwarding,
 //! progress logs, and a clean stop on SIGTERM or SIGINT (the batch in hand is stored and its
 //! offsets committed before exit).
 //!
@@ -28,7 +29,7 @@ use serde::Deserialize;
 
 use crate::log::{read_position, Log};
 use crate::storage::SledStorage;
-use crate::CheckpointPolicy;
+use crate::{CheckpointPolicy, Ledger};
 
 /// `evidence serve` options. Unset ones fall back to the environment, the config file, then the
 /// defaults.
@@ -199,11 +200,23 @@ fn forward_dead_letters(log: &mut Log<SledStorage>, producer: &FutureProducer, t
     }
 }
 
+/// Logs an alert as it is raised (the SIEM sinks read the stored alerts).
+pub fn log_alert(alert: &crate::Alert) {
+    tracing::warn!(
+        message = "Alert raised.",
+        id = %alert.id,
+        rule = %alert.rule,
+        severity = ?alert.severity,
+        entries = ?alert.entries,
+        explanation = %alert.explanation
+    );
+}
+
 /// Runs the service until SIGTERM or SIGINT.
-pub fn run(log: Log<SledStorage>, config: ServeConfig) -> anyhow::Result<()> {
+pub fn run(ledger: Ledger<SledStorage>, config: ServeConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let store = log.store().clone();
+        let store = ledger.log().store().clone();
         let positions: Positions =
             Arc::new(move |topic, partition| read_position(&store, &position_name(topic, partition)).ok().flatten());
         let dead_letters = match &config.dead_letter_topic {
@@ -218,7 +231,8 @@ pub fn run(log: Log<SledStorage>, config: ServeConfig) -> anyhow::Result<()> {
                 Some((producer, topic.clone()))
             }
         };
-        let after_batch = move |log: &mut Log<SledStorage>, _: &kafka::Progress| {
+        let after_batch = move |ledger: &mut Ledger<SledStorage>, _: &kafka::Progress| {
+            let log = ledger.log_mut();
             if let Err(error) = log.maybe_checkpoint() {
                 tracing::error!(message = "Failed to cut a checkpoint.", %error);
             }
@@ -237,9 +251,11 @@ pub fn run(log: Log<SledStorage>, config: ServeConfig) -> anyhow::Result<()> {
             }
         };
         let validator = Arc::new(Validator::default());
-        let (mut log, progress) = kafka::run(config.kafka.clone(), validator, log, positions, after_batch, shutdown)
-            .await
-            .context("Kafka ingest stopped")?;
+        let (mut ledger, progress) =
+            kafka::run(config.kafka.clone(), validator, ledger, positions, after_batch, shutdown)
+                .await
+                .context("Kafka ingest stopped")?;
+        let log = ledger.log_mut();
         log.checkpoint_now()?;
         tracing::info!(
             message = "Stopped cleanly.",

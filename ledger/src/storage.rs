@@ -7,6 +7,9 @@
 //! 1. Every put and delete of the batch is applied, or none is (also across a crash).
 //! 2. When `commit` returns `Ok`, the batch is on disk (sled: `apply_batch`, then `flush`).
 //! 3. Batches become visible, and survive crashes, in commit order.
+//!
+//! [`Storage::apply`] is the same without step 2, for derived state that can be recomputed
+//! (the views): atomic and visible at once, on disk by the next `commit` at the latest.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -63,6 +66,8 @@ pub trait Storage: Send + Sync {
     fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<Pair<Self>>, StorageError>;
     /// Applies a batch atomically and durably (see the module docs).
     fn commit(&self, batch: WriteBatch) -> Result<(), StorageError>;
+    /// Applies a batch atomically, without waiting for the disk (see the module docs).
+    fn apply(&self, batch: WriteBatch) -> Result<(), StorageError>;
 }
 
 /// A key and its value.
@@ -128,6 +133,12 @@ impl Storage for SledStorage {
     }
 
     fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.apply(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn apply(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut b = sled::Batch::default();
         for (k, v) in batch.ops {
             match v {
@@ -135,9 +146,7 @@ impl Storage for SledStorage {
                 None => b.remove(k),
             }
         }
-        self.db.apply_batch(b)?;
-        self.db.flush()?;
-        Ok(())
+        Ok(self.db.apply_batch(b)?)
     }
 }
 
@@ -179,5 +188,9 @@ impl Storage for MemStorage {
             };
         }
         Ok(())
+    }
+
+    fn apply(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.commit(batch)
     }
 }

@@ -11,4 +11,4 @@ pub mod types;
 pub mod validate;
 
 pub use types::*;
-pub use validate::{Limits, Problem, Rejection, ValidEvent, Validator};
+pub use validate::{parse_validated, Limits, Problem, Rejection, ValidEvent, Validator};

@@ -498,7 +498,9 @@ pub struct DriftPolicy {
     pub tool_call_rate: f64,
 }
 
-/// The governance policy document. Omitted fields take the documented defaults.
+/// The governance policy document, in force from its `registry.policy` entry on. An omitted
+/// field is off (no gates, no approvals, no drift check); a ledger with no policy event yet
+/// applies the ledger's documented default policy instead.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {

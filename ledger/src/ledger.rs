@@ -1,0 +1,147 @@
+//! The ledger as sources see it: the [`Log`] with the [`Views`] following it. Every source
+//! appends through [`Ledger`] (it is the [`Sink`]), so views and alerts keep up with the log
+//! entry by entry, whatever the source.
+//!
+//! Steps of [`Ledger::append`]:
+//! 1. The log appends and flushes the batch ([`Log::append`]); its report is final.
+//! 2. Each accepted entry is projected in sequence order: the rules run against the views as
+//!    of the entry before, then the entry updates the views. Alerts go to the alert hook.
+//! 3. The views' changes and their watermark are saved in one atomic, unflushed write.
+//!
+//! A failure in steps 2–3 cannot undo step 1, so it does not fail the append: it is logged and
+//! the next append (or the next open) reloads the views from the store and projects every
+//! entry from the watermark on. Views never run ahead of the log and never skip an entry.
+
+use evidence_ingest::{Batch, BatchReport, Outcome, Sink, Verdict};
+use evidence_verifier::entry::EntryRef;
+
+use crate::rules::Alert;
+use crate::storage::Storage;
+use crate::views::{ViewError, Views};
+use crate::{Log, LogError};
+
+/// Called with each alert as it is raised.
+pub type AlertHook = Box<dyn FnMut(&Alert) + Send>;
+
+/// The log and its views.
+pub struct Ledger<S: Storage> {
+    log: Log<S>,
+    views: Views,
+    /// Set when projecting failed after a commit: the views must be reloaded and caught up.
+    behind: bool,
+    on_alert: Option<AlertHook>,
+}
+
+impl<S: Storage> std::fmt::Debug for Ledger<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("size", &self.log.size()).field("watermark", &self.views.watermark()).finish()
+    }
+}
+
+impl<S: Storage> Ledger<S> {
+    /// Opens the views beside `log` and projects any entries they are behind by.
+    pub fn open(log: Log<S>) -> Result<Self, ViewError> {
+        Self::open_with(log, None)
+    }
+
+    /// Like [`Ledger::open`], with an alert hook that also sees the alerts of the catch-up.
+    pub fn open_with(log: Log<S>, on_alert: Option<AlertHook>) -> Result<Self, ViewError> {
+        let views = Views::load(log.store())?;
+        let mut ledger = Ledger { log, views, behind: false, on_alert };
+        ledger.catch_up()?;
+        Ok(ledger)
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Log<S> {
+        &self.log
+    }
+
+    /// The log, for checkpoints and cursors (appends go through [`Sink::append`]).
+    pub fn log_mut(&mut self) -> &mut Log<S> {
+        &mut self.log
+    }
+
+    /// The views.
+    pub fn views(&self) -> &Views {
+        &self.views
+    }
+
+    /// Closes the ledger, returning its log.
+    pub fn into_log(self) -> Log<S> {
+        self.log
+    }
+
+    /// Projects every entry from the views' watermark to the end of the log. Returns how many.
+    pub fn catch_up(&mut self) -> Result<u64, ViewError> {
+        let from = self.views.watermark();
+        let size = self.log.size();
+        if from > size {
+            return Err(ViewError::Entry {
+                seq: size,
+                message: format!(
+                    "the views have projected {from} entries but the log holds {size}; run `evidence rebuild`"
+                ),
+            });
+        }
+        let mut done = 0;
+        for item in self.log.entries(from) {
+            let (seq, record) = item?;
+            let entry = EntryRef::decode(&record).map_err(|e| ViewError::Entry { seq, message: e.to_string() })?;
+            let event = evidence_schemas::parse_validated(entry.event)
+                .map_err(|e| ViewError::Entry { seq, message: e.to_string() })?;
+            let alerts = self.views.project(seq, &event);
+            fire(&mut self.on_alert, &alerts);
+            done += 1;
+            if done % 10_000 == 0 {
+                self.views.save(self.log.store())?;
+            }
+        }
+        self.views.save(self.log.store())?;
+        Ok(done)
+    }
+
+    /// Drops every view and alert and projects the whole log again. Returns the entries
+    /// projected.
+    pub fn rebuild(&mut self) -> Result<u64, ViewError> {
+        Views::clear(self.log.store())?;
+        self.views = Views::load(self.log.store())?;
+        self.catch_up()
+    }
+
+    fn follow(&mut self, batch: &Batch, report: &BatchReport, first: u64) -> Result<(), ViewError> {
+        if self.behind || self.views.watermark() != first {
+            self.views = Views::load(self.log.store())?;
+            self.catch_up()?;
+            self.behind = false;
+            return Ok(());
+        }
+        for (record, outcome) in batch.records.iter().zip(&report.outcomes) {
+            if let (Verdict::Valid(valid), Outcome::Accepted { seq }) = (&record.verdict, outcome) {
+                let alerts = self.views.project(*seq, &valid.event);
+                fire(&mut self.on_alert, &alerts);
+            }
+        }
+        self.views.save(self.log.store())
+    }
+}
+
+impl<S: Storage> Sink for Ledger<S> {
+    type Error = LogError;
+
+    fn append(&mut self, batch: &Batch) -> Result<BatchReport, LogError> {
+        let first = self.log.size();
+        let report = self.log.append(batch)?;
+        if let Err(error) = self.follow(batch, &report, first) {
+            tracing::error!(message = "Failed to project entries into the views; they will catch up.", %error);
+            self.behind = true;
+        }
+        Ok(report)
+    }
+}
+
+fn fire(hook: &mut Option<AlertHook>, alerts: &[Alert]) {
+    if let Some(hook) = hook {
+        alerts.iter().for_each(hook);
+    }
+}
