@@ -9,17 +9,20 @@
 //!   the `(source, id)` index, counters, then the same apply_batch and flush.
 //! - `append/ledger_with_validation`: the same, timing JSON Schema validation and RFC 8785
 //!   canonicalization of the raw lines too (what `evidence ingest` does).
+//! - `append/ledger_with_views`: `Ledger::append`, the log with views and rules on: after the
+//!   log's flush, every entry is projected and checked and the views are saved.
 //! - `proof/inclusion_1m`: `Log::inclusion_proof` for random entries of a 1,000,000-entry
 //!   log against its checkpoint (`BENCH_PROOF_ENTRIES` to change the size).
 //!
-//! After the criterion groups, `summary` measures raw sled and ledger append interleaved
-//! over the same number of batches and prints both rates and their ratio.
+//! After the criterion groups, `summary` measures raw sled, ledger append, and ledger append
+//! with views and rules, interleaved batch by batch over the same events, and prints the rates
+//! and their ratios.
 
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use evidence_ingest::{Batch, Origin, Record, Sink, Verdict};
-use evidence_ledger::{CheckpointPolicy, Log, SledStorage};
+use evidence_ledger::{CheckpointPolicy, Ledger, Log, SledStorage};
 use evidence_schemas::sample::sample_event;
 use evidence_schemas::{ValidEvent, Validator};
 use evidence_verifier::SignerKey;
@@ -79,16 +82,23 @@ impl RawSled {
     }
 }
 
-struct Ledger {
+/// A log in a temporary directory.
+struct Store {
     _dir: tempfile::TempDir,
     log: Log<SledStorage>,
 }
 
-impl Ledger {
+impl Store {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(SledStorage::open(dir.path()).unwrap(), vec![signer()], policy()).unwrap();
-        Ledger { _dir: dir, log }
+        Store { _dir: dir, log }
+    }
+
+    /// The same log with views and rules following it.
+    fn with_views() -> (tempfile::TempDir, Ledger<SledStorage>) {
+        let Store { _dir, log } = Store::new();
+        (_dir, Ledger::open(log).unwrap())
     }
 }
 
@@ -114,7 +124,7 @@ fn append(c: &mut Criterion) {
         })
     });
 
-    let mut ledger = Ledger::new();
+    let mut ledger = Store::new();
     let mut next = 0u64;
     group.bench_function("ledger", |b| {
         b.iter_custom(|iters| {
@@ -130,7 +140,23 @@ fn append(c: &mut Criterion) {
         })
     });
 
-    let mut ledger = Ledger::new();
+    let (_dir, mut ledger) = Store::with_views();
+    let mut next = 0u64;
+    group.bench_function("ledger_with_views", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let batch = batch_of(validated(&v, next), next);
+                next += BATCH;
+                let t = Instant::now();
+                ledger.append(&batch).unwrap();
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+
+    let mut ledger = Store::new();
     let mut next = 0u64;
     group.bench_function("ledger_with_validation", |b| {
         b.iter_custom(|iters| {
@@ -152,7 +178,7 @@ fn append(c: &mut Criterion) {
 fn proof(c: &mut Criterion) {
     let entries: u64 = std::env::var("BENCH_PROOF_ENTRIES").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let v = Validator::default();
-    let mut ledger = Ledger::new();
+    let mut ledger = Store::new();
     let started = Instant::now();
     let mut next = 0;
     while next < entries {
@@ -176,13 +202,13 @@ fn proof(c: &mut Criterion) {
     group.finish();
 }
 
-/// Raw sled and ledger append, interleaved batch by batch over the same events, so that the
-/// ratio is measured under the same conditions.
+/// Raw sled, ledger, and ledger with views append, interleaved batch by batch over the same
+/// events, so that the ratios are measured under the same conditions.
 fn summary(_: &mut Criterion) {
     let v = Validator::default();
     let batches: u64 = std::env::var("BENCH_SUMMARY_BATCHES").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
-    let (mut raw, mut ledger) = (RawSled::new(), Ledger::new());
-    let (mut t_raw, mut t_ledger) = (Duration::ZERO, Duration::ZERO);
+    let (mut raw, mut ledger, (_dir, mut viewed)) = (RawSled::new(), Store::new(), Store::with_views());
+    let (mut t_raw, mut t_ledger, mut t_viewed) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for n in 0..batches {
         let first = n * BATCH;
         let events = validated(&v, first);
@@ -193,13 +219,23 @@ fn summary(_: &mut Criterion) {
         let t = Instant::now();
         ledger.log.append(&batch).unwrap();
         t_ledger += t.elapsed();
+        let t = Instant::now();
+        viewed.append(&batch).unwrap();
+        t_viewed += t.elapsed();
     }
+    let mut by_rule = std::collections::BTreeMap::<String, usize>::new();
+    for a in evidence_ledger::query::alerts(viewed.log().store(), None, None).unwrap() {
+        *by_rule.entry(a.rule).or_default() += 1;
+    }
+    let alerts: Vec<String> = by_rule.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    let alerts = alerts.join(", ");
     let events = (batches * BATCH) as f64;
-    let (r, l) = (events / t_raw.as_secs_f64(), events / t_ledger.as_secs_f64());
+    let rate = |t: Duration| events / t.as_secs_f64();
+    let (r, l, w) = (rate(t_raw), rate(t_ledger), rate(t_viewed));
     println!(
-        "\nsummary: {} batches of {BATCH} events (~500 B), durable flush per batch\n  raw sled: {r:>9.0} events/s\n  ledger:   {l:>9.0} events/s\n  ratio ledger/raw sled: {:.2}",
-        batches,
-        l / r
+        "\nsummary: {batches} batches of {BATCH} events (~500 B), durable flush per batch\n  raw sled:               {r:>9.0} events/s\n  ledger (views off):     {l:>9.0} events/s\n  ledger (views + rules): {w:>9.0} events/s \n  alerts raised: {alerts}\n  ratio ledger/raw sled: {:.2}\n  ratio views on/off:    {:.2}",
+        l / r,
+        w / l
     );
 }
 

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::rules::{batch_verdict, word, Alert, BatchVerdict};
 use crate::storage::Storage;
 use crate::views::{
-    alerts_range, artifact_key, batch_key, gates_of, job_key, timeline_key, Approval, ArtifactView, BatchView, Cite,
-    GateView, JobView, LiveSet, PolicyInForce, Registration, Signature, ViewError,
+    alerts_range, artifact_key, batch_key, gate_runs_of, job_key, served_key, timeline_key, Approval, ArtifactView,
+    BatchView, Cite, GateRun, JobView, LiveSet, PolicyInForce, Registration, Signature, ViewError,
 };
 
 /// `KIND/NAME@VERSION`, as people and the CLI name an artifact.
@@ -57,8 +57,9 @@ fn read<S: Storage, V: serde::de::DeserializeOwned>(store: &S, key: &[u8]) -> Re
     }
 }
 
-fn gate_views<S: Storage>(store: &S, digest: &Digest) -> Result<Vec<GateView>, ViewError> {
-    let (from, to) = gates_of(digest);
+/// Every run of every gate on `digest`, by gate, each gate's runs in ledger order.
+fn gate_runs<S: Storage>(store: &S, digest: &Digest) -> Result<Vec<GateRun>, ViewError> {
+    let (from, to) = gate_runs_of(digest);
     store
         .range(&from, &to)
         .map(|item| {
@@ -157,13 +158,12 @@ pub fn state<S: Storage>(
             .as_ref()
             .map(|v| standing(v, &a.digest, &env, micros).into_iter().cloned().collect())
             .unwrap_or_default();
-        let gates: Vec<GateStatus> = gate_views(store, &a.digest)?
-            .into_iter()
-            .filter_map(|g| {
-                let run = g.runs.iter().rfind(|r| r.cite.at <= micros)?;
-                Some(GateStatus { gate: g.gate.clone(), result: run.result, cite: run.cite.clone() })
-            })
-            .collect();
+        let mut latest: BTreeMap<String, GateRun> = BTreeMap::new();
+        for run in gate_runs(store, &a.digest)?.into_iter().filter(|r| r.cite.at <= micros) {
+            latest.insert(run.gate.clone(), run);
+        }
+        let gates: Vec<GateStatus> =
+            latest.into_values().map(|r| GateStatus { gate: r.gate, result: r.result, cite: r.cite }).collect();
         let signature = view
             .as_ref()
             .and_then(|v| v.signatures.iter().rfind(|s| s.verified && s.digest == a.digest && s.cite.at <= micros))
@@ -275,20 +275,19 @@ pub fn artifact<S: Storage>(store: &S, name: &ArtifactName) -> Result<Option<Art
     digests.sort();
     digests.dedup();
     for digest in &digests {
-        for g in gate_views(store, digest)? {
-            for r in &g.runs {
-                step(&r.cite, "gated", format!("{} {}{}", g.gate, word(&r.result), d(digest)));
-            }
+        for r in gate_runs(store, digest)? {
+            step(&r.cite, "gated", format!("{} {}{}", r.gate, word(&r.result), d(digest)));
         }
     }
     steps.sort_by_key(|s| s.cite.seq);
     let mut entries: Vec<u64> = steps.iter().map(|s| s.cite.seq).collect();
-    if let Some(s) = &view.served {
+    let served: Option<crate::views::Served> = read(store, &served_key(name.kind, &name.name, &name.version))?;
+    if let Some(s) = &served {
         entries.extend([s.first_seq, s.last_seq]);
     }
     entries.sort_unstable();
     entries.dedup();
-    Ok(Some(ArtifactHistory { artifact: view.artifact, history: steps, served: view.served, entries }))
+    Ok(Some(ArtifactHistory { artifact: view.artifact, history: steps, served, entries }))
 }
 
 /// A feedback batch a training job used (question 4).

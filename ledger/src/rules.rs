@@ -451,8 +451,8 @@ impl Check<'_> {
                 if self.exception(view, a, env, gate).is_some() {
                     continue;
                 }
-                let runs = self.st.gate(&a.digest, gate);
-                match runs.and_then(|g| g.latest()) {
+                let view = self.st.gate(&a.digest, gate);
+                match view.map(|g| &g.latest) {
                     Some(latest) if latest.result == GateOutcome::Fail => {
                         let text = format!(
                             "{a} was {verb} {target} by {actor} although its latest {gate} result on digest {} is fail (entry {}).",
@@ -464,21 +464,20 @@ impl Check<'_> {
                         let alert = self.alert(Rule::GateFailed, &subject(gate), entries, text);
                         self.out.push(about(alert).by([actor.clone()]));
                     }
-                    _ if runs.and_then(|g| g.first_pass()).is_some() => {}
-                    _ => {
-                        let others = runs.map(|g| g.runs.as_slice()).unwrap_or_default();
+                    _ if view.is_some_and(|g| g.first_pass.is_some()) => {}
+                    latest => {
                         let mut text = format!(
                             "{a} was {verb} {target} by {actor} with no passing {gate} gate on digest {}",
                             short(&a.digest)
                         );
-                        match others.last() {
+                        match latest {
                             Some(r) => {
                                 let _ = write!(text, " (latest run: {} at entry {}).", word(&r.result), r.cite.seq);
                             }
                             None => text.push_str(" (it never ran)."),
                         }
                         let mut entries = reg_seq.clone();
-                        entries.extend(others.iter().map(|r| r.cite.seq));
+                        entries.extend(latest.map(|r| r.cite.seq));
                         let alert = self.alert(Rule::GateSkipped, &subject(gate), entries, text);
                         self.out.push(about(alert).by([actor.clone()]));
                     }
@@ -637,9 +636,10 @@ impl Check<'_> {
             .into_iter()
             .flatten()
             .filter(|g| {
-                let passed = self.st.gate(&prompt.digest, g).is_some_and(|v| {
-                    v.first_pass().is_some() && v.latest().is_some_and(|r| r.result != GateOutcome::Fail)
-                });
+                let passed = self
+                    .st
+                    .gate(&prompt.digest, g)
+                    .is_some_and(|v| v.first_pass.is_some() && v.latest.result != GateOutcome::Fail);
                 !passed && self.exception(view, prompt, env, g).is_none()
             })
             .map(String::as_str)

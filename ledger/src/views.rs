@@ -10,30 +10,34 @@
 //! | `vm` | watermark: the next sequence number to project (u64 BE) | meta |
 //! | `vp` | the policy in force ([`PolicyInForce`]) | state |
 //! | `va` kind name version | [`ArtifactView`]: registration, signatures, approvals, moves, traffic | state |
-//! | `vg` digest gate | [`GateView`]: every run of one gate on one digest | state |
+//! | `vg` digest gate | [`GateView`]: the latest and the first passing run of one gate on one digest | state |
+//! | `vs` kind name version | [`Served`]: requests served with the artifact | state |
 //! | `vl` app env | [`LiveSet`]: what serves `app` in `env` now | state |
 //! | `vr` provider model region | [`RouteView`]: the latest registry decision on a route | state |
 //! | `vb` batch | [`BatchView`]: a feedback batch, its submissions and vetting | state |
 //! | `vj` job | [`JobView`]: a training job and the verdict on its batches when it started | state |
 //! | `vw` app env model | [`Window`]: behaviour counters, baseline and current window | state |
 //! | `vx` name | seq: a traffic alert already raised for this violation (one alert, not one per request) | state |
+//! | `vG` digest gate seq (u64 BE) | [`GateRun`]: every run of a gate | history |
 //! | `vP` seq (u64 BE) | [`PolicyVersion`]: history of policy versions | history |
 //! | `vd` app env time seq (u64 BE each) | [`LiveSet`] after each deploy or rollback: the timeline | history |
 //! | `vA` seq (u64 BE) n (u16 BE) | [`Alert`] raised by entry `seq` | history |
 //!
 //! *State* keys are held in memory by [`Views`] (the rules read them at every entry) and
-//! written back when they change; *history* keys are only written, and read by queries.
+//! written back when they change, so they are kept small: what grows with traffic (gate runs,
+//! served requests) is a history key or a counter of its own. *History* keys are only
+//! written, and read by queries.
 //!
 //! Durability: [`Views::save`] writes the changed keys and the watermark in one atomic,
 //! unflushed batch after the log's own flushed commit, so views never run ahead of the log.
 //! After a crash they are at most behind it, and [`crate::Ledger::open`] projects the missing
 //! entries from the watermark on.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use evidence_schemas::{
     ApprovalDecision, ArtifactKind, ArtifactRef, Digest, Env, Event, EventData, Exception, GateOutcome,
-    ProviderDecision, TrainingStatus, VetDecision,
+    ProviderDecision, ProxyRequest, TrainingStatus, VetDecision,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -48,6 +52,8 @@ const WATERMARK: &[u8] = b"vm";
 const POLICY: &[u8] = b"vp";
 const ARTIFACTS: u8 = b'a';
 const GATES: u8 = b'g';
+const GATE_RUNS: u8 = b'G';
+const SERVED: u8 = b's';
 const LIVE: u8 = b'l';
 const ROUTES: u8 = b'r';
 const BATCHES: u8 = b'b';
@@ -105,12 +111,23 @@ fn gate_key(digest: &Digest, gate: &str) -> Vec<u8> {
     key(GATES, &[digest.0.as_bytes(), gate.as_bytes()])
 }
 
-/// The first key of every gate of one digest (for range reads).
-pub(crate) fn gates_of(digest: &Digest) -> (Vec<u8>, Vec<u8>) {
-    let from = key(GATES, &[digest.0.as_bytes()]);
+/// The range of every gate run on one digest.
+pub(crate) fn gate_runs_of(digest: &Digest) -> (Vec<u8>, Vec<u8>) {
+    let from = key(GATE_RUNS, &[digest.0.as_bytes()]);
     let mut to = from.clone();
     to.push(0xff);
     (from, to)
+}
+
+fn gate_run_key(digest: &Digest, gate: &str, seq: u64) -> Vec<u8> {
+    let mut k = key(GATE_RUNS, &[digest.0.as_bytes(), gate.as_bytes()]);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The key of an artifact's served-requests counter.
+pub fn served_key(kind: ArtifactKind, name: &str, version: &str) -> Vec<u8> {
+    key(SERVED, &[kind.as_str().as_bytes(), name.as_bytes(), version.as_bytes()])
 }
 
 fn live_key(app: &str, env: &str) -> Vec<u8> {
@@ -276,9 +293,6 @@ pub struct ArtifactView {
     /// Rollbacks to it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollbacks: Vec<Move>,
-    /// Requests served with it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub served: Option<Served>,
 }
 
 impl ArtifactView {
@@ -292,7 +306,6 @@ impl ArtifactView {
             promotions: Vec::new(),
             deployments: Vec::new(),
             rollbacks: Vec::new(),
-            served: None,
         }
     }
 }
@@ -303,6 +316,8 @@ pub struct GateRun {
     /// The entry.
     #[serde(flatten)]
     pub cite: Cite,
+    /// The gate.
+    pub gate: String,
     /// pass, fail or warn.
     pub result: GateOutcome,
     /// The artifact as the gate named it.
@@ -312,26 +327,16 @@ pub struct GateRun {
     pub target_env: Option<Env>,
 }
 
-/// Every run of one gate on one digest, in ledger order.
+/// What the rules need of one gate on one digest (every run is a history key).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GateView {
-    /// The gate's name.
-    pub gate: String,
-    /// The digest.
-    pub digest: Digest,
-    /// The runs.
-    pub runs: Vec<GateRun>,
-}
-
-impl GateView {
     /// The latest run.
-    pub fn latest(&self) -> Option<&GateRun> {
-        self.runs.last()
-    }
+    pub latest: GateRun,
     /// The first `pass`, if any.
-    pub fn first_pass(&self) -> Option<&GateRun> {
-        self.runs.iter().find(|r| r.result == GateOutcome::Pass)
-    }
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_pass: Option<GateRun>,
+    /// How many runs.
+    pub runs: u64,
 }
 
 /// An artifact serving an app, and the entry that put it there.
@@ -511,7 +516,7 @@ pub struct PolicyVersion {
 #[derive(Debug)]
 pub(crate) struct Table<V> {
     rows: HashMap<Vec<u8>, V>,
-    dirty: BTreeSet<Vec<u8>>,
+    dirty: HashSet<Vec<u8>>,
 }
 
 impl<V: Serialize + DeserializeOwned> Table<V> {
@@ -521,7 +526,7 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
             let (k, v) = item?;
             rows.insert(k.as_ref().to_vec(), decode(k.as_ref(), v.as_ref())?);
         }
-        Ok(Table { rows, dirty: BTreeSet::new() })
+        Ok(Table { rows, dirty: HashSet::new() })
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Option<&V> {
@@ -529,17 +534,23 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     }
 
     fn get_mut(&mut self, key: Vec<u8>, default: impl FnOnce() -> V) -> &mut V {
-        self.dirty.insert(key.clone());
+        if !self.dirty.contains(&key) {
+            self.dirty.insert(key.clone());
+        }
         self.rows.entry(key).or_insert_with(default)
     }
 
     fn put(&mut self, key: Vec<u8>, value: V) {
-        self.dirty.insert(key.clone());
+        if !self.dirty.contains(&key) {
+            self.dirty.insert(key.clone());
+        }
         self.rows.insert(key, value);
     }
 
     fn write(&mut self, batch: &mut WriteBatch) {
-        for k in std::mem::take(&mut self.dirty) {
+        let mut dirty: Vec<Vec<u8>> = self.dirty.drain().collect();
+        dirty.sort_unstable();
+        for k in dirty {
             let v = serde_json::to_vec(&self.rows[&k]).expect("view values serialize");
             batch.put(k, v);
         }
@@ -557,6 +568,7 @@ pub struct State {
     policy: PolicyInForce,
     pub(crate) artifacts: Table<ArtifactView>,
     gates: Table<GateView>,
+    served: Table<Served>,
     live: Table<LiveSet>,
     routes: Table<RouteView>,
     batches: Table<BatchView>,
@@ -565,6 +577,8 @@ pub struct State {
     reported: Table<u64>,
     /// Artifact view keys by each view's digest: derived, rebuilt on load.
     by_digest: HashMap<Digest, BTreeSet<Vec<u8>>>,
+    /// Artifact view keys by kind and name: derived, rebuilt on load.
+    by_name: HashMap<(ArtifactKind, String), BTreeSet<Vec<u8>>>,
     policy_changed: bool,
 }
 
@@ -576,13 +590,16 @@ impl State {
         };
         let artifacts: Table<ArtifactView> = Table::load(store, ARTIFACTS)?;
         let mut by_digest: HashMap<Digest, BTreeSet<Vec<u8>>> = HashMap::new();
+        let mut by_name: HashMap<(ArtifactKind, String), BTreeSet<Vec<u8>>> = HashMap::new();
         for (k, v) in &artifacts.rows {
             by_digest.entry(v.artifact.digest.clone()).or_default().insert(k.clone());
+            by_name.entry((v.artifact.kind, v.artifact.name.clone())).or_default().insert(k.clone());
         }
         Ok(State {
             policy,
             artifacts,
             gates: Table::load(store, GATES)?,
+            served: Table::load(store, SERVED)?,
             live: Table::load(store, LIVE)?,
             routes: Table::load(store, ROUTES)?,
             batches: Table::load(store, BATCHES)?,
@@ -590,6 +607,7 @@ impl State {
             windows: Table::load(store, WINDOWS)?,
             reported: Table::load(store, REPORTED)?,
             by_digest,
+            by_name,
             policy_changed: false,
         })
     }
@@ -609,9 +627,9 @@ impl State {
         self.by_digest.get(digest).into_iter().flatten().filter_map(|k| self.artifacts.get(k))
     }
 
-    /// Registered artifacts of one kind and name, any version.
-    pub fn versions<'a>(&'a self, kind: ArtifactKind, name: &'a str) -> impl Iterator<Item = &'a ArtifactView> {
-        self.artifacts.rows.values().filter(move |v| v.artifact.kind == kind && v.artifact.name == name)
+    /// The artifacts of one kind and name, any version.
+    pub fn versions(&self, kind: ArtifactKind, name: &str) -> impl Iterator<Item = &ArtifactView> {
+        self.by_name.get(&(kind, name.to_string())).into_iter().flatten().filter_map(|k| self.artifacts.get(k))
     }
 
     /// Every run of `gate` on `digest`.
@@ -643,6 +661,7 @@ impl State {
         let k = artifact_key(a.kind, &a.name, &a.version);
         if !self.artifacts.rows.contains_key(&k) {
             self.by_digest.entry(a.digest.clone()).or_default().insert(k.clone());
+            self.by_name.entry((a.kind, a.name.clone())).or_default().insert(k.clone());
         }
         self.artifacts.get_mut(k, || ArtifactView::new(a))
     }
@@ -653,6 +672,7 @@ impl State {
         }
         self.artifacts.write(batch);
         self.gates.write(batch);
+        self.served.write(batch);
         self.live.write(batch);
         self.routes.write(batch);
         self.batches.write(batch);
@@ -735,6 +755,18 @@ impl Views {
     }
 
     fn apply(&mut self, seq: u64, ev: &Event, alerts: &mut Vec<Alert>) {
+        // Requests and feedback, most of the traffic, are counted rather than cited.
+        match &ev.data {
+            EventData::ProxyRequest(d) => return self.count_request(seq, ev, d, alerts),
+            EventData::FeedbackSubmit(d) => {
+                let b = self.state.batches.get_mut(batch_key(&d.batch), BatchView::default);
+                b.submitted += 1;
+                b.first_seq.get_or_insert(seq);
+                b.last_seq = Some(seq);
+                return;
+            }
+            _ => {}
+        }
         let cite = Cite::of(seq, ev);
         let st = &mut self.state;
         match &ev.data {
@@ -818,75 +850,27 @@ impl Views {
                 self.pending.put(k, serde_json::to_vec(&version).expect("serializes"));
             }
             EventData::PipelineGate(d) => {
-                st.gates
-                    .get_mut(gate_key(&d.artifact.digest, &d.gate), || GateView {
-                        gate: d.gate.clone(),
-                        digest: d.artifact.digest.clone(),
-                        runs: Vec::new(),
-                    })
-                    .runs
-                    .push(GateRun {
-                        cite,
-                        result: d.result,
-                        artifact: d.artifact.clone(),
-                        target_env: d.target_env.clone(),
-                    });
-            }
-            EventData::ProxyRequest(d) => {
-                let served = |v: &mut ArtifactView| {
-                    let s = v.served.get_or_insert(Served { requests: 0, first_seq: seq, last_seq: seq });
-                    s.requests += 1;
-                    s.last_seq = seq;
+                let run = GateRun {
+                    cite,
+                    gate: d.gate.clone(),
+                    result: d.result,
+                    artifact: d.artifact.clone(),
+                    target_env: d.target_env.clone(),
                 };
-                if let Some(p) = &d.prompt {
-                    served(st.artifact_mut(p));
+                self.pending
+                    .put(gate_run_key(&d.artifact.digest, &d.gate, seq), serde_json::to_vec(&run).expect("serializes"));
+                let view = st.gates.get_mut(gate_key(&d.artifact.digest, &d.gate), || GateView {
+                    latest: run.clone(),
+                    first_pass: None,
+                    runs: 0,
+                });
+                view.runs += 1;
+                if view.first_pass.is_none() && run.result == GateOutcome::Pass {
+                    view.first_pass = Some(run.clone());
                 }
-                if let Some(digest) = &d.model_digest {
-                    let keys = st.by_digest.get(digest).cloned().unwrap_or_default();
-                    for k in keys {
-                        if let Some(v) = st.artifacts.rows.get(&k) {
-                            if v.artifact.kind == ArtifactKind::Model {
-                                served(st.artifacts.get_mut(k, || unreachable!("the key exists")));
-                            }
-                        }
-                    }
-                }
-                if let (Some(env), Some(drift)) = (&ev.env, st.policy.policy.drift.clone()) {
-                    let k = key(WINDOWS, &[d.app.as_bytes(), env.0.as_bytes(), d.model.as_bytes()]);
-                    let w = st.windows.get_mut(k, Window::default);
-                    let c = &mut w.current;
-                    if c.requests == 0 {
-                        c.first_seq = seq;
-                    }
-                    c.last_seq = seq;
-                    c.requests += 1;
-                    c.refused += u64::from(d.refused == Some(true));
-                    c.flagged += u64::from(d.safety_flags.as_ref().is_some_and(|f| !f.is_empty()));
-                    c.tool_calls += u64::from(d.tool_calls.as_ref().is_some_and(|t| !t.is_empty()));
-                    if c.requests >= u64::from(drift.window) {
-                        let current = std::mem::take(c);
-                        match w.baseline.take() {
-                            None => w.baseline = Some(current),
-                            Some(baseline) => {
-                                let policy = &st.policy;
-                                match rules::drift(policy, &drift, seq, ev, d, env, &baseline, &current) {
-                                    Some(alert) => {
-                                        alerts.push(alert);
-                                        w.baseline = Some(current);
-                                    }
-                                    None => w.baseline = Some(baseline),
-                                }
-                            }
-                        }
-                    }
-                }
+                view.latest = run;
             }
-            EventData::FeedbackSubmit(d) => {
-                let b = st.batches.get_mut(batch_key(&d.batch), BatchView::default);
-                b.submitted += 1;
-                b.first_seq.get_or_insert(seq);
-                b.last_seq = Some(seq);
-            }
+            EventData::ProxyRequest(_) | EventData::FeedbackSubmit(_) => {}
             EventData::FeedbackVet(d) => {
                 st.batches.get_mut(batch_key(&d.batch), BatchView::default).vets.push(Vet {
                     cite,
@@ -916,6 +900,54 @@ impl Views {
             EventData::TrainingFinish(d) => {
                 st.jobs.get_mut(job_key(&d.job_id), JobView::default).finish =
                     Some(JobFinish { cite, status: d.status, output: d.output.clone() });
+            }
+        }
+    }
+
+    /// A gateway request: served counters and the drift window of its (app, env, model).
+    fn count_request(&mut self, seq: u64, ev: &Event, d: &ProxyRequest, alerts: &mut Vec<Alert>) {
+        let st = &mut self.state;
+        let mut served: Vec<Vec<u8>> = d.prompt.iter().map(|a| served_key(a.kind, &a.name, &a.version)).collect();
+        if let Some(digest) = &d.model_digest {
+            served.extend(
+                st.artifacts_with_digest(digest)
+                    .map(|v| &v.artifact)
+                    .filter(|a| a.kind == ArtifactKind::Model)
+                    .map(|a| served_key(a.kind, &a.name, &a.version)),
+            );
+        }
+        for k in served {
+            let s = st.served.get_mut(k, || Served { requests: 0, first_seq: seq, last_seq: seq });
+            s.requests += 1;
+            s.last_seq = seq;
+        }
+        if let (Some(env), Some(drift)) = (&ev.env, st.policy.policy.drift.clone()) {
+            let k = key(WINDOWS, &[d.app.as_bytes(), env.0.as_bytes(), d.model.as_bytes()]);
+            let w = st.windows.get_mut(k, Window::default);
+            let c = &mut w.current;
+            if c.requests == 0 {
+                c.first_seq = seq;
+            }
+            c.last_seq = seq;
+            c.requests += 1;
+            c.refused += u64::from(d.refused == Some(true));
+            c.flagged += u64::from(d.safety_flags.as_ref().is_some_and(|f| !f.is_empty()));
+            c.tool_calls += u64::from(d.tool_calls.as_ref().is_some_and(|t| !t.is_empty()));
+            if c.requests >= u64::from(drift.window) {
+                let current = std::mem::take(c);
+                match w.baseline.take() {
+                    None => w.baseline = Some(current),
+                    Some(baseline) => {
+                        let policy = &st.policy;
+                        match rules::drift(policy, &drift, seq, ev, d, env, &baseline, &current) {
+                            Some(alert) => {
+                                alerts.push(alert);
+                                w.baseline = Some(current);
+                            }
+                            None => w.baseline = Some(baseline),
+                        }
+                    }
+                }
             }
         }
     }

@@ -107,7 +107,7 @@ fn duplicates_are_acknowledged_and_conflicts_quarantined() {
     let r = log.append(&batch(&v, [(5, changed.clone())])).unwrap();
     let Outcome::Quarantined { reason } = &r.outcomes[0] else { panic!("{:?}", r.outcomes) };
     assert!(
-        reason.starts_with("conflict: (gateway/acme/app-01, evt-0000000001) is already entry 1 with digest "),
+        reason.starts_with("conflict: (gateway/acme/app-00, evt-0000000001) is already entry 1 with digest "),
         "{reason}"
     );
     let q: Vec<QuarantineRecord> = log.quarantine(0, 10).unwrap();

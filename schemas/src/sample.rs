@@ -1,8 +1,12 @@
 //! Deterministic contract events for tests, benchmarks and load scripts: event `i` is always
 //! the same bytes, every event is valid, and `(source, id)` is unique per `i`.
 //!
-//! The mix is what a busy ledger sees: mostly gateway traffic (`proxy.request`), with gate
-//! results, registrations and feedback in between. Events are about 500 bytes. No I/O.
+//! The mix is what a busy ledger sees: mostly gateway traffic (`proxy.request`, 7 in 10), gate
+//! results (1 in 10) and feedback (1 in 10), and every hundred events one registration,
+//! signature, approval, promotion, deployment and vetting decision. It names 1,000 model
+//! artifacts (one version each) and 50 apps. Most releases are governed; some are not (a failed
+//! gate, a failed signature check, a route not yet approved), so the rules have work to do.
+//! Events are about 500 bytes. No I/O.
 
 use serde_json::json;
 
@@ -22,40 +26,104 @@ pub fn digest_of(label: &str) -> String {
     out
 }
 
+/// Model artifact `a` (of 1,000): `model-<a>` at one version, with a stable digest.
+fn artifact(a: u64) -> serde_json::Value {
+    let name = format!("model-{a:03}");
+    let version = format!("1.{}.0", a % 7);
+    json!({ "kind": "model", "name": name, "version": version, "digest": digest_of(&format!("{name}@{version}")) })
+}
+
 /// The `i`-th sample event as one line of JSON (no trailing newline).
 pub fn sample_event(i: u64) -> String {
-    let app = format!("app-{:02}", i % 50);
-    let model = format!("model-{:03}", i % 1000);
     let time =
         format!("2026-04-{:02}T{:02}:{:02}:{:02}Z", 1 + (i / 86_400) % 28, (i / 3600) % 24, (i / 60) % 60, i % 60);
-    let artifact = json!({
-        "kind": "model",
-        "name": model,
-        "version": format!("1.{}.0", i % 7),
-        "digest": digest_of(&format!("{model}@1.{}", i % 7)),
-    });
-    let value = match i % 10 {
-        0 => json!({
+    let id = format!("evt-{i:010}");
+    // Events walk through the artifacts and apps a hundred at a time: each hundred registers,
+    // gates, approves and deploys one artifact to one app, which then serves requests.
+    let (lifecycle, owner_app) = (artifact((i / 100) % 1000), format!("app-{:02}", (i / 100) % 50));
+    let registry = |ty: &str, actor: &str, env: Option<&str>, data: serde_json::Value| {
+        let mut e = json!({
+            "specversion": "1.0", "id": id, "source": "registry/acme/mlflow", "type": ty, "time": time,
+            "subject": format!("model/{}", lifecycle["name"].as_str().unwrap_or_default()), "actor": actor, "data": data,
+        });
+        if let Some(env) = env {
+            e["env"] = json!(env);
+        }
+        e
+    };
+    let value = match (i % 100, i % 10) {
+        (11, _) => registry(
+            "registry.register",
+            "maria@acme",
+            None,
+            json!({ "artifact": lifecycle, "owner": "ml-platform", "publisher": "acme", "format": "safetensors", "risk_tier": "medium", "license": "proprietary" }),
+        ),
+        (21, _) => registry(
+            "registry.sign",
+            "signer-bot@acme",
+            None,
+            json!({ "artifact": lifecycle, "key_id": "sigstore:acme-release", "verified": i % 7000 != 21 }),
+        ),
+        (31, _) => registry(
+            "registry.approve",
+            "sam@acme",
+            Some("prod"),
+            json!({ "artifact": lifecycle, "target_env": "prod", "decision": "approved", "role": "security-reviewer" }),
+        ),
+        (41, _) => {
+            let mut e = registry(
+                "pipeline.deploy",
+                "deploy-bot@acme",
+                Some("prod"),
+                json!({ "app": owner_app, "target_env": "prod", "artifacts": [lifecycle], "deploy_id": format!("dep-{i}") }),
+            );
+            e["source"] = json!("ci/acme/github-actions");
+            e
+        }
+        (51, _) => registry(
+            "registry.promote",
+            "maria@acme",
+            Some("prod"),
+            json!({ "artifact": lifecycle, "target_env": "prod", "from_env": "staging" }),
+        ),
+        (61, _) => {
+            let mut e = registry(
+                "feedback.vet",
+                "qa-lead@acme",
+                None,
+                json!({ "batch": format!("batch-{}", i / 1000), "decision": "accepted", "reason": "spot-checked" }),
+            );
+            e["source"] = json!("feedback/acme/review");
+            e.as_object_mut().map(|o| o.remove("subject"));
+            e
+        }
+        (71, _) if i % 1000 == 71 => registry(
+            "registry.provider",
+            "platform-team@acme",
+            None,
+            json!({ "provider": "openai", "model": "gpt-4o-mini", "region": "eu-west-1", "data_classes": ["customer-pii", "public"], "envs": ["prod"], "decision": "approved" }),
+        ),
+        (_, 0) => json!({
             "specversion": "1.0",
-            "id": format!("evt-{i:010}"),
+            "id": id,
             "source": "ci/acme/evals",
             "type": "pipeline.gate",
             "time": time,
-            "subject": format!("model/{model}"),
+            "subject": format!("model/{}", lifecycle["name"].as_str().unwrap_or_default()),
             "actor": "ci-bot@acme",
             "data": {
                 "gate": if i % 20 == 0 { "prompt-injection" } else { "leakage" },
                 "category": "eval",
-                "artifact": artifact,
-                "result": if i % 30 == 0 { "fail" } else { "pass" },
+                "artifact": lifecycle,
+                "result": if i % 700 == 0 { "fail" } else { "pass" },
                 "suite": { "name": "red-team", "version": "2026.03" },
                 "metrics": { "attack_success_rate": (i % 100) as f64 / 1000.0 },
                 "run_id": format!("run-{i}"),
             }
         }),
-        5 => json!({
+        (_, 5) => json!({
             "specversion": "1.0",
-            "id": format!("evt-{i:010}"),
+            "id": id,
             "source": "feedback/acme/widget",
             "type": "feedback.submit",
             "time": time,
@@ -70,19 +138,19 @@ pub fn sample_event(i: u64) -> String {
         }),
         _ => json!({
             "specversion": "1.0",
-            "id": format!("evt-{i:010}"),
-            "source": format!("gateway/acme/{app}"),
+            "id": id,
+            "source": format!("gateway/acme/{owner_app}"),
             "type": "proxy.request",
             "time": time,
             "env": "prod",
             "data": {
                 "request_id": format!("req-{i}"),
-                "app": app,
+                "app": owner_app,
                 "provider": "openai",
                 "model": "gpt-4o-mini",
                 "region": "eu-west-1",
                 "data_class": "customer-pii",
-                "model_digest": artifact["digest"],
+                "model_digest": lifecycle["digest"],
                 "tokens_in": 200 + i % 300,
                 "tokens_out": 50 + i % 120,
                 "latency_ms": (300 + i % 900) as f64,
