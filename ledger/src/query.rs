@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::rules::{batch_verdict, word, Alert, BatchVerdict};
 use crate::storage::Storage;
 use crate::views::{
-    alerts_range, artifact_key, batch_key, gate_runs_of, job_key, served_key, timeline_key, Approval, ArtifactView,
-    BatchView, Cite, GateRun, JobView, LiveSet, PolicyInForce, Registration, Signature, ViewError,
+    alerts_range, artifact_key, batch_key, gate_run_key, gate_runs_of, gates_of, job_key, served_key, timeline_key,
+    Approval, ArtifactView, BatchView, Cite, GateRun, JobView, LiveSet, PolicyInForce, Registration, Signature,
+    ViewError,
 };
 
 /// `KIND/NAME@VERSION`, as people and the CLI name an artifact.
@@ -70,6 +71,28 @@ fn gate_runs<S: Storage>(store: &S, digest: &Digest) -> Result<Vec<GateRun>, Vie
             })
         })
         .collect()
+}
+
+/// The latest run of each gate on `digest` at event time `micros`: one key read per gate.
+fn gates_at<S: Storage>(store: &S, digest: &Digest, micros: i64) -> Result<Vec<GateStatus>, ViewError> {
+    let (from, to) = gates_of(digest);
+    let mut out = Vec::new();
+    for item in store.range(&from, &to) {
+        let (k, v) = item?;
+        let corrupt = |e: serde_json::Error| ViewError::Corrupt {
+            key: String::from_utf8_lossy(k.as_ref()).into_owned(),
+            message: e.to_string(),
+        };
+        let view: crate::views::GateView = serde_json::from_slice(v.as_ref()).map_err(corrupt)?;
+        let gate = view.latest.gate;
+        let first = gate_run_key(digest, &gate, i64::MIN, 0);
+        let last = gate_run_key(digest, &gate, micros, u64::MAX);
+        if let Some((_, v)) = store.last_in(&first, &last)? {
+            let run: GateRun = serde_json::from_slice(v.as_ref()).map_err(corrupt)?;
+            out.push(GateStatus { gate, result: run.result, cite: run.cite });
+        }
+    }
+    Ok(out)
 }
 
 /// Approvals standing at `at` for a digest and env: each approver's latest decision, if
@@ -158,12 +181,7 @@ pub fn state<S: Storage>(
             .as_ref()
             .map(|v| standing(v, &a.digest, &env, micros).into_iter().cloned().collect())
             .unwrap_or_default();
-        let mut latest: BTreeMap<String, GateRun> = BTreeMap::new();
-        for run in gate_runs(store, &a.digest)?.into_iter().filter(|r| r.cite.at <= micros) {
-            latest.insert(run.gate.clone(), run);
-        }
-        let gates: Vec<GateStatus> =
-            latest.into_values().map(|r| GateStatus { gate: r.gate, result: r.result, cite: r.cite }).collect();
+        let gates = gates_at(store, &a.digest, micros)?;
         let signature = view
             .as_ref()
             .and_then(|v| v.signatures.iter().rfind(|s| s.verified && s.digest == a.digest && s.cite.at <= micros))

@@ -18,7 +18,7 @@
 //! | `vj` job | [`JobView`]: a training job and the verdict on its batches when it started | state |
 //! | `vw` app env model | [`Window`]: behaviour counters, baseline and current window | state |
 //! | `vx` name | seq: a traffic alert already raised for this violation (one alert, not one per request) | state |
-//! | `vG` digest gate seq (u64 BE) | [`GateRun`]: every run of a gate | history |
+//! | `vG` digest gate time seq (u64 BE each) | [`GateRun`]: every run of a gate, by event time | history |
 //! | `vP` seq (u64 BE) | [`PolicyVersion`]: history of policy versions | history |
 //! | `vd` app env time seq (u64 BE each) | [`LiveSet`] after each deploy or rollback: the timeline | history |
 //! | `vA` seq (u64 BE) n (u16 BE) | [`Alert`] raised by entry `seq` | history |
@@ -119,10 +119,21 @@ pub(crate) fn gate_runs_of(digest: &Digest) -> (Vec<u8>, Vec<u8>) {
     (from, to)
 }
 
-fn gate_run_key(digest: &Digest, gate: &str, seq: u64) -> Vec<u8> {
+/// The key of a gate run: by digest and gate, then event time and seq, so that the run in
+/// force at time T is the last key at or before T.
+pub(crate) fn gate_run_key(digest: &Digest, gate: &str, micros: i64, seq: u64) -> Vec<u8> {
     let mut k = key(GATE_RUNS, &[digest.0.as_bytes(), gate.as_bytes()]);
+    k.extend_from_slice(&order_micros(micros).to_be_bytes());
     k.extend_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// The range of the gate views of one digest (one key per gate that ran on it).
+pub(crate) fn gates_of(digest: &Digest) -> (Vec<u8>, Vec<u8>) {
+    let from = key(GATES, &[digest.0.as_bytes()]);
+    let mut to = from.clone();
+    to.push(0xff);
+    (from, to)
 }
 
 /// The key of an artifact's served-requests counter.
@@ -857,8 +868,8 @@ impl Views {
                     artifact: d.artifact.clone(),
                     target_env: d.target_env.clone(),
                 };
-                self.pending
-                    .put(gate_run_key(&d.artifact.digest, &d.gate, seq), serde_json::to_vec(&run).expect("serializes"));
+                let k = gate_run_key(&d.artifact.digest, &d.gate, run.cite.at, seq);
+                self.pending.put(k, serde_json::to_vec(&run).expect("serializes"));
                 let view = st.gates.get_mut(gate_key(&d.artifact.digest, &d.gate), || GateView {
                     latest: run.clone(),
                     first_pass: None,
