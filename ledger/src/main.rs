@@ -304,6 +304,10 @@ fn publish_policy(
     actor: Option<String>,
 ) -> anyhow::Result<u64> {
     let data = evidence_ledger::policy::read_file(file)?;
+    if let Some(earlier) = query::policy_versions(ledger.log().store())?.into_iter().find(|p| p.version == data.version)
+    {
+        anyhow::bail!("policy version {} was already published as entry {}", data.version, earlier.cite.seq);
+    }
     let actor = actor.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
     let event = serde_json::json!({
         "specversion": "1.0",

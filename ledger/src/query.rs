@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::rules::{batch_verdict, word, Alert, BatchVerdict};
 use crate::storage::Storage;
 use crate::views::{
-    alerts_range, artifact_key, batch_key, gate_run_key, gate_runs_of, gates_of, job_key, served_key, timeline_key,
-    Approval, ArtifactView, BatchView, Cite, GateRun, JobView, LiveSet, PolicyInForce, Registration, Signature,
-    ViewError,
+    alerts_range, artifact_key, batch_key, gate_run_key, gate_runs_of, gates_of, job_key, policies_range, served_key,
+    timeline_key, Approval, ArtifactView, BatchView, Cite, GateRun, JobView, LiveSet, PolicyInForce, PolicyVersion,
+    Registration, Signature, ViewError,
 };
 
 /// `KIND/NAME@VERSION`, as people and the CLI name an artifact.
@@ -372,6 +372,21 @@ pub fn alerts<S: Storage>(
         out.push(alert);
     }
     Ok(out)
+}
+
+/// Every published policy version, in ledger order.
+pub fn policy_versions<S: Storage>(store: &S) -> Result<Vec<PolicyVersion>, ViewError> {
+    let (from, to) = policies_range();
+    store
+        .range(&from, &to)
+        .map(|item| {
+            let (k, v) = item?;
+            serde_json::from_slice(v.as_ref()).map_err(|e| ViewError::Corrupt {
+                key: String::from_utf8_lossy(k.as_ref()).into_owned(),
+                message: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// The retraining gate's answer: may this job train on these batches?

@@ -178,6 +178,11 @@ pub(crate) fn alert_key(seq: u64, n: u16) -> Vec<u8> {
     k
 }
 
+/// The range of the policy history keys.
+pub(crate) fn policies_range() -> (Vec<u8>, Vec<u8>) {
+    (vec![VIEWS, POLICIES], vec![VIEWS, POLICIES + 1])
+}
+
 /// The range of all alert keys.
 pub(crate) fn alerts_range() -> (Vec<u8>, Vec<u8>) {
     (vec![VIEWS, ALERTS], vec![VIEWS, ALERTS + 1])

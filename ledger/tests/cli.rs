@@ -160,3 +160,139 @@ fn consistency_proof_between_checkpoints_verifies() {
     // A size with no checkpoint is refused.
     assert!(!run(&["consistency", "--from", "5"]).status.success());
 }
+
+/// Runs `evidence --data-dir DATA ARGS...`.
+fn run_in(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    evidence().arg("--data-dir").arg(data).args(args).output().unwrap()
+}
+
+fn example(path: &str) -> String {
+    format!("{}/../examples/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn audit_queries_alerts_the_retraining_gate_and_rebuild_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let out = run_in(&data, &["ingest", "--file", &example("scenarios/seed-support-assistant.ndjson")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Alerts print to standard error as they fire; standard output keeps the summary.
+    assert_eq!(stdout(&out).trim(), "accepted 45, duplicate 0, quarantined 0");
+    assert_eq!(stderr(&out).matches("ALERT [high]").count(), 4, "{}", stderr(&out));
+
+    // Question 1: what was live, as JSON, citing its entries.
+    let out = run_in(
+        &data,
+        &["query", "state", "--app", "support-assistant", "--env", "prod", "--at", "2026-04-09T12:00:00Z", "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let live: Vec<String> = state["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{}/{}@{}",
+                a["artifact"]["kind"].as_str().unwrap(),
+                a["artifact"]["name"].as_str().unwrap(),
+                a["artifact"]["version"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(live, ["index/support-kb-retrieval@4", "model/gpt-4o@2024-08-06", "prompt/support-assistant-system@8"]);
+    assert_eq!(state["artifacts"][2]["deployed"]["actor"], "raj@acme");
+    assert!(state["entries"].as_array().unwrap().contains(&serde_json::json!(31)));
+    // Before the edit, version 7 of the prompt and version 3 of the index were live.
+    let out = run_in(
+        &data,
+        &["query", "state", "--app", "support-assistant", "--env", "prod", "--at", "2026-04-05T00:00:00Z"],
+    );
+    assert!(stdout(&out).contains("prompt/support-assistant-system@7"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("index/support-kb-retrieval@3"), "{}", stdout(&out));
+    let out = run_in(
+        &data,
+        &["query", "state", "--app", "support-assistant", "--env", "prod", "--at", "2026-03-01T00:00:00Z"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("Nothing was deployed to support-assistant in prod by"), "{}", stderr(&out));
+
+    // Question 2: the prompt's history, in ledger order.
+    let out = run_in(&data, &["query", "artifact", "prompt/support-assistant-system@8", "--json"]);
+    let history: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let steps: Vec<&str> = history["history"].as_array().unwrap().iter().map(|s| s["what"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["registered", "signed", "gated", "gated", "approved", "deployed"]);
+    assert_eq!(history["served"]["requests"], 4);
+    let out = run_in(&data, &["query", "artifact", "nonsense"]);
+    assert!(stderr(&out).contains("is not KIND/NAME@VERSION"), "{}", stderr(&out));
+
+    // Question 4: the training job and its batches.
+    let out = run_in(&data, &["query", "training", "--job", "ft-support-2026-04-10", "--json"]);
+    let job: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let vetted: Vec<(String, bool)> = job["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["at_start"]["batch"].as_str().unwrap().to_string(), b["at_start"]["allowed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(vetted, [("fb-support-w14".to_string(), true), ("fb-support-w15".to_string(), false)]);
+
+    // Question 5: alerts, one JSON object a line, with the fields the SIEM needs.
+    let out = run_in(&data, &["alerts", "--json"]);
+    let alerts: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(alerts.len(), 4);
+    for a in &alerts {
+        for field in ["id", "rule", "severity", "title", "explanation", "policy_version", "entries"] {
+            assert!(!a[field].is_null(), "{field} missing in {a}");
+        }
+    }
+    let out = run_in(&data, &["alerts", "--json", "--rule", "gate.skipped", "--since", "2026-04-08T00:00:00Z"]);
+    assert_eq!(stdout(&out).lines().count(), 2);
+    let out = run_in(&data, &["alerts", "--since", "2026-04-10T00:00:00Z", "--json"]);
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    let out = run_in(&data, &["alerts", "--rule", "gate.skiped"]);
+    assert!(stderr(&out).contains("unknown rule \"gate.skiped\""), "{}", stderr(&out));
+
+    // The retraining gate: deny with a reason per batch (exit 4), allow with vetted batches.
+    let base = "model/support-assistant-base@3.1.0";
+    let out = run_in(
+        &data,
+        &["gate", "training", "--job", "j1", "--base", base, "--batches", "fb-support-w14,fb-support-w15", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let decision: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(decision["decision"], "deny");
+    assert_eq!(decision["batches"][1]["reason"], "never vetted (2 submissions)");
+    let out = run_in(&data, &["gate", "training", "--job", "j2", "--base", base, "--batches", "fb-support-w14"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).starts_with("ALLOW: job j2"), "{}", stdout(&out));
+    let out =
+        run_in(&data, &["gate", "training", "--job", "j3", "--base", "model/unknown@1", "--batches", "fb-support-w14"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stdout(&out).contains("model/unknown@1 is not registered"), "{}", stdout(&out));
+
+    // Rebuild derives the same alerts from the log.
+    let before = stdout(&run_in(&data, &["alerts", "--json"]));
+    let out = run_in(&data, &["rebuild"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Rebuilt the views from 45 entries"), "{}", stdout(&out));
+    assert_eq!(stdout(&run_in(&data, &["alerts", "--json"])), before);
+
+    // A published policy is in force from its entry on, and cited by later alerts.
+    let out = run_in(&data, &["policy", "publish", &example("policy.toml"), "--actor", "governance-board@acme"]);
+    assert!(!out.status.success(), "the scenario already carries version 2026-04-01");
+    assert!(stderr(&out).contains("already published"), "{}", stderr(&out));
+    let relaxed = tmp.path().join("relaxed.json");
+    std::fs::write(&relaxed, r#"{"version": "2026-05-01", "policy": {"feedback_requires_vetting": false}}"#).unwrap();
+    let out = run_in(&data, &["policy", "publish", relaxed.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Published policy 2026-05-01 as entry 45"), "{}", stdout(&out));
+    let out = run_in(&data, &["gate", "training", "--job", "j4", "--base", base, "--batches", "fb-support-w15"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("policy 2026-05-01 does not require vetting"), "{}", stdout(&out));
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "version = \"x\"\n[policy]\nrequired_approvals = { prod = -1 }\n").unwrap();
+    let out = run_in(&data, &["policy", "publish", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("bad.toml"), "{}", stderr(&out));
+}
