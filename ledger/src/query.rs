@@ -84,7 +84,7 @@ fn gates_at<S: Storage>(store: &S, digest: &Digest, micros: i64) -> Result<Vec<G
             message: e.to_string(),
         };
         let view: crate::views::GateView = serde_json::from_slice(v.as_ref()).map_err(corrupt)?;
-        let gate = view.latest.gate;
+        let gate = view.gate;
         let first = gate_run_key(digest, &gate, i64::MIN, 0);
         let last = gate_run_key(digest, &gate, micros, u64::MAX);
         if let Some((_, v)) = store.last_in(&first, &last)? {

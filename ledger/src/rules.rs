@@ -452,19 +452,19 @@ impl Check<'_> {
                     continue;
                 }
                 let view = self.st.gate(&a.digest, gate);
-                match view.map(|g| &g.latest) {
-                    Some(latest) if latest.result == GateOutcome::Fail => {
+                match view {
+                    Some(latest) if latest.latest == GateOutcome::Fail => {
                         let text = format!(
                             "{a} was {verb} {target} by {actor} although its latest {gate} result on digest {} is fail (entry {}).",
                             short(&a.digest),
-                            latest.cite.seq
+                            latest.latest_seq
                         );
                         let mut entries = reg_seq.clone();
-                        entries.push(latest.cite.seq);
+                        entries.push(latest.latest_seq);
                         let alert = self.alert(Rule::GateFailed, &subject(gate), entries, text);
                         self.out.push(about(alert).by([actor.clone()]));
                     }
-                    _ if view.is_some_and(|g| g.first_pass.is_some()) => {}
+                    _ if view.is_some_and(|g| g.first_pass_seq.is_some()) => {}
                     latest => {
                         let mut text = format!(
                             "{a} was {verb} {target} by {actor} with no passing {gate} gate on digest {}",
@@ -472,12 +472,12 @@ impl Check<'_> {
                         );
                         match latest {
                             Some(r) => {
-                                let _ = write!(text, " (latest run: {} at entry {}).", word(&r.result), r.cite.seq);
+                                let _ = write!(text, " (latest run: {} at entry {}).", word(&r.latest), r.latest_seq);
                             }
                             None => text.push_str(" (it never ran)."),
                         }
                         let mut entries = reg_seq.clone();
-                        entries.extend(latest.map(|r| r.cite.seq));
+                        entries.extend(latest.map(|r| r.latest_seq));
                         let alert = self.alert(Rule::GateSkipped, &subject(gate), entries, text);
                         self.out.push(about(alert).by([actor.clone()]));
                     }
@@ -639,7 +639,7 @@ impl Check<'_> {
                 let passed = self
                     .st
                     .gate(&prompt.digest, g)
-                    .is_some_and(|v| v.first_pass.is_some() && v.latest.result != GateOutcome::Fail);
+                    .is_some_and(|v| v.first_pass_seq.is_some() && v.latest != GateOutcome::Fail);
                 !passed && self.exception(view, prompt, env, g).is_none()
             })
             .map(String::as_str)

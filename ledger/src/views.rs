@@ -346,11 +346,15 @@ pub struct GateRun {
 /// What the rules need of one gate on one digest (every run is a history key).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GateView {
-    /// The latest run.
-    pub latest: GateRun,
-    /// The first `pass`, if any.
+    /// The gate.
+    pub gate: String,
+    /// The latest run's result.
+    pub latest: GateOutcome,
+    /// The latest run's entry.
+    pub latest_seq: u64,
+    /// The first passing run's entry, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_pass: Option<GateRun>,
+    pub first_pass_seq: Option<u64>,
     /// How many runs.
     pub runs: u64,
 }
@@ -537,12 +541,12 @@ pub(crate) struct Table<V> {
 
 impl<V: Serialize + DeserializeOwned> Table<V> {
     fn load<S: Storage>(store: &S, table: u8) -> Result<Self, ViewError> {
-        let mut rows = HashMap::new();
+        let mut rows = HashMap::default();
         for item in store.range(&[VIEWS, table], &[VIEWS, table + 1]) {
             let (k, v) = item?;
             rows.insert(k.as_ref().to_vec(), decode(k.as_ref(), v.as_ref())?);
         }
-        Ok(Table { rows, dirty: HashSet::new() })
+        Ok(Table { rows, dirty: HashSet::default() })
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Option<&V> {
@@ -605,8 +609,8 @@ impl State {
             None => PolicyInForce { version: DEFAULT_VERSION.into(), seq: None, policy: default_policy() },
         };
         let artifacts: Table<ArtifactView> = Table::load(store, ARTIFACTS)?;
-        let mut by_digest: HashMap<Digest, BTreeSet<Vec<u8>>> = HashMap::new();
-        let mut by_name: HashMap<(ArtifactKind, String), BTreeSet<Vec<u8>>> = HashMap::new();
+        let mut by_digest: HashMap<Digest, BTreeSet<Vec<u8>>> = HashMap::default();
+        let mut by_name: HashMap<(ArtifactKind, String), BTreeSet<Vec<u8>>> = HashMap::default();
         for (k, v) in &artifacts.rows {
             by_digest.entry(v.artifact.digest.clone()).or_default().insert(k.clone());
             by_name.entry((v.artifact.kind, v.artifact.name.clone())).or_default().insert(k.clone());
@@ -876,15 +880,17 @@ impl Views {
                 let k = gate_run_key(&d.artifact.digest, &d.gate, run.cite.at, seq);
                 self.pending.put(k, serde_json::to_vec(&run).expect("serializes"));
                 let view = st.gates.get_mut(gate_key(&d.artifact.digest, &d.gate), || GateView {
-                    latest: run.clone(),
-                    first_pass: None,
+                    gate: d.gate.clone(),
+                    latest: d.result,
+                    latest_seq: seq,
+                    first_pass_seq: None,
                     runs: 0,
                 });
                 view.runs += 1;
-                if view.first_pass.is_none() && run.result == GateOutcome::Pass {
-                    view.first_pass = Some(run.clone());
+                (view.latest, view.latest_seq) = (d.result, seq);
+                if view.first_pass_seq.is_none() && d.result == GateOutcome::Pass {
+                    view.first_pass_seq = Some(seq);
                 }
-                view.latest = run;
             }
             EventData::ProxyRequest(_) | EventData::FeedbackSubmit(_) => {}
             EventData::FeedbackVet(d) => {
