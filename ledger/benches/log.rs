@@ -102,6 +102,19 @@ impl Store {
     }
 }
 
+/// Appends `iters` batches of validated events from `next` on to `sink`, timing the appends only.
+fn timed_appends(v: &Validator, next: &mut u64, iters: u64, sink: &mut impl Sink) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let batch = batch_of(validated(v, *next), *next);
+        *next += BATCH;
+        let t = Instant::now();
+        sink.append(&batch).unwrap();
+        total += t.elapsed();
+    }
+    total
+}
+
 fn append(c: &mut Criterion) {
     let v = Validator::default();
     let mut group = c.benchmark_group("append");
@@ -126,34 +139,12 @@ fn append(c: &mut Criterion) {
 
     let mut ledger = Store::new();
     let mut next = 0u64;
-    group.bench_function("ledger", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let batch = batch_of(validated(&v, next), next);
-                next += BATCH;
-                let t = Instant::now();
-                ledger.log.append(&batch).unwrap();
-                total += t.elapsed();
-            }
-            total
-        })
-    });
+    group.bench_function("ledger", |b| b.iter_custom(|iters| timed_appends(&v, &mut next, iters, &mut ledger.log)));
 
     let (_dir, mut ledger) = Store::with_views();
     let mut next = 0u64;
     group.bench_function("ledger_with_views", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let batch = batch_of(validated(&v, next), next);
-                next += BATCH;
-                let t = Instant::now();
-                ledger.append(&batch).unwrap();
-                total += t.elapsed();
-            }
-            total
-        })
+        b.iter_custom(|iters| timed_appends(&v, &mut next, iters, &mut ledger))
     });
 
     let mut ledger = Store::new();

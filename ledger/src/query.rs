@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::rules::{batch_verdict, word, Alert, BatchVerdict};
 use crate::storage::Storage;
 use crate::views::{
-    alerts_range, artifact_key, batch_key, gate_run_key, gate_runs_of, gates_of, job_key, policies_range, served_key,
-    timeline_key, Approval, ArtifactView, BatchView, Cite, GateRun, JobView, LiveSet, PolicyInForce, PolicyVersion,
-    Registration, Signature, ViewError,
+    alerts_range, artifact_key, batch_key, decode, gate_run_key, gate_runs_of, gates_of, job_key, policies_range,
+    served_key, timeline_key, Approval, ArtifactView, BatchView, Cite, GateRun, JobView, LiveSet, PolicyInForce,
+    PolicyVersion, Registration, Signature, ViewError,
 };
 
 /// `KIND/NAME@VERSION`, as people and the CLI name an artifact.
@@ -50,46 +50,40 @@ impl fmt::Display for ArtifactName {
 }
 
 fn read<S: Storage, V: serde::de::DeserializeOwned>(store: &S, key: &[u8]) -> Result<Option<V>, ViewError> {
-    match store.get(key)? {
-        Some(v) => serde_json::from_slice(v.as_ref())
-            .map(Some)
-            .map_err(|e| ViewError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), message: e.to_string() }),
-        None => Ok(None),
-    }
+    store.get(key)?.map(|v| decode(key, v.as_ref())).transpose()
 }
 
-/// Every run of every gate on `digest`, by gate, each gate's runs in ledger order.
-fn gate_runs<S: Storage>(store: &S, digest: &Digest) -> Result<Vec<GateRun>, ViewError> {
-    let (from, to) = gate_runs_of(digest);
+/// Every value with a key in `[from, to)`, in key order.
+fn read_range<S: Storage, V: serde::de::DeserializeOwned>(
+    store: &S,
+    from: &[u8],
+    to: &[u8],
+) -> Result<Vec<V>, ViewError> {
     store
-        .range(&from, &to)
+        .range(from, to)
         .map(|item| {
             let (k, v) = item?;
-            serde_json::from_slice(v.as_ref()).map_err(|e| ViewError::Corrupt {
-                key: String::from_utf8_lossy(k.as_ref()).into_owned(),
-                message: e.to_string(),
-            })
+            decode(k.as_ref(), v.as_ref())
         })
         .collect()
+}
+
+/// Every run of every gate on `digest`, by gate, each gate's runs in event-time order.
+fn gate_runs<S: Storage>(store: &S, digest: &Digest) -> Result<Vec<GateRun>, ViewError> {
+    let (from, to) = gate_runs_of(digest);
+    read_range(store, &from, &to)
 }
 
 /// The latest run of each gate on `digest` at event time `micros`: one key read per gate.
 fn gates_at<S: Storage>(store: &S, digest: &Digest, micros: i64) -> Result<Vec<GateStatus>, ViewError> {
     let (from, to) = gates_of(digest);
     let mut out = Vec::new();
-    for item in store.range(&from, &to) {
-        let (k, v) = item?;
-        let corrupt = |e: serde_json::Error| ViewError::Corrupt {
-            key: String::from_utf8_lossy(k.as_ref()).into_owned(),
-            message: e.to_string(),
-        };
-        let view: crate::views::GateView = serde_json::from_slice(v.as_ref()).map_err(corrupt)?;
-        let gate = view.gate;
-        let first = gate_run_key(digest, &gate, i64::MIN, 0);
-        let last = gate_run_key(digest, &gate, micros, u64::MAX);
-        if let Some((_, v)) = store.last_in(&first, &last)? {
-            let run: GateRun = serde_json::from_slice(v.as_ref()).map_err(corrupt)?;
-            out.push(GateStatus { gate, result: run.result, cite: run.cite });
+    for view in read_range::<_, crate::views::GateView>(store, &from, &to)? {
+        let first = gate_run_key(digest, &view.gate, i64::MIN, 0);
+        let last = gate_run_key(digest, &view.gate, micros, u64::MAX);
+        if let Some((k, v)) = store.last_in(&first, &last)? {
+            let run: GateRun = decode(k.as_ref(), v.as_ref())?;
+            out.push(GateStatus { gate: view.gate, result: run.result, cite: run.cite });
         }
     }
     Ok(out)
@@ -167,10 +161,7 @@ pub fn state<S: Storage>(
     let from = timeline_key(app, env, i64::MIN, 0);
     let to = timeline_key(app, env, micros, u64::MAX);
     let Some((k, v)) = store.last_in(&from, &to)? else { return Ok(None) };
-    let set: LiveSet = serde_json::from_slice(v.as_ref()).map_err(|e| ViewError::Corrupt {
-        key: String::from_utf8_lossy(k.as_ref()).into_owned(),
-        message: e.to_string(),
-    })?;
+    let set: LiveSet = decode(k.as_ref(), v.as_ref())?;
     let mut artifacts = Vec::new();
     let mut entries = Vec::new();
     for live in set.slots.values() {
@@ -357,10 +348,7 @@ pub fn alerts<S: Storage>(
     let mut out = Vec::new();
     for item in store.range(&from, &to) {
         let (k, v) = item?;
-        let alert: Alert = serde_json::from_slice(v.as_ref()).map_err(|e| ViewError::Corrupt {
-            key: String::from_utf8_lossy(k.as_ref()).into_owned(),
-            message: e.to_string(),
-        })?;
+        let alert: Alert = decode(k.as_ref(), v.as_ref())?;
         if rule.is_some_and(|r| r != alert.rule) {
             continue;
         }
@@ -377,16 +365,7 @@ pub fn alerts<S: Storage>(
 /// Every published policy version, in ledger order.
 pub fn policy_versions<S: Storage>(store: &S) -> Result<Vec<PolicyVersion>, ViewError> {
     let (from, to) = policies_range();
-    store
-        .range(&from, &to)
-        .map(|item| {
-            let (k, v) = item?;
-            serde_json::from_slice(v.as_ref()).map_err(|e| ViewError::Corrupt {
-                key: String::from_utf8_lossy(k.as_ref()).into_owned(),
-                message: e.to_string(),
-            })
-        })
-        .collect()
+    read_range(store, &from, &to)
 }
 
 /// The retraining gate's answer: may this job train on these batches?

@@ -577,7 +577,8 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     }
 }
 
-fn decode<V: DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<V, ViewError> {
+/// Decodes a stored view value; a value that does not decode is reported with its key.
+pub(crate) fn decode<V: DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<V, ViewError> {
     serde_json::from_slice(value)
         .map_err(|e| ViewError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), message: e.to_string() })
 }
