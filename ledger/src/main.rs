@@ -420,6 +420,13 @@ const SCENARIOS: [(&str, &str); 13] = [
 
 const BAD_LINES: &str = include_str!("../../examples/bad-lines.ndjson");
 
+/// Ingests one embedded example file and prints its counts.
+fn demo_ingest(ledger: &mut Ledger<SledStorage>, path: &str, text: &str) -> anyhow::Result<()> {
+    let t = ingest(ledger, text.as_bytes(), &LineSource::File(path.into()), 1000, 256 * 1024)?;
+    println!("   accepted {}, duplicate {}, quarantined {}", t.accepted, t.duplicates, t.quarantined);
+    Ok(())
+}
+
 fn demo() -> anyhow::Result<()> {
     let started = Instant::now();
     let dir = tempfile_dir()?;
@@ -430,29 +437,12 @@ fn demo() -> anyhow::Result<()> {
     println!("   Each scenario of examples/scenarios is ingested in turn; alerts print as they fire.");
     for (name, text) in SCENARIOS {
         println!("\n-- {name} ({} events)", text.lines().count());
-        let source = LineSource::File(format!("examples/scenarios/{name}.ndjson"));
-        let t = ingest(&mut ledger, text.as_bytes(), &source, 1000, 256 * 1024)?;
-        println!("   accepted {}, duplicate {}, quarantined {}", t.accepted, t.duplicates, t.quarantined);
+        demo_ingest(&mut ledger, &format!("examples/scenarios/{name}.ndjson"), text)?;
     }
     println!("\n== Bad input is quarantined with a precise reason, never dropped (examples/bad-lines.ndjson)");
-    let t = ingest(
-        &mut ledger,
-        BAD_LINES.as_bytes(),
-        &LineSource::File("examples/bad-lines.ndjson".into()),
-        1000,
-        256 * 1024,
-    )?;
-    println!("   accepted {}, duplicate {}, quarantined {}", t.accepted, t.duplicates, t.quarantined);
+    demo_ingest(&mut ledger, "examples/bad-lines.ndjson", BAD_LINES)?;
     println!("\n== Feeding the seed scenario again adds nothing (idempotent ingest)");
-    let seed = SCENARIOS[0].1;
-    let t = ingest(
-        &mut ledger,
-        seed.as_bytes(),
-        &LineSource::File("examples/scenarios/seed-support-assistant.ndjson".into()),
-        1000,
-        256 * 1024,
-    )?;
-    println!("   accepted {}, duplicate {}, quarantined {}", t.accepted, t.duplicates, t.quarantined);
+    demo_ingest(&mut ledger, "examples/scenarios/seed-support-assistant.ndjson", SCENARIOS[0].1)?;
 
     let store = ledger.log().store();
     println!("\n== Audit question 1: what was live in support-assistant in prod on 2026-04-09 at noon?");
@@ -473,8 +463,9 @@ fn demo() -> anyhow::Result<()> {
     let batches = ["fb-support-w14".to_string(), "fb-support-w15".to_string()];
     print!("{}", query::training_gate(store, "ft-next", &base, &batches)?);
     println!("\n== Audit question 5: every alert of the seed case");
-    println!("$ evidence alerts --json   (the seed case's, of {} in all)", query::alerts(store, None, None)?.len());
-    for alert in query::alerts(store, None, None)?
+    let alerts = query::alerts(store, None, None)?;
+    println!("$ evidence alerts --json   (the seed case's, of {} in all)", alerts.len());
+    for alert in alerts
         .iter()
         .filter(|a| a.app.as_deref() == Some("support-assistant") || a.explanation.contains("support-assistant"))
     {

@@ -71,8 +71,9 @@ fn each_scenario_raises_exactly_its_expected_alerts() {
     for path in scenarios() {
         let name = path.file_stem().unwrap().to_string_lossy().to_string();
         let expected_path = path.parent().unwrap().join("expected").join(format!("{name}.ndjson"));
-        let got: String = alerts_of(&path).iter().map(|a| serde_json::to_string(a).unwrap() + "\n").collect();
-        for a in alerts_of(&path) {
+        let alerts = alerts_of(&path);
+        let got: String = alerts.iter().map(|a| serde_json::to_string(a).unwrap() + "\n").collect();
+        for a in alerts {
             rules_seen.insert(a.rule);
         }
         if update {
