@@ -6,9 +6,10 @@
 //! - `append/raw_sled`: the baseline. The same canonical event bytes inserted into a bare
 //!   sled tree under 8-byte keys, one `apply_batch` and one `flush` per batch.
 //! - `append/ledger`: `Log::append` of the same events: entry encoding, chain, Merkle nodes,
-//!   the `(source, id)` index, counters, then the same apply_batch and flush.
-//! - `append/ledger_with_validation`: the same, timing JSON Schema validation and RFC 8785
-//!   canonicalization of the raw lines too (what `evidence ingest` does).
+//!   the `(source, id)` index, counters, then the same apply_batch and flush. The events come
+//!   validated, as they do to the log: canonical bytes and event digest are the validator's.
+//! - `append/ledger_with_validation`: the same, timing JSON Schema validation, RFC 8785
+//!   canonicalization and the event digest of the raw lines too (what `evidence ingest` does).
 //! - `append/ledger_with_views`: `Ledger::append`, the log with views and rules on: after the
 //!   log's flush, every entry is projected and checked and the views are saved.
 //! - `proof/inclusion_1m`: `Log::inclusion_proof` for random entries of a 1,000,000-entry

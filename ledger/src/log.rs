@@ -21,11 +21,13 @@
 //! 1. Each valid event is looked up in the `(source, id)` index (and among the batch's own
 //!    events): same digest → duplicate, acknowledged and not appended; other digest →
 //!    conflict, quarantined with both digests.
-//! 2. New events get the next sequence numbers and are encoded with their chain hash into
-//!    segments; the Merkle tiles they change, their index entries, the quarantine records, the
-//!    source positions and the counters go into the same write batch. (Event digests and index
-//!    lookups, and then the Merkle leaf hashes beside the sequential chain, are computed on two
-//!    threads: work with no order between records; the log still has one writer.)
+//! 2. New events get the next sequence numbers and are encoded with their chain hash straight
+//!    into the segment values they are stored as; the Merkle tiles they change, their index
+//!    entries, the quarantine records, the source positions and the counters go into the same
+//!    write batch. (Index lookups, and then the Merkle hashes beside the sequential chain, are
+//!    computed on two threads: work with no order between records; the log still has one
+//!    writer. The event digest comes with the event: the validator computes it with the
+//!    canonical bytes, on the intake's threads.)
 //! 3. The batch is committed: applied atomically and flushed to disk. Only then does `append`
 //!    return, and only then is anything in it "accepted"; the in-memory head (size, chain,
 //!    frontier) moves only after the commit succeeds.
@@ -40,17 +42,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::ops::Range;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use evidence_ingest::{Batch, BatchReport, Outcome, Sink, Verdict};
+use evidence_ingest::{Batch, BatchReport, Outcome, Record, Sink, Verdict};
 use evidence_schemas::{Problem, ValidEvent};
-use evidence_verifier::entry::{
-    chain_next, encode_unchained, event_digest, EntryRef, CHAIN_RANGE, GENESIS, LEAF_OFFSET,
-};
+use evidence_verifier::entry::{chain_next, encode_unchained_into, EntryRef, CHAIN_RANGE, GENESIS, LEAF_OFFSET};
 use evidence_verifier::layout::{
-    checkpoint_key, encode_segment, key_number, segment_key, segment_records, CHECKPOINT, ENTRY,
+    checkpoint_key, key_number, push_record, segment_key, segment_records, CHECKPOINT, ENTRY,
 };
 use evidence_verifier::merkle::{leaf_hash, verify_consistency, Hash, RootBuilder};
 use evidence_verifier::note::{Note, NoteError, SignerKey, VerifierKey};
@@ -268,9 +269,93 @@ fn id_key(source: &str, id: &str) -> Vec<u8> {
 }
 
 fn id_value(seq: u64, digest: &[u8; 32]) -> Vec<u8> {
-    let mut v = seq.to_be_bytes().to_vec();
+    let mut v = Vec::with_capacity(40);
+    v.extend_from_slice(&seq.to_be_bytes());
     v.extend_from_slice(digest);
     v
+}
+
+/// Which lookups of a batch may share their `(source, id)` with another of the same batch:
+/// those with an equal filter hash (nearly always none). Only they need the batch's own map.
+fn repeated(lookups: &[Lookup]) -> Vec<bool> {
+    let mut hashes: Vec<(u64, usize)> = lookups.iter().enumerate().map(|(n, l)| (l.hash, n)).collect();
+    hashes.sort_unstable();
+    let mut repeated = vec![false; lookups.len()];
+    for pair in hashes.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            repeated[pair[0].1] = true;
+            repeated[pair[1].1] = true;
+        }
+    }
+    repeated
+}
+
+/// A batch's new entries: each one's record and event. Their sequence numbers follow the log's
+/// size in this order.
+type NewEntries<'b> = Vec<(&'b Record, &'b ValidEvent)>;
+
+/// One segment value with its entry records' places in it, encoded but not yet chained.
+type Unchained = (Vec<u8>, Vec<Range<usize>>);
+
+/// Encodes `new` (entries `first..`) into segment values and puts them, with the Merkle tiles
+/// they change, into `wb`; moves `head`'s chain and tree on.
+///
+/// Encoding, the Merkle leaf and node hashes and the tiles need no order between entries but
+/// the tree's, so a helper thread does them, segment by segment, handing each finished segment
+/// to this thread, which only chains it (the chain is sequential) and writes its chain hashes
+/// in place. A small batch does both in turn on this thread.
+fn write_entries(head: &mut Head, first: u64, now: i64, new: &NewEntries<'_>, wb: &mut WriteBatch) {
+    let (tree, tiles, mut chain) = (&mut head.tree, &mut head.tiles, head.chain);
+    let (tx, rx) = std::sync::mpsc::channel::<Unchained>();
+    // The sender is passed in and dropped when `encode` returns, which ends `seal`'s loop.
+    let mut encode = move |tx: std::sync::mpsc::Sender<Unchained>| {
+        let mut tiles_wb = WriteBatch::default();
+        let mut origin = String::new();
+        for (number, chunk) in new.chunks(SEGMENT_ENTRIES).enumerate() {
+            let mut value = Vec::with_capacity(chunk.iter().map(|(_, event)| event.canonical.len() + 128).sum());
+            let mut records = Vec::with_capacity(chunk.len());
+            for (record, event) in chunk {
+                let seq = first + (number * SEGMENT_ENTRIES + records.len()) as u64;
+                origin.clear();
+                write!(origin, "{}", record.origin).expect("writing to a String cannot fail");
+                let range = push_record(&mut value, |out| {
+                    encode_unchained_into(out, seq, now, &origin, &event.canonical, &event.digest)
+                });
+                let leaf = leaf_hash(&value[range.start + LEAF_OFFSET..range.end]);
+                tiles.push(0, &leaf, &mut tiles_wb);
+                for (level, _, hash) in tree.push(leaf) {
+                    tiles.push(level, &hash, &mut tiles_wb);
+                }
+                records.push(range);
+            }
+            // The receiver lives until every segment is taken.
+            let _ = tx.send((value, records));
+        }
+        tiles.flush(&mut tiles_wb);
+        tiles_wb
+    };
+    let mut seal = |wb: &mut WriteBatch| {
+        for (n, (mut value, records)) in rx.iter().enumerate() {
+            for range in records {
+                chain = chain_next(&chain, &value[range.start + LEAF_OFFSET..range.end]);
+                value[range.start + CHAIN_RANGE.start..range.start + CHAIN_RANGE.end].copy_from_slice(&chain);
+            }
+            wb.put(segment_key(first + (n * SEGMENT_ENTRIES) as u64), value);
+        }
+    };
+    let tiles_wb = if new.len() < 64 {
+        let tiles_wb = encode(tx);
+        seal(wb);
+        tiles_wb
+    } else {
+        std::thread::scope(|s| {
+            let helper = s.spawn(move || encode(tx));
+            seal(wb);
+            helper.join().expect("the encoding thread does not panic")
+        })
+    };
+    head.chain = chain;
+    wb.extend(tiles_wb);
 }
 
 fn parse_id_value(v: &[u8]) -> Result<(u64, [u8; 32]), LogError> {
@@ -290,6 +375,8 @@ fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
 /// What the index says about one incoming event.
 struct Lookup {
     key: Vec<u8>,
+    /// The key's hash in the id filter ([`IdFilter::hash`]).
+    hash: u64,
     digest: [u8; 32],
     /// `(seq, digest)` of the entry already holding its `(source, id)`.
     stored: Option<(u64, [u8; 32])>,
@@ -581,9 +668,10 @@ impl<S: Storage> Log<S> {
         Ok(None)
     }
 
-    /// For every valid record of the batch, in order: its index key, its event digest and what
-    /// the index holds for it. The work is independent per record, so it is split over the
-    /// machine's cores (two threads at most; the single writer stays single).
+    /// For every valid record of the batch, in order: its index key and its hash in the filter,
+    /// its event digest, and what the index holds for it. The work is independent per record
+    /// and mostly waits on memory (and on the store, for replayed events), so it is split over
+    /// the machine's cores (two threads at most; the single writer stays single).
     fn lookup(&self, batch: &Batch) -> Result<Vec<Lookup>, LogError> {
         let valid: Vec<&ValidEvent> = batch
             .records
@@ -598,12 +686,13 @@ impl<S: Storage> Log<S> {
                 .iter()
                 .map(|v| {
                     let key = id_key(&v.event.source, &v.event.id);
-                    let stored = if self.ids.may_contain(&key) {
+                    let hash = self.ids.hash(&key);
+                    let stored = if self.ids.may_contain_hashed(hash) {
                         self.store.get(&key)?.map(|b| parse_id_value(b.as_ref())).transpose()?
                     } else {
                         None
                     };
-                    Ok(Lookup { digest: event_digest(&v.canonical), key, stored })
+                    Ok(Lookup { digest: v.digest, key, hash, stored })
                 })
                 .collect()
         };
@@ -686,20 +775,22 @@ impl<S: Storage> Sink for Log<S> {
         let now = now_micros();
         let mut head = self.head.clone();
         let mut wb = WriteBatch::default();
+        let lookups = self.lookup(batch)?;
+        let repeated = repeated(&lookups);
+        // Index entries added by this batch, for events that appear in it more than once.
         let mut in_batch: HashMap<Vec<u8>, (u64, [u8; 32])> = HashMap::new();
+        let mut fresh: Vec<u64> = Vec::with_capacity(lookups.len());
         let mut quarantined_in_batch = HashSet::new();
         let mut outcomes = Vec::with_capacity(batch.records.len());
         let first = self.head.size;
-        let mut segment: Vec<Vec<u8>> = Vec::new();
-        let mut origin = String::new();
-        let mut lookups = self.lookup(batch)?.into_iter();
+        let mut new: NewEntries<'_> = Vec::with_capacity(lookups.len());
+        let mut lookups = lookups.into_iter().zip(repeated);
         for record in &batch.records {
-            origin.clear();
-            write!(origin, "{}", record.origin).expect("writing to a String cannot fail");
             let outcome = match &record.verdict {
                 Verdict::Valid(valid) => {
-                    let Lookup { key, digest, stored } = lookups.next().expect("one lookup per valid record");
-                    let existing = in_batch.get(&key).copied().or(stored);
+                    let (Lookup { key, hash, digest, stored }, repeated) =
+                        lookups.next().expect("one lookup per valid record");
+                    let existing = if repeated { in_batch.get(&key).copied().or(stored) } else { stored };
                     match existing {
                         Some((seq, stored)) if stored == digest => {
                             head.counters.duplicates += 1;
@@ -720,7 +811,7 @@ impl<S: Storage> Sink for Log<S> {
                                 &mut wb,
                                 &mut quarantined_in_batch,
                                 now,
-                                &origin,
+                                &record.origin.to_string(),
                                 &valid.canonical,
                                 reason,
                                 problems,
@@ -729,9 +820,12 @@ impl<S: Storage> Sink for Log<S> {
                         }
                         None => {
                             let seq = head.size;
-                            segment.push(encode_unchained(seq, now, &origin, &valid.canonical, &digest));
-                            wb.put(key.clone(), id_value(seq, &digest));
-                            in_batch.insert(key, (seq, digest));
+                            new.push((record, &**valid));
+                            if repeated {
+                                in_batch.insert(key.clone(), (seq, digest));
+                            }
+                            wb.put(key, id_value(seq, &digest));
+                            fresh.push(hash);
                             head.size += 1;
                             Outcome::Accepted { seq }
                         }
@@ -742,7 +836,7 @@ impl<S: Storage> Sink for Log<S> {
                     &mut wb,
                     &mut quarantined_in_batch,
                     now,
-                    &origin,
+                    &record.origin.to_string(),
                     raw,
                     rejection.to_string(),
                     rejection.problems(),
@@ -751,35 +845,8 @@ impl<S: Storage> Sink for Log<S> {
             };
             outcomes.push(outcome);
         }
-        if !segment.is_empty() {
-            // The chain is sequential; the Merkle leaf hashes are not: hash both at once.
-            let leaves = std::thread::scope(|s| {
-                let leaves = s.spawn(|| segment.iter().map(|r| leaf_hash(&r[LEAF_OFFSET..])).collect::<Vec<Hash>>());
-                let mut chain = head.chain;
-                let chains: Vec<Hash> = segment
-                    .iter()
-                    .map(|r| {
-                        chain = chain_next(&chain, &r[LEAF_OFFSET..]);
-                        chain
-                    })
-                    .collect();
-                (chains, leaves.join().expect("the hashing thread does not panic"))
-            });
-            let (chains, leaves) = leaves;
-            for ((record, chain), leaf) in segment.iter_mut().zip(&chains).zip(&leaves) {
-                record[CHAIN_RANGE].copy_from_slice(chain);
-                head.tiles.push(0, leaf, &mut wb);
-                for (level, _, hash) in head.tree.push(*leaf) {
-                    head.tiles.push(level, &hash, &mut wb);
-                }
-            }
-            head.chain = *chains.last().expect("the segment is not empty");
-            // Segments stay below the size at which sled moves a value out to a blob file of
-            // its own (a file and a sync per value).
-            for (n, chunk) in segment.chunks(SEGMENT_ENTRIES).enumerate() {
-                wb.put(segment_key(first + (n * SEGMENT_ENTRIES) as u64), encode_segment(chunk));
-            }
-            head.tiles.flush(&mut wb);
+        if !new.is_empty() {
+            write_entries(&mut head, first, now, &new, &mut wb);
         }
         for position in &batch.positions {
             wb.put(prefixed(POSITION, position.source.as_bytes()), position.next.to_be_bytes());
@@ -799,8 +866,8 @@ impl<S: Storage> Sink for Log<S> {
             entries = head.size
         );
         self.head = head;
-        for key in in_batch.keys() {
-            self.ids.insert(key);
+        for hash in fresh {
+            self.ids.insert_hashed(hash);
         }
         if self.ids.is_full() {
             self.ids = load_ids(&self.store, self.head.size)?;

@@ -43,6 +43,11 @@ impl WriteBatch {
         self.ops.push((key.into(), None));
     }
 
+    /// Adds every operation of `other`, after this batch's own.
+    pub fn extend(&mut self, other: WriteBatch) {
+        self.ops.extend(other.ops);
+    }
+
     /// Number of operations.
     pub fn len(&self) -> usize {
         self.ops.len()

@@ -186,6 +186,8 @@ fn positions_are_stored_with_the_batch() {
 mod model {
     //! Random streams of batches (new, repeated, conflicting and malformed records) against a
     //! plain model: a map from (source, id) to content, an ordered list, a quarantine set.
+    //! Batches run from 1 to 160 records, so both the one-thread path of small batches and
+    //! the two-thread path of large ones (64 records and more) are checked.
     use super::*;
     use proptest::prelude::*;
 
@@ -209,7 +211,7 @@ mod model {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
         #[test]
-        fn log_matches_model(batches in prop::collection::vec(prop::collection::vec(op(), 1..40), 1..8), reopen_after in 0usize..8) {
+        fn log_matches_model(batches in prop::collection::vec(prop::collection::vec(op(), 1..160), 1..8), reopen_after in 0usize..8) {
             let v = Validator::default();
             let dir = tempfile::tempdir().unwrap();
             let open = || Log::open(SledStorage::open(dir.path()).unwrap(), vec![signer()], policy(17)).unwrap();

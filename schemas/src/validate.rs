@@ -119,6 +119,11 @@ pub struct ValidEvent {
     pub event: Event,
     /// Its RFC 8785 canonical JSON bytes: what the ledger stores and hashes.
     pub canonical: Vec<u8>,
+    /// `blake3(canonical)`: the event digest a ledger entry records
+    /// (`evidence_verifier::entry::event_digest`). It is computed here, with the canonical
+    /// bytes, so that it is hashed on the threads that validate rather than by the log's
+    /// single writer.
+    pub digest: [u8; 32],
 }
 
 /// Checks raw events against the contract. Build once; validation is `&self` and thread-safe.
@@ -193,7 +198,8 @@ impl Validator {
         }
         let event = typed(&value)?;
         let canonical = serde_json_canonicalizer::to_vec(&value).map_err(|e| invalid("", &e))?;
-        Ok(ValidEvent { event, canonical })
+        let digest = *blake3::hash(&canonical).as_bytes();
+        Ok(ValidEvent { event, canonical, digest })
     }
 }
 

@@ -101,18 +101,32 @@ pub fn encode(seq: u64, received_micros: i64, origin: &str, event: &[u8], digest
 /// The entry record with its chain hash still zero: the part of [`encode`] that does not
 /// depend on the previous entry. [`seal`] completes it.
 pub fn encode_unchained(seq: u64, received_micros: i64, origin: &str, event: &[u8], digest: &[u8; 32]) -> Vec<u8> {
+    let mut record = Vec::with_capacity(HEADER + LEAF_FIXED + origin.len().min(u16::MAX as usize) + event.len());
+    encode_unchained_into(&mut record, seq, received_micros, origin, event, digest);
+    record
+}
+
+/// [`encode_unchained`], appending the record to `out` (a segment being built) instead of
+/// allocating one.
+pub fn encode_unchained_into(
+    out: &mut Vec<u8>,
+    seq: u64,
+    received_micros: i64,
+    origin: &str,
+    event: &[u8],
+    digest: &[u8; 32],
+) {
     debug_assert_eq!(digest, &event_digest(event));
     let origin = truncate_origin(origin);
-    let mut record = Vec::with_capacity(HEADER + LEAF_FIXED + origin.len() + event.len());
-    record.push(VERSION);
-    record.extend_from_slice(digest);
-    record.extend_from_slice(&[0u8; 32]);
-    record.extend_from_slice(&seq.to_be_bytes());
-    record.extend_from_slice(&received_micros.to_be_bytes());
-    record.extend_from_slice(&(origin.len() as u16).to_be_bytes());
-    record.extend_from_slice(origin.as_bytes());
-    record.extend_from_slice(event);
-    record
+    out.reserve(HEADER + LEAF_FIXED + origin.len() + event.len());
+    out.push(VERSION);
+    out.extend_from_slice(digest);
+    out.extend_from_slice(&[0u8; 32]);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&received_micros.to_be_bytes());
+    out.extend_from_slice(&(origin.len() as u16).to_be_bytes());
+    out.extend_from_slice(origin.as_bytes());
+    out.extend_from_slice(event);
 }
 
 /// The chain hash of an [`encode_unchained`] record following `prev`, written into it.

@@ -51,10 +51,21 @@ fn prefixed(prefix: u8, n: u64) -> [u8; 9] {
 pub fn encode_segment<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
     let mut out = Vec::with_capacity(records.iter().map(|r| 4 + r.as_ref().len()).sum());
     for r in records {
-        out.extend_from_slice(&(r.as_ref().len() as u32).to_be_bytes());
-        out.extend_from_slice(r.as_ref());
+        push_record(&mut out, |out| out.extend_from_slice(r.as_ref()));
     }
     out
+}
+
+/// Appends one record to a segment being built, written in place by `write`, and returns
+/// where the record's bytes are in `segment`. Records longer than `u32::MAX` bytes cannot be
+/// stored (events are limited far below that); this panics on one.
+pub fn push_record(segment: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> std::ops::Range<usize> {
+    let at = segment.len();
+    segment.extend_from_slice(&[0u8; 4]);
+    write(segment);
+    let len = u32::try_from(segment.len() - at - 4).expect("an entry record is shorter than 4 GiB");
+    segment[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    at + 4..segment.len()
 }
 
 /// A segment's length prefix runs past its end.
