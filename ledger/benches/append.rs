@@ -1,0 +1,120 @@
+//! Batched append against raw sled, each measured alone in a process of its own, alternating.
+//!
+//! Workload: the same as `benches/log.rs` (sample contract events of about 500 bytes, already
+//! validated, batches of 1,000, one durable flush per batch), from an empty store each time:
+//! - `raw`: the canonical event bytes inserted into a bare sled tree under 8-byte keys, one
+//!   `apply_batch` and one `flush` per batch (sled configured as the ledger configures it);
+//! - `ledger`: `Log::append` of the same events.
+//!
+//! The two run in turn, `BENCH_APPEND_ROUNDS` rounds (default 5) of `BENCH_APPEND_BATCHES`
+//! batches each (default 200). Separate processes keep one store's background work (sled's
+//! deferred frees run on whichever thread comes next) out of the other's figures, and
+//! alternating rounds expose both to the same drift of a shared machine. It prints each
+//! round's rates and ratio, then the median ratio.
+//!
+//! `cargo bench -p evidence-ledger --bench append`
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use evidence_ingest::{Batch, Origin, Record, Sink, Verdict};
+use evidence_ledger::{CheckpointPolicy, Log, SledStorage};
+use evidence_schemas::sample::sample_event;
+use evidence_schemas::{ValidEvent, Validator};
+use evidence_verifier::SignerKey;
+
+const BATCH: u64 = 1000;
+const ONLY: &str = "BENCH_APPEND_ONLY";
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn validated(v: &Validator, n: u64) -> Vec<ValidEvent> {
+    (n * BATCH..(n + 1) * BATCH).map(|i| v.validate(sample_event(i).as_bytes()).unwrap()).collect()
+}
+
+/// Times `batches` appends of one kind into a fresh store; returns events a second.
+fn measure(kind: &str, batches: u64) -> f64 {
+    let v = Validator::default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut total = Duration::ZERO;
+    match kind {
+        "raw" => {
+            let db = sled::Config::new()
+                .path(dir.path())
+                .cache_capacity(evidence_ledger::storage::cache_bytes())
+                .flush_every_ms(None)
+                .open()
+                .unwrap();
+            for n in 0..batches {
+                let events = validated(&v, n);
+                let t = Instant::now();
+                let mut b = sled::Batch::default();
+                for (i, e) in events.iter().enumerate() {
+                    b.insert(&(n * BATCH + i as u64).to_be_bytes(), e.canonical.as_slice());
+                }
+                db.apply_batch(b).unwrap();
+                db.flush().unwrap();
+                total += t.elapsed();
+            }
+        }
+        "ledger" => {
+            let key = SignerKey::from_seed("bench.example/ledger", [3u8; 32]).unwrap();
+            let policy = CheckpointPolicy { every_entries: 100_000, interval: Duration::from_secs(3600) };
+            let mut log = Log::open(SledStorage::open(dir.path()).unwrap(), vec![key], policy).unwrap();
+            for n in 0..batches {
+                let records = validated(&v, n)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, e)| Record {
+                        origin: Origin::Kafka {
+                            topic: "evidence".into(),
+                            partition: 0,
+                            offset: (n * BATCH + i as u64) as i64,
+                        },
+                        verdict: Verdict::Valid(Box::new(e)),
+                    })
+                    .collect();
+                let batch = Batch { records, positions: vec![] };
+                let t = Instant::now();
+                log.append(&batch).unwrap();
+                total += t.elapsed();
+            }
+        }
+        other => panic!("{ONLY} is raw or ledger, not {other}"),
+    }
+    (batches * BATCH) as f64 / total.as_secs_f64()
+}
+
+fn child(kind: &str, batches: u64) -> f64 {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(ONLY, kind)
+        .env("BENCH_APPEND_BATCHES", batches.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the {kind} run failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+}
+
+fn main() {
+    let batches = env("BENCH_APPEND_BATCHES", 200);
+    if let Ok(kind) = std::env::var(ONLY) {
+        println!("{}", measure(&kind, batches));
+        return;
+    }
+    let rounds = env("BENCH_APPEND_ROUNDS", 5);
+    println!("append: {rounds} rounds, each a fresh store per kind, {batches} batches of {BATCH} events (~500 B), durable flush per batch");
+    let mut ratios = Vec::new();
+    for round in 1..=rounds {
+        let raw = child("raw", batches);
+        let ledger = child("ledger", batches);
+        ratios.push(ledger / raw);
+        println!(
+            "  round {round}: raw sled {raw:>9.0} events/s   ledger {ledger:>9.0} events/s   ratio {:.2}",
+            ledger / raw
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!("  median ratio ledger/raw sled: {:.2}", ratios[ratios.len() / 2]);
+}
