@@ -17,68 +17,39 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use evidence_ingest::{Batch, Origin, Record, Sink, Verdict};
-use evidence_ledger::{CheckpointPolicy, Log, SledStorage};
-use evidence_schemas::sample::sample_event;
-use evidence_schemas::{ValidEvent, Validator};
-use evidence_verifier::SignerKey;
+use evidence_ingest::Sink;
+use evidence_schemas::Validator;
 
-const BATCH: u64 = 1000;
+mod common;
+
+use common::{batch_of, validated, RawSled, Store, BATCH};
+
 const ONLY: &str = "BENCH_APPEND_ONLY";
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn validated(v: &Validator, n: u64) -> Vec<ValidEvent> {
-    (n * BATCH..(n + 1) * BATCH).map(|i| v.validate(sample_event(i).as_bytes()).unwrap()).collect()
-}
-
 /// Times `batches` appends of one kind into a fresh store; returns events a second.
 fn measure(kind: &str, batches: u64) -> f64 {
     let v = Validator::default();
-    let dir = tempfile::tempdir().unwrap();
     let mut total = Duration::ZERO;
     match kind {
         "raw" => {
-            let db = sled::Config::new()
-                .path(dir.path())
-                .cache_capacity(evidence_ledger::storage::cache_bytes())
-                .flush_every_ms(None)
-                .open()
-                .unwrap();
+            let mut raw = RawSled::new();
             for n in 0..batches {
-                let events = validated(&v, n);
+                let events = validated(&v, n * BATCH);
                 let t = Instant::now();
-                let mut b = sled::Batch::default();
-                for (i, e) in events.iter().enumerate() {
-                    b.insert(&(n * BATCH + i as u64).to_be_bytes(), e.canonical.as_slice());
-                }
-                db.apply_batch(b).unwrap();
-                db.flush().unwrap();
+                raw.append(&events);
                 total += t.elapsed();
             }
         }
         "ledger" => {
-            let key = SignerKey::from_seed("bench.example/ledger", [3u8; 32]).unwrap();
-            let policy = CheckpointPolicy { every_entries: 100_000, interval: Duration::from_secs(3600) };
-            let mut log = Log::open(SledStorage::open(dir.path()).unwrap(), vec![key], policy).unwrap();
+            let mut store = Store::new();
             for n in 0..batches {
-                let records = validated(&v, n)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, e)| Record {
-                        origin: Origin::Kafka {
-                            topic: "evidence".into(),
-                            partition: 0,
-                            offset: (n * BATCH + i as u64) as i64,
-                        },
-                        verdict: Verdict::Valid(Box::new(e)),
-                    })
-                    .collect();
-                let batch = Batch { records, positions: vec![] };
+                let batch = batch_of(validated(&v, n * BATCH), n * BATCH);
                 let t = Instant::now();
-                log.append(&batch).unwrap();
+                store.log.append(&batch).unwrap();
                 total += t.elapsed();
             }
         }

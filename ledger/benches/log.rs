@@ -22,85 +22,19 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use evidence_ingest::{Batch, Origin, Record, Sink, Verdict};
-use evidence_ledger::{CheckpointPolicy, Ledger, Log, SledStorage};
+use evidence_ingest::Sink;
+use evidence_ledger::{Ledger, SledStorage};
 use evidence_schemas::sample::sample_event;
-use evidence_schemas::{ValidEvent, Validator};
-use evidence_verifier::SignerKey;
+use evidence_schemas::Validator;
 
-const BATCH: u64 = 1000;
+mod common;
 
-fn signer() -> SignerKey {
-    SignerKey::from_seed("bench.example/ledger", [3u8; 32]).unwrap()
-}
+use common::{batch_of, validated, RawSled, Store, BATCH};
 
-fn policy() -> CheckpointPolicy {
-    CheckpointPolicy { every_entries: 100_000, interval: Duration::from_secs(3600) }
-}
-
-fn validated(v: &Validator, first: u64) -> Vec<ValidEvent> {
-    (first..first + BATCH).map(|i| v.validate(sample_event(i).as_bytes()).unwrap()).collect()
-}
-
-fn batch_of(events: Vec<ValidEvent>, first: u64) -> Batch {
-    let records = events
-        .into_iter()
-        .enumerate()
-        .map(|(n, e)| Record {
-            origin: Origin::Kafka { topic: "evidence".into(), partition: 0, offset: (first + n as u64) as i64 },
-            verdict: Verdict::Valid(Box::new(e)),
-        })
-        .collect();
-    Batch { records, positions: vec![] }
-}
-
-struct RawSled {
-    _dir: tempfile::TempDir,
-    db: sled::Db,
-    next: u64,
-}
-
-impl RawSled {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new()
-            .path(dir.path())
-            .cache_capacity(evidence_ledger::storage::cache_bytes())
-            .flush_every_ms(None)
-            .open()
-            .unwrap();
-        RawSled { _dir: dir, db, next: 0 }
-    }
-
-    fn append(&mut self, events: &[ValidEvent]) {
-        let mut b = sled::Batch::default();
-        for e in events {
-            b.insert(&self.next.to_be_bytes(), e.canonical.as_slice());
-            self.next += 1;
-        }
-        self.db.apply_batch(b).unwrap();
-        self.db.flush().unwrap();
-    }
-}
-
-/// A log in a temporary directory.
-struct Store {
-    _dir: tempfile::TempDir,
-    log: Log<SledStorage>,
-}
-
-impl Store {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(SledStorage::open(dir.path()).unwrap(), vec![signer()], policy()).unwrap();
-        Store { _dir: dir, log }
-    }
-
-    /// The same log with views and rules following it.
-    fn with_views() -> (tempfile::TempDir, Ledger<SledStorage>) {
-        let Store { _dir, log } = Store::new();
-        (_dir, Ledger::open(log).unwrap())
-    }
+/// A log with views and rules following it.
+fn with_views() -> (tempfile::TempDir, Ledger<SledStorage>) {
+    let Store { _dir, log } = Store::new();
+    (_dir, Ledger::open(log).unwrap())
 }
 
 /// Appends `iters` batches of validated events from `next` on to `sink`, timing the appends only.
@@ -142,7 +76,7 @@ fn append(c: &mut Criterion) {
     let mut next = 0u64;
     group.bench_function("ledger", |b| b.iter_custom(|iters| timed_appends(&v, &mut next, iters, &mut ledger.log)));
 
-    let (_dir, mut ledger) = Store::with_views();
+    let (_dir, mut ledger) = with_views();
     let mut next = 0u64;
     group.bench_function("ledger_with_views", |b| {
         b.iter_custom(|iters| timed_appends(&v, &mut next, iters, &mut ledger))
@@ -199,7 +133,7 @@ fn proof(c: &mut Criterion) {
 fn summary(_: &mut Criterion) {
     let v = Validator::default();
     let batches: u64 = std::env::var("BENCH_SUMMARY_BATCHES").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
-    let (mut raw, mut ledger, (_dir, mut viewed)) = (RawSled::new(), Store::new(), Store::with_views());
+    let (mut raw, mut ledger, (_dir, mut viewed)) = (RawSled::new(), Store::new(), with_views());
     let (mut t_raw, mut t_ledger, mut t_viewed) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for n in 0..batches {
         let first = n * BATCH;

@@ -377,7 +377,6 @@ struct Lookup {
     key: Vec<u8>,
     /// The key's hash in the id filter ([`IdFilter::hash`]).
     hash: u64,
-    digest: [u8; 32],
     /// `(seq, digest)` of the entry already holding its `(source, id)`.
     stored: Option<(u64, [u8; 32])>,
 }
@@ -668,10 +667,10 @@ impl<S: Storage> Log<S> {
         Ok(None)
     }
 
-    /// For every valid record of the batch, in order: its index key and its hash in the filter,
-    /// its event digest, and what the index holds for it. The work is independent per record
-    /// and mostly waits on memory (and on the store, for replayed events), so it is split over
-    /// the machine's cores (two threads at most; the single writer stays single).
+    /// For every valid record of the batch, in order: its index key, the key's hash in the
+    /// filter, and what the index holds for it. The work is independent per record and mostly
+    /// waits on memory (and on the store, for replayed events), so it is split over the
+    /// machine's cores (two threads at most; the single writer stays single).
     fn lookup(&self, batch: &Batch) -> Result<Vec<Lookup>, LogError> {
         let valid: Vec<&ValidEvent> = batch
             .records
@@ -692,7 +691,7 @@ impl<S: Storage> Log<S> {
                     } else {
                         None
                     };
-                    Ok(Lookup { digest: v.digest, key, hash, stored })
+                    Ok(Lookup { key, hash, stored })
                 })
                 .collect()
         };
@@ -788,8 +787,8 @@ impl<S: Storage> Sink for Log<S> {
         for record in &batch.records {
             let outcome = match &record.verdict {
                 Verdict::Valid(valid) => {
-                    let (Lookup { key, hash, digest, stored }, repeated) =
-                        lookups.next().expect("one lookup per valid record");
+                    let (Lookup { key, hash, stored }, repeated) = lookups.next().expect("one lookup per valid record");
+                    let digest = valid.digest;
                     let existing = if repeated { in_batch.get(&key).copied().or(stored) } else { stored };
                     match existing {
                         Some((seq, stored)) if stored == digest => {

@@ -89,6 +89,16 @@ pub fn cache_bytes() -> u64 {
     std::env::var("EVIDENCE_SLED_CACHE_MB").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(128) * 1024 * 1024
 }
 
+/// How the ledger configures sled for a database at `path` (benchmarks open their raw sled
+/// baseline with it too, so both measure the same engine settings).
+pub fn sled_config(path: &Path) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_bytes())
+        // No background flusher: every commit flushes.
+        .flush_every_ms(None)
+}
+
 /// The real engine: a sled database in a directory.
 #[derive(Debug, Clone)]
 pub struct SledStorage {
@@ -102,11 +112,7 @@ impl SledStorage {
     /// finish first), so an open within the same process right after a close is retried for up
     /// to five seconds before the lock is reported as held.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let config = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes())
-            // No background flusher: every commit flushes.
-            .flush_every_ms(None);
+        let config = sled_config(path);
         let mut tries = 0;
         loop {
             match config.open() {
