@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod filter;
+mod index;
 pub mod keys;
 pub mod ledger;
 pub mod log;

@@ -11,38 +11,42 @@
 //! | `e` + first seq (u64 BE) | segment: up to 8 consecutive entry records ([`evidence_verifier::layout`]) |
 //! | `c` + tree size (u64 BE) | signed checkpoint note |
 //! | `n` + level (u8) + tile (u64 BE) | 64 Merkle node hashes ([`crate::tree`]) |
-//! | `i` + source length (u16 BE) + source + id | seq (u64 BE) + blake3 event digest (32) |
+//! | `i` + source length (u16 BE) + source + id | seq (u64 BE) + blake3 event digest (32); written behind the log ([`crate::index`]) |
 //! | `q` + number (u64 BE) | quarantine record, JSON ([`QuarantineRecord`]) |
 //! | `Q` + first 16 bytes of blake3(origin, 0, raw bytes) | quarantine number: the same bad record is kept once |
 //! | `p` + source name | next source offset (i64 BE) |
-//! | `m` + name | metadata: `origin`, `counters` (JSON), `deadletters` (outbox cursor, u64 BE) |
+//! | `m` + name | metadata: `origin`, `counters` (JSON), `deadletters` (outbox cursor, u64 BE), `indexed` (entries the index covers, u64 BE) |
 //!
 //! Durability, step by step, for [`Log::append`] (the [`Sink`] implementation):
 //! 1. Each valid event is looked up in the `(source, id)` index (and among the batch's own
 //!    events): same digest → duplicate, acknowledged and not appended; other digest →
 //!    conflict, quarantined with both digests.
 //! 2. New events get the next sequence numbers and are encoded with their chain hash straight
-//!    into the segment values they are stored as; the Merkle tiles they change, their index
-//!    entries, the quarantine records, the source positions and the counters go into the same
-//!    write batch. (Index lookups, and then the Merkle hashes beside the sequential chain, are
+//!    into the segment values they are stored as; the Merkle tiles they change, the
+//!    quarantine records, the source positions and the counters go into the same write batch. (Index lookups, and then the Merkle hashes beside the sequential chain, are
 //!    computed on two threads: work with no order between records; the log still has one
 //!    writer. The event digest comes with the event: the validator computes it with the
 //!    canonical bytes, on the intake's threads.)
 //! 3. The batch is committed: applied atomically and flushed to disk. Only then does `append`
 //!    return, and only then is anything in it "accepted"; the in-memory head (size, chain,
-//!    frontier) moves only after the commit succeeds.
+//!    frontier) moves only after the commit succeeds. Then the new entries' index entries are
+//!    handed to [`crate::index`], which finds them at once and writes them to the store on a
+//!    thread of its own, behind the log; a crash before they reach the disk is repaired on
+//!    open, from the entries.
 //! 4. A checkpoint is cut when `checkpoint_every` entries have been appended since the last
 //!    one, or `checkpoint_interval` has passed with new entries. Its tree size is always one
 //!    already flushed; before signing, the new root is proven consistent with the previous
 //!    checkpoint's from the stored nodes (a storage fault cannot get signed); the signed note
 //!    is committed and flushed before it is returned or published.
 //!
-//! A crash at any point leaves either the whole batch or none of it; re-sending the same
-//! events after a restart finds them in the index, so nothing is lost or appended twice.
+//! A crash at any point leaves either the whole batch or none of it (and an index that covers
+//! a prefix of the entries, caught up on open); re-sending the same events after a restart
+//! finds them in the index, so nothing is lost or appended twice.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -58,11 +62,10 @@ use evidence_verifier::note::{Note, NoteError, SignerKey, VerifierKey};
 use evidence_verifier::Checkpoint;
 use serde::{Deserialize, Serialize};
 
-use crate::filter::IdFilter;
+use crate::index::{Index, Item, Lookup};
 use crate::storage::{prefix_end, Storage, StorageError, WriteBatch};
 use crate::tree::{ProofError, TileWriter, TreeReader};
 
-const INDEX: u8 = b'i';
 /// Most entries in one segment value (about 5 KB of 600-byte entries): sled splits its leaf
 /// nodes by key count (16), so small values keep nodes well below its blob threshold.
 const SEGMENT_ENTRIES: usize = 8;
@@ -217,12 +220,12 @@ pub struct InclusionProof {
 
 /// The ledger's log on a [`Storage`].
 pub struct Log<S: Storage> {
-    store: S,
+    store: Arc<S>,
     signers: Vec<SignerKey>,
     origin: String,
     policy: CheckpointPolicy,
     head: Head,
-    ids: IdFilter,
+    index: Index<S>,
     latest: Option<Checkpoint>,
     last_cut: Instant,
 }
@@ -249,30 +252,38 @@ pub fn read_position<S: Storage + ?Sized>(store: &S, source: &str) -> Result<Opt
     Ok(v.and_then(|v| v.as_ref().try_into().ok()).map(i64::from_be_bytes))
 }
 
-/// A filter holding every `(source, id)` index key of the store, sized for twice the log.
-fn load_ids<S: Storage>(store: &S, size: u64) -> Result<IdFilter, LogError> {
-    let mut ids = IdFilter::with_capacity(size.saturating_mul(2).max(1 << 20));
-    for item in store.range(&[INDEX], &prefix_end(INDEX)) {
-        let (key, _) = item?;
-        ids.insert(key.as_ref());
-    }
-    Ok(ids)
-}
+/// Entry records with their sequence numbers, in order.
+type EntryRecords<'s> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>), LogError>> + 's>;
 
-fn id_key(source: &str, id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(3 + source.len() + id.len());
-    k.push(INDEX);
-    k.extend_from_slice(&(source.len() as u16).to_be_bytes());
-    k.extend_from_slice(source.as_bytes());
-    k.extend_from_slice(id.as_bytes());
-    k
-}
-
-fn id_value(seq: u64, digest: &[u8; 32]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(40);
-    v.extend_from_slice(&seq.to_be_bytes());
-    v.extend_from_slice(digest);
-    v
+/// Entry records of `store` from `from` on, in order.
+fn read_entries<S: Storage>(store: &S, from: u64) -> EntryRecords<'_> {
+    // Start at the segment holding `from`: the last one whose first entry is at or before it.
+    let start = match store.last_in(&segment_key(0), &segment_key(from.saturating_add(1))) {
+        Ok(Some((k, _))) => k.as_ref().to_vec(),
+        Ok(None) => segment_key(from).to_vec(),
+        Err(e) => return Box::new(std::iter::once(Err(e.into()))),
+    };
+    let segments = store.range(&start, &prefix_end(ENTRY));
+    Box::new(
+        segments
+            .flat_map(|r| -> Vec<Result<(u64, Vec<u8>), LogError>> {
+                let (k, segment) = match r {
+                    Ok(pair) => pair,
+                    Err(e) => return vec![Err(e.into())],
+                };
+                let Some(first) = key_number(k.as_ref()) else {
+                    return vec![Err(LogError::Damaged("malformed segment key".into()))];
+                };
+                segment_records(segment.as_ref())
+                    .enumerate()
+                    .map(|(n, r)| {
+                        r.map(|rec| (first + n as u64, rec.to_vec()))
+                            .map_err(|e| LogError::Damaged(format!("segment {first}: {e}")))
+                    })
+                    .collect()
+            })
+            .filter(move |r| r.as_ref().map_or(true, |(seq, _)| *seq >= from)),
+    )
 }
 
 /// Which lookups of a batch may share their `(source, id)` with another of the same batch:
@@ -358,27 +369,11 @@ fn write_entries(head: &mut Head, first: u64, now: i64, new: &NewEntries<'_>, wb
     wb.extend(tiles_wb);
 }
 
-fn parse_id_value(v: &[u8]) -> Result<(u64, [u8; 32]), LogError> {
-    let bad = || LogError::Damaged("malformed (source, id) index value".into());
-    let seq = u64::from_be_bytes(v.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
-    let digest = v.get(8..40).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
-    Ok((seq, digest))
-}
-
 fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + rest.len());
     k.push(prefix);
     k.extend_from_slice(rest);
     k
-}
-
-/// What the index says about one incoming event.
-struct Lookup {
-    key: Vec<u8>,
-    /// The key's hash in the id filter ([`IdFilter::hash`]).
-    hash: u64,
-    /// `(seq, digest)` of the entry already holding its `(source, id)`.
-    stored: Option<(u64, [u8; 32])>,
 }
 
 /// The state a batch advances; swapped into the log only after the batch is committed.
@@ -459,14 +454,15 @@ impl<S: Storage> Log<S> {
                 )));
             }
         }
-        let ids = load_ids(&store, size)?;
+        let store = Arc::new(store);
+        let index = Index::open(Arc::clone(&store), size, |from| read_entries(&*store, from))?;
         Ok(Log {
             store,
             signers,
             origin,
             policy,
             head: Head { size, chain, tree, tiles, counters, next_quarantine },
-            ids,
+            index,
             latest,
             last_cut: Instant::now(),
         })
@@ -480,6 +476,13 @@ impl<S: Storage> Log<S> {
     /// Entries in the log.
     pub fn size(&self) -> u64 {
         self.head.size
+    }
+
+    /// Waits until the `(source, id)` index, which is written behind the log, has caught up
+    /// with every committed batch (it is not flushed by this; the next commit or the close
+    /// flushes it). Appends never need this; it is for measuring all the work of appends.
+    pub fn settle_index(&self) -> Result<(), LogError> {
+        self.index.settle()
     }
 
     /// The underlying store (read access, e.g. for views).
@@ -541,33 +544,7 @@ impl<S: Storage> Log<S> {
 
     /// Entry records from `from` on, in order.
     pub fn entries(&self, from: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>), LogError>> + '_ {
-        // Start at the segment holding `from`: the last one whose first entry is at or before it.
-        let start = match self.store.last_in(&segment_key(0), &segment_key(from.saturating_add(1))) {
-            Ok(Some((k, _))) => k.as_ref().to_vec(),
-            Ok(None) => segment_key(from).to_vec(),
-            Err(e) => return Box::new(std::iter::once(Err(e.into()))) as Box<dyn Iterator<Item = _>>,
-        };
-        let segments = self.store.range(&start, &prefix_end(ENTRY));
-        Box::new(
-            segments
-                .flat_map(|r| -> Vec<Result<(u64, Vec<u8>), LogError>> {
-                    let (k, segment) = match r {
-                        Ok(pair) => pair,
-                        Err(e) => return vec![Err(e.into())],
-                    };
-                    let Some(first) = key_number(k.as_ref()) else {
-                        return vec![Err(LogError::Damaged("malformed segment key".into()))];
-                    };
-                    segment_records(segment.as_ref())
-                        .enumerate()
-                        .map(|(n, r)| {
-                            r.map(|rec| (first + n as u64, rec.to_vec()))
-                                .map_err(|e| LogError::Damaged(format!("segment {first}: {e}")))
-                        })
-                        .collect()
-                })
-                .filter(move |r| r.as_ref().map_or(true, |(seq, _)| *seq >= from)),
-        )
+        read_entries(&*self.store, from)
     }
 
     /// Quarantine records from number `from` on, at most `limit`.
@@ -585,7 +562,7 @@ impl<S: Storage> Log<S> {
 
     /// The stored next offset of a source, if any.
     pub fn position(&self, source: &str) -> Result<Option<i64>, LogError> {
-        read_position(&self.store, source)
+        read_position(&*self.store, source)
     }
 
     /// How many quarantine records have been forwarded to the dead-letter topic (the outbox
@@ -611,7 +588,7 @@ impl<S: Storage> Log<S> {
             return Err(LogError::NotYetCheckpointed { seq, size });
         }
         let checkpoint = self.checkpoint_note(size)?.ok_or(LogError::NoCheckpoint { size, latest })?;
-        let reader = TreeReader::new(&self.store);
+        let reader = TreeReader::new(&*self.store);
         Ok(InclusionProof {
             seq,
             tree_size: size,
@@ -626,7 +603,7 @@ impl<S: Storage> Log<S> {
         if size2 > self.head.size {
             return Err(ProofError::OutOfRange(format!("the log has only {} entries", self.head.size)).into());
         }
-        Ok(TreeReader::new(&self.store).consistency_proof(size1, size2)?)
+        Ok(TreeReader::new(&*self.store).consistency_proof(size1, size2)?)
     }
 
     /// Cuts and stores a signed checkpoint of the whole log now, unless the latest one
@@ -638,7 +615,7 @@ impl<S: Storage> Log<S> {
         }
         let root = self.head.tree.root();
         if let Some(prev) = &self.latest {
-            let proof = TreeReader::new(&self.store).consistency_proof(prev.size, size)?;
+            let proof = TreeReader::new(&*self.store).consistency_proof(prev.size, size)?;
             verify_consistency(prev.size, size, &proof, &prev.root, &root).map_err(|e| {
                 LogError::Damaged(format!(
                     "new tree of size {size} is not consistent with checkpoint {}: {e}",
@@ -681,19 +658,7 @@ impl<S: Storage> Log<S> {
             })
             .collect();
         let one = |events: &[&ValidEvent]| -> Result<Vec<Lookup>, LogError> {
-            events
-                .iter()
-                .map(|v| {
-                    let key = id_key(&v.event.source, &v.event.id);
-                    let hash = self.ids.hash(&key);
-                    let stored = if self.ids.may_contain_hashed(hash) {
-                        self.store.get(&key)?.map(|b| parse_id_value(b.as_ref())).transpose()?
-                    } else {
-                        None
-                    };
-                    Ok(Lookup { key, hash, stored })
-                })
-                .collect()
+            events.iter().map(|v| self.index.lookup(&v.event.source, &v.event.id)).collect()
         };
         if valid.len() < 64 {
             return one(&valid);
@@ -771,6 +736,7 @@ impl<S: Storage> Sink for Log<S> {
     type Error = LogError;
 
     fn append(&mut self, batch: &Batch) -> Result<BatchReport, LogError> {
+        self.index.check()?;
         let now = now_micros();
         let mut head = self.head.clone();
         let mut wb = WriteBatch::default();
@@ -778,7 +744,7 @@ impl<S: Storage> Sink for Log<S> {
         let repeated = repeated(&lookups);
         // Index entries added by this batch, for events that appear in it more than once.
         let mut in_batch: HashMap<Vec<u8>, (u64, [u8; 32])> = HashMap::new();
-        let mut fresh: Vec<u64> = Vec::with_capacity(lookups.len());
+        let mut fresh: Vec<Item> = Vec::with_capacity(lookups.len());
         let mut quarantined_in_batch = HashSet::new();
         let mut outcomes = Vec::with_capacity(batch.records.len());
         let first = self.head.size;
@@ -823,8 +789,7 @@ impl<S: Storage> Sink for Log<S> {
                             if repeated {
                                 in_batch.insert(key.clone(), (seq, digest));
                             }
-                            wb.put(key, id_value(seq, &digest));
-                            fresh.push(hash);
+                            fresh.push(Item { hash, key, seq, digest });
                             head.size += 1;
                             Outcome::Accepted { seq }
                         }
@@ -865,12 +830,7 @@ impl<S: Storage> Sink for Log<S> {
             entries = head.size
         );
         self.head = head;
-        for hash in fresh {
-            self.ids.insert_hashed(hash);
-        }
-        if self.ids.is_full() {
-            self.ids = load_ids(&self.store, self.head.size)?;
-        }
+        self.index.record(self.head.size, fresh)?;
         self.maybe_checkpoint()?;
         Ok(BatchReport { outcomes })
     }

@@ -60,7 +60,7 @@ impl WriteBatch {
 }
 
 /// An ordered key-value store with atomic, durable batches.
-pub trait Storage: Send + Sync {
+pub trait Storage: Send + Sync + 'static {
     /// A stored value or key, shared rather than copied where the engine allows.
     type Bytes: AsRef<[u8]> + Clone + Send + Sync + std::fmt::Debug;
     /// The value of `key`.

@@ -3,10 +3,12 @@
 //! verifier's code.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use evidence_ingest::{Batch, Origin, Outcome, Record, Sink, Verdict};
 use evidence_ledger::log::QuarantineRecord;
+use evidence_ledger::storage::{Pair, StorageError, WriteBatch};
 use evidence_ledger::{CheckpointPolicy, Log, MemStorage, SledStorage, Storage};
 use evidence_schemas::sample::sample_event;
 use evidence_schemas::Validator;
@@ -170,6 +172,161 @@ fn reopening_resumes_the_same_log() {
     let other = SignerKey::from_seed("other.example/log", [1u8; 32]).unwrap();
     let err = Log::open(SledStorage::open(dir.path()).unwrap(), vec![other], policy(100)).unwrap_err();
     assert!(err.to_string().contains("this store's log is \"test.example/log\""), "{err}");
+}
+
+/// Rewinds the stored `(source, id)` index of the store in `dir` to cover only the first
+/// `keep` entries (its keys for later entries deleted, its watermark set to `keep`, or removed
+/// when `keep` is `None`), as a crash between a batch's commit and its index write leaves it.
+fn rewind_index(dir: &std::path::Path, keep: Option<u64>) {
+    let store = SledStorage::open(dir).unwrap();
+    let mut wb = WriteBatch::default();
+    for item in store.range(b"i", b"j") {
+        let (key, value) = item.unwrap();
+        let seq = u64::from_be_bytes(value[..8].try_into().unwrap());
+        if keep.is_none_or(|keep| seq >= keep) {
+            wb.delete(key.to_vec());
+        }
+    }
+    match keep {
+        Some(keep) => wb.put(&b"mindexed"[..], keep.to_be_bytes()),
+        None => wb.delete(&b"mindexed"[..]),
+    }
+    store.commit(wb).unwrap();
+}
+
+#[test]
+fn an_index_behind_the_entries_is_rebuilt_from_them_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = Validator::default();
+    let open = || Log::open(SledStorage::open(dir.path()).unwrap(), vec![signer()], policy(100));
+    let events = || batch(&v, (0..250).map(|i| (i, sample_event(i))));
+    open().unwrap().append(&events()).unwrap();
+    for keep in [Some(100), Some(0), None] {
+        rewind_index(dir.path(), keep);
+        let mut log = open().unwrap();
+        // Every event is found again: a duplicate of its own entry, nothing appended twice.
+        let report = log.append(&events()).unwrap();
+        let expected: Vec<Outcome> = (0..250).map(|seq| Outcome::Duplicate { seq }).collect();
+        assert_eq!(report.outcomes, expected, "index rewound to {keep:?}");
+        assert_eq!(log.size(), 250);
+    }
+    // Other content under a re-indexed (source, id) is a conflict with the right entry.
+    let changed = sample_event(200).replace("\"specversion\":\"1.0\"", "\"specversion\":\"1.0\",\"x1\":1");
+    rewind_index(dir.path(), Some(100));
+    let mut log = open().unwrap();
+    let report = log.append(&batch(&v, [(1, changed)])).unwrap();
+    let Outcome::Quarantined { reason } = &report.outcomes[0] else { panic!("{:?}", report.outcomes) };
+    assert!(reason.contains("is already entry 200 with digest"), "{reason}");
+    drop(log);
+    // An index claiming more entries than the log holds is damage, not something to trust.
+    let store = SledStorage::open(dir.path()).unwrap();
+    let mut wb = WriteBatch::default();
+    wb.put(&b"mindexed"[..], 251u64.to_be_bytes());
+    store.commit(wb).unwrap();
+    drop(store);
+    let err = open().unwrap_err();
+    assert!(err.to_string().contains("the (source, id) index covers 251 entries but the log holds 250"), "{err}");
+}
+
+/// A store whose `apply` (the log uses it only to write its `(source, id)` index, behind the
+/// appends) waits until the test opens the gate, or fails once told to.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<(bool, bool)>,
+    changed: Condvar,
+}
+
+impl Gate {
+    fn set(&self, open: bool, fail: bool) {
+        *self.state.lock().unwrap() = (open, fail);
+        self.changed.notify_all();
+    }
+}
+
+struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        let fail = self.0.state.lock().is_ok_and(|s| s.1);
+        self.0.set(true, fail);
+    }
+}
+
+struct GatedStore {
+    inner: MemStorage,
+    gate: Arc<Gate>,
+}
+
+impl Storage for GatedStore {
+    type Bytes = <MemStorage as Storage>::Bytes;
+
+    fn get(&self, key: &[u8]) -> Result<Option<Self::Bytes>, StorageError> {
+        self.inner.get(key)
+    }
+
+    fn range(&self, from: &[u8], to: &[u8]) -> Box<dyn Iterator<Item = Result<Pair<Self>, StorageError>> + '_> {
+        self.inner.range(from, to)
+    }
+
+    fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<Pair<Self>>, StorageError> {
+        self.inner.last_in(from, to)
+    }
+
+    fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.inner.commit(batch)
+    }
+
+    fn apply(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut state = self.gate.state.lock().unwrap();
+        while !state.0 {
+            state = self.gate.changed.wait(state).unwrap();
+        }
+        if state.1 {
+            return Err(StorageError("no space left on device (test)".into()));
+        }
+        self.inner.apply(batch)
+    }
+}
+
+#[test]
+fn index_entries_not_yet_written_are_found_and_a_failed_index_write_stops_appends() {
+    let v = Validator::default();
+    let gate = Arc::new(Gate::default());
+    let store = GatedStore { inner: MemStorage::default(), gate: Arc::clone(&gate) };
+    let mut log = Log::open(store, vec![signer()], policy(1000)).unwrap();
+    // Dropped before the log, also when an assertion fails: the log's close waits for its
+    // index writer, which must not be left at a shut gate.
+    let _open_on_exit = OpenOnDrop(Arc::clone(&gate));
+    let r = log.append(&batch(&v, (0..100).map(|i| (i, sample_event(i))))).unwrap();
+    assert!(r.outcomes.iter().all(|o| matches!(o, Outcome::Accepted { .. })));
+    // The index writer is held at the gate: the first batch's index entries are in memory
+    // only, and the next batch must find them there.
+    let changed = sample_event(10).replace("\"specversion\":\"1.0\"", "\"specversion\":\"1.0\",\"x1\":1");
+    let again = (50..150).map(|i| (i, sample_event(i))).chain([(150, changed)]);
+    let r = log.append(&batch(&v, again)).unwrap();
+    let expected: Vec<Outcome> = (50..100)
+        .map(|seq| Outcome::Duplicate { seq })
+        .chain((100..150).map(|seq| Outcome::Accepted { seq }))
+        .collect();
+    assert_eq!(r.outcomes[..100], expected[..]);
+    let Outcome::Quarantined { reason } = &r.outcomes[100] else { panic!("{:?}", r.outcomes[100]) };
+    assert!(reason.contains("is already entry 10 with digest"), "{reason}");
+    gate.set(true, false);
+    log.settle_index().unwrap();
+    assert_eq!(log.status().entries, 150);
+    // A store failing under the index writer: the batch was committed and stays accepted, but
+    // the log takes nothing more until reopened (which rebuilds the index from the entries).
+    gate.set(true, true);
+    let r = log.append(&batch(&v, (150..160).map(|i| (i, sample_event(i))))).unwrap();
+    assert_eq!(r.outcomes[0], Outcome::Accepted { seq: 150 });
+    let err = log.settle_index().unwrap_err().to_string();
+    assert!(
+        err.contains("the (source, id) index could not be written (storage: no space left on device (test))"),
+        "{err}"
+    );
+    let err = log.append(&batch(&v, [(160, sample_event(160))])).unwrap_err().to_string();
+    assert!(err.contains("reopen the store to rebuild it from the entries"), "{err}");
+    assert_eq!(log.size(), 160);
 }
 
 #[test]

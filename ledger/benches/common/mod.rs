@@ -21,6 +21,11 @@ pub(crate) fn policy() -> CheckpointPolicy {
     CheckpointPolicy { every_entries: 100_000, interval: Duration::from_secs(3600) }
 }
 
+/// Batches `from..from + count` (of `BATCH` events each), validated ahead of any timing.
+pub(crate) fn prepared(v: &Validator, from: u64, count: u64) -> Vec<Vec<ValidEvent>> {
+    (from..from + count).map(|n| validated(v, n * BATCH)).collect()
+}
+
 /// Sample events `first..first + BATCH`, validated.
 pub(crate) fn validated(v: &Validator, first: u64) -> Vec<ValidEvent> {
     (first..first + BATCH).map(|i| v.validate(sample_event(i).as_bytes()).unwrap()).collect()
@@ -54,6 +59,13 @@ impl RawSled {
         RawSled { _dir: dir, db, next: 0 }
     }
 
+    /// Closes the database (sled flushes what is left and stops its threads), keeping the
+    /// directory for the caller to drop untimed.
+    pub(crate) fn close(self) -> tempfile::TempDir {
+        drop(self.db);
+        self._dir
+    }
+
     pub(crate) fn append(&mut self, events: &[ValidEvent]) {
         let mut b = sled::Batch::default();
         for e in events {
@@ -76,5 +88,12 @@ impl Store {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(SledStorage::open(dir.path()).unwrap(), vec![signer()], policy()).unwrap();
         Store { _dir: dir, log }
+    }
+
+    /// Closes the log: its index writer finishes and the store is flushed and closed. Keeps
+    /// the directory for the caller to drop untimed.
+    pub(crate) fn close(self) -> tempfile::TempDir {
+        drop(self.log);
+        self._dir
     }
 }

@@ -1,0 +1,318 @@
+//! The `(source, id)` index: which entry holds each event, so that a redelivered event is
+//! acknowledged as a duplicate and the same `(source, id)` with other content is caught as a
+//! conflict.
+//!
+//! The index is derived from the entries (each entry holds its event, and so its source and
+//! id), so it is written behind the log rather than in the log's own batch: one sled key per
+//! event was the largest single cost of an append.
+//! 1. [`crate::log::Log::append`] commits a batch of entries (flushed), then hands the batch's
+//!    index entries to [`Index::record`]. They are held in memory ("pending") and queued for a
+//!    writer thread, which applies them with the index watermark `m indexed` (the number of
+//!    entries indexed) in one atomic batch, and only then drops them from pending.
+//! 2. A lookup ([`Index::lookup`]) consults the Bloom filter, then pending, then the store, in
+//!    that order: a key leaves pending only after it is in the store, so every committed entry
+//!    is found, by one or the other. Dedup stays exact.
+//! 3. An index batch is applied only after its entries were flushed, so the store never
+//!    indexes an entry it does not hold. A crash loses at most the index batches not yet on
+//!    disk; [`Index::open`] rebuilds them from the entries past the watermark before the log
+//!    accepts anything.
+//! 4. At most two batches wait for the writer thread; a third waits in `record`. If the store
+//!    fails under the writer thread, the keys stay pending (lookups stay exact) and the log
+//!    refuses further appends with the error; reopening rebuilds the index from the entries.
+//!
+//! A clean close ([`Drop`]) writes the pending batches and flushes.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use evidence_verifier::entry::EntryRef;
+
+use crate::filter::IdFilter;
+use crate::log::LogError;
+use crate::storage::{prefix_end, Storage, StorageError, WriteBatch};
+
+const INDEX: u8 = b'i';
+const META_INDEXED: &[u8] = b"mindexed";
+/// Entries re-indexed per store batch when catching up on open.
+const CATCH_UP_BATCH: usize = 4096;
+
+/// The index key of `(source, id)`: `i` + source length (u16 BE) + source + id.
+fn id_key(source: &str, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + source.len() + id.len());
+    k.push(INDEX);
+    k.extend_from_slice(&(source.len() as u16).to_be_bytes());
+    k.extend_from_slice(source.as_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The index value: seq (u64 BE) + blake3 event digest.
+fn id_value(seq: u64, digest: &[u8; 32]) -> [u8; 40] {
+    let mut v = [0; 40];
+    v[..8].copy_from_slice(&seq.to_be_bytes());
+    v[8..].copy_from_slice(digest);
+    v
+}
+
+fn parse_id_value(v: &[u8]) -> Result<(u64, [u8; 32]), LogError> {
+    let bad = || LogError::Damaged("malformed (source, id) index value".into());
+    let seq = u64::from_be_bytes(v.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+    let digest = v.get(8..40).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
+    Ok((seq, digest))
+}
+
+/// What the index says about one incoming event.
+pub(crate) struct Lookup {
+    /// Its index key.
+    pub(crate) key: Vec<u8>,
+    /// The key's hash in the filter ([`IdFilter::hash`]).
+    pub(crate) hash: u64,
+    /// `(seq, digest)` of the entry already holding its `(source, id)`.
+    pub(crate) stored: Option<(u64, [u8; 32])>,
+}
+
+/// One new entry's index entry.
+pub(crate) struct Item {
+    /// The key's hash in the filter.
+    pub(crate) hash: u64,
+    /// The index key.
+    pub(crate) key: Vec<u8>,
+    /// The entry.
+    pub(crate) seq: u64,
+    /// Its event digest.
+    pub(crate) digest: [u8; 32],
+}
+
+/// A committed batch's index entries, sorted by filter hash, not yet in the store.
+struct Pending {
+    items: Vec<Item>,
+    /// The number of entries indexed once it is written.
+    end: u64,
+}
+
+impl Pending {
+    fn get(&self, key: &[u8], hash: u64) -> Option<(u64, [u8; 32])> {
+        let from = self.items.partition_point(|i| i.hash < hash);
+        self.items[from..].iter().take_while(|i| i.hash == hash).find(|i| i.key == key).map(|i| (i.seq, i.digest))
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Oldest first; the writer thread removes the front once it is in the store.
+    pending: VecDeque<Arc<Pending>>,
+    /// Why the writer thread stopped.
+    failed: Option<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Signalled whenever the queue shrinks or the writer fails.
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The `(source, id)` index with its filter and its writer thread (see the module docs).
+pub(crate) struct Index<S: Storage> {
+    store: Arc<S>,
+    filter: IdFilter,
+    shared: Arc<Shared>,
+    tx: Option<SyncSender<Arc<Pending>>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl<S: Storage> Index<S> {
+    /// Opens the index of a log of `size` entries: re-indexes the entries past the watermark
+    /// (read through `entries(from)`), loads the filter and starts the writer thread.
+    pub(crate) fn open<I>(store: Arc<S>, size: u64, entries: impl FnOnce(u64) -> I) -> Result<Self, LogError>
+    where
+        I: Iterator<Item = Result<(u64, Vec<u8>), LogError>>,
+    {
+        catch_up(&*store, size, entries)?;
+        let filter = load_filter(&*store, size)?;
+        let shared = Arc::new(Shared::default());
+        let (tx, rx) = sync_channel::<Arc<Pending>>(1);
+        let writer = {
+            let (store, shared) = (Arc::clone(&store), Arc::clone(&shared));
+            std::thread::Builder::new()
+                .name("evidence-index".into())
+                .spawn(move || {
+                    for batch in rx {
+                        let mut wb = WriteBatch::default();
+                        for item in &batch.items {
+                            wb.put(item.key.as_slice(), id_value(item.seq, &item.digest));
+                        }
+                        wb.put(META_INDEXED, batch.end.to_be_bytes());
+                        let result = store.apply(wb);
+                        let mut queue = shared.lock();
+                        match result {
+                            Ok(()) => {
+                                let front = queue.pending.pop_front();
+                                debug_assert!(front.is_some_and(|f| Arc::ptr_eq(&f, &batch)));
+                            }
+                            Err(e) => queue.failed = Some(e.to_string()),
+                        }
+                        shared.changed.notify_all();
+                        if queue.failed.is_some() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| LogError::Storage(StorageError(format!("cannot start the index writer: {e}"))))?
+        };
+        Ok(Index { store, filter, shared, tx: Some(tx), writer: Some(writer) })
+    }
+
+    /// What the index holds for `(source, id)`. Safe to call from several threads.
+    pub(crate) fn lookup(&self, source: &str, id: &str) -> Result<Lookup, LogError> {
+        let key = id_key(source, id);
+        let hash = self.filter.hash(&key);
+        let stored = if self.filter.may_contain_hashed(hash) {
+            // Pending first: a key leaves pending only once it is in the store.
+            let pending = self.shared.lock().pending.iter().find_map(|p| p.get(&key, hash));
+            match pending {
+                Some(found) => Some(found),
+                None => self.store.get(&key)?.map(|b| parse_id_value(b.as_ref())).transpose()?,
+            }
+        } else {
+            None
+        };
+        Ok(Lookup { key, hash, stored })
+    }
+
+    /// Fails if the writer thread has stopped on a store error.
+    pub(crate) fn check(&self) -> Result<(), LogError> {
+        match &self.shared.lock().failed {
+            Some(e) => Err(failed(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the index entries of a committed batch, after which the log holds `end`
+    /// entries. They are found by lookups at once and written to the store behind the log.
+    pub(crate) fn record(&mut self, end: u64, mut items: Vec<Item>) -> Result<(), LogError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        for item in &items {
+            self.filter.insert_hashed(item.hash);
+        }
+        items.sort_unstable_by_key(|i| i.hash);
+        let batch = Arc::new(Pending { items, end });
+        self.shared.lock().pending.push_back(Arc::clone(&batch));
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
+        if !sent {
+            self.check()?;
+            return Err(failed("the index writer has stopped"));
+        }
+        if self.filter.is_full() {
+            // Rebuilt from the store, so everything pending must be in it first.
+            self.settle()?;
+            self.filter = load_filter(&*self.store, end)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every recorded batch is in the store.
+    pub(crate) fn settle(&self) -> Result<(), LogError> {
+        let mut queue = self.shared.lock();
+        loop {
+            if let Some(e) = &queue.failed {
+                return Err(failed(e));
+            }
+            if queue.pending.is_empty() {
+                return Ok(());
+            }
+            queue = self.shared.changed.wait(queue).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
+
+impl<S: Storage> Drop for Index<S> {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer's loop once it has written what is queued.
+        drop(self.tx.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        if let Err(e) = self.store.commit(WriteBatch::default()) {
+            tracing::warn!(message = "Could not flush the index on close; it is rebuilt on open.", error = %e);
+        }
+    }
+}
+
+fn failed(reason: &str) -> LogError {
+    LogError::Storage(StorageError(format!(
+        "the (source, id) index could not be written ({reason}); reopen the store to rebuild it from the entries"
+    )))
+}
+
+/// The number of entries the stored index covers.
+fn indexed<S: Storage>(store: &S) -> Result<u64, LogError> {
+    match store.get(META_INDEXED)? {
+        // A store without a watermark is re-indexed from its first entry (idempotent).
+        None => Ok(0),
+        Some(v) => v
+            .as_ref()
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| LogError::Damaged("malformed index watermark".into())),
+    }
+}
+
+/// Re-indexes the entries from the watermark to `size`.
+fn catch_up<S: Storage, I>(store: &S, size: u64, entries: impl FnOnce(u64) -> I) -> Result<(), LogError>
+where
+    I: Iterator<Item = Result<(u64, Vec<u8>), LogError>>,
+{
+    #[derive(serde::Deserialize)]
+    struct Names {
+        source: String,
+        id: String,
+    }
+    let from = indexed(store)?;
+    if from > size {
+        return Err(LogError::Damaged(format!(
+            "the (source, id) index covers {from} entries but the log holds {size}; run evidence-verify"
+        )));
+    }
+    if from == size {
+        return Ok(());
+    }
+    let mut wb = WriteBatch::default();
+    for record in entries(from) {
+        let (seq, record) = record?;
+        let entry = EntryRef::decode(&record).map_err(|e| LogError::Damaged(format!("entry {seq}: {e}")))?;
+        let names: Names = serde_json::from_slice(entry.event)
+            .map_err(|e| LogError::Damaged(format!("entry {seq}: the event has no source and id: {e}")))?;
+        wb.put(id_key(&names.source, &names.id), id_value(seq, entry.digest));
+        if wb.len() >= CATCH_UP_BATCH || seq + 1 == size {
+            wb.put(META_INDEXED, (seq + 1).to_be_bytes());
+            store.commit(std::mem::take(&mut wb))?;
+        }
+    }
+    let now = indexed(store)?;
+    if now != size {
+        return Err(LogError::Damaged(format!("re-indexing stopped at entry {now} of {size}")));
+    }
+    tracing::info!(message = "Index caught up from the entries.", from, to = size);
+    Ok(())
+}
+
+/// A filter holding every `(source, id)` index key of the store, sized for twice the log.
+fn load_filter<S: Storage>(store: &S, size: u64) -> Result<IdFilter, LogError> {
+    let mut filter = IdFilter::with_capacity(size.saturating_mul(2).max(1 << 20));
+    for item in store.range(&[INDEX], &prefix_end(INDEX)) {
+        let (key, _) = item?;
+        filter.insert(key.as_ref());
+    }
+    Ok(filter)
+}
