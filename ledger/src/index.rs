@@ -17,13 +17,14 @@
 //!    disk; [`Index::open`] rebuilds them from the entries past the watermark before the log
 //!    accepts anything.
 //! 4. At most two batches wait for the writer thread; a third waits in `record`. If the store
-//!    fails under the writer thread, the keys stay pending (lookups stay exact) and the log
-//!    refuses further appends with the error; reopening rebuilds the index from the entries.
+//!    fails under the writer thread (or the thread panics), the keys stay pending (lookups
+//!    stay exact) and the log refuses the next batch with the error; a batch already
+//!    committed stays accepted. Reopening rebuilds the index from the entries.
 //!
 //! A clean close ([`Drop`]) writes the pending batches and flushes.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -118,6 +119,43 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// Marks the writer stopped (the first reason is kept) and wakes whoever waits on it.
+    fn fail(&self, reason: String) {
+        self.lock().failed.get_or_insert(reason);
+        self.changed.notify_all();
+    }
+}
+
+/// Marks the writer stopped if its thread ends by a panic, so that nothing waits for it.
+struct PanicGuard(Arc<Shared>);
+
+impl Drop for PanicGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail("the index writer panicked".into());
+        }
+    }
+}
+
+/// The writer thread: writes each batch with the watermark, in order, then drops it from
+/// pending; stops at the first store error, leaving that batch and the later ones pending.
+fn write_behind<S: Storage>(store: &S, shared: Arc<Shared>, batches: Receiver<Arc<Pending>>) {
+    let guard = PanicGuard(shared);
+    for batch in batches {
+        let mut wb = WriteBatch::default();
+        for item in &batch.items {
+            wb.put(item.key.as_slice(), id_value(item.seq, &item.digest));
+        }
+        wb.put(META_INDEXED, batch.end.to_be_bytes());
+        if let Err(e) = store.apply(wb) {
+            guard.0.fail(e.to_string());
+            return;
+        }
+        let front = guard.0.lock().pending.pop_front();
+        debug_assert!(front.is_some_and(|f| Arc::ptr_eq(&f, &batch)), "index batches are written in order");
+        guard.0.changed.notify_all();
+    }
 }
 
 /// The `(source, id)` index with its filter and its writer thread (see the module docs).
@@ -144,28 +182,7 @@ impl<S: Storage> Index<S> {
             let (store, shared) = (Arc::clone(&store), Arc::clone(&shared));
             std::thread::Builder::new()
                 .name("evidence-index".into())
-                .spawn(move || {
-                    for batch in rx {
-                        let mut wb = WriteBatch::default();
-                        for item in &batch.items {
-                            wb.put(item.key.as_slice(), id_value(item.seq, &item.digest));
-                        }
-                        wb.put(META_INDEXED, batch.end.to_be_bytes());
-                        let result = store.apply(wb);
-                        let mut queue = shared.lock();
-                        match result {
-                            Ok(()) => {
-                                let front = queue.pending.pop_front();
-                                debug_assert!(front.is_some_and(|f| Arc::ptr_eq(&f, &batch)));
-                            }
-                            Err(e) => queue.failed = Some(e.to_string()),
-                        }
-                        shared.changed.notify_all();
-                        if queue.failed.is_some() {
-                            return;
-                        }
-                    }
-                })
+                .spawn(move || write_behind(&*store, shared, rx))
                 .map_err(|e| LogError::Storage(StorageError(format!("cannot start the index writer: {e}"))))?
         };
         Ok(Index { store, filter, shared, tx: Some(tx), writer: Some(writer) })
@@ -188,7 +205,7 @@ impl<S: Storage> Index<S> {
         Ok(Lookup { key, hash, stored })
     }
 
-    /// Fails if the writer thread has stopped on a store error.
+    /// Fails if the writer thread has stopped (on a store error, or a panic).
     pub(crate) fn check(&self) -> Result<(), LogError> {
         match &self.shared.lock().failed {
             Some(e) => Err(failed(e)),
@@ -198,9 +215,13 @@ impl<S: Storage> Index<S> {
 
     /// Records the index entries of a committed batch, after which the log holds `end`
     /// entries. They are found by lookups at once and written to the store behind the log.
-    pub(crate) fn record(&mut self, end: u64, mut items: Vec<Item>) -> Result<(), LogError> {
+    ///
+    /// It cannot fail: the batch is committed, so its records are accepted whatever happens
+    /// here. If the writer has stopped, the entries stay pending (found by lookups) and the
+    /// next [`Index::check`] refuses the next batch.
+    pub(crate) fn record(&mut self, end: u64, mut items: Vec<Item>) {
         if items.is_empty() {
-            return Ok(());
+            return;
         }
         for item in &items {
             self.filter.insert_hashed(item.hash);
@@ -210,15 +231,19 @@ impl<S: Storage> Index<S> {
         self.shared.lock().pending.push_back(Arc::clone(&batch));
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
         if !sent {
-            self.check()?;
-            return Err(failed("the index writer has stopped"));
+            self.shared.fail("the index writer has stopped".into());
+            return;
         }
         if self.filter.is_full() {
-            // Rebuilt from the store, so everything pending must be in it first.
-            self.settle()?;
-            self.filter = load_filter(&*self.store, end)?;
+            // The new filter hashes with new keys, and it is built from the store: everything
+            // pending must be in the store first. If that cannot be, the full filter stays
+            // (it still never forgets a key; it only guesses more often).
+            let reloaded = self.settle().and_then(|()| load_filter(&*self.store, end));
+            match reloaded {
+                Ok(filter) => self.filter = filter,
+                Err(e) => tracing::warn!(message = "The id filter is full and could not be rebuilt.", error = %e),
+            }
         }
-        Ok(())
     }
 
     /// Waits until every recorded batch is in the store.
@@ -288,8 +313,11 @@ where
         return Ok(());
     }
     let mut wb = WriteBatch::default();
-    for record in entries(from) {
+    for (expected, record) in (from..).zip(entries(from)) {
         let (seq, record) = record?;
+        if seq != expected {
+            return Err(LogError::Damaged(format!("re-indexing: entry {expected} is missing (the next is {seq})")));
+        }
         let entry = EntryRef::decode(&record).map_err(|e| LogError::Damaged(format!("entry {seq}: {e}")))?;
         let names: Names = serde_json::from_slice(entry.event)
             .map_err(|e| LogError::Damaged(format!("entry {seq}: the event has no source and id: {e}")))?;

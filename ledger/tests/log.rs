@@ -174,6 +174,35 @@ fn reopening_resumes_the_same_log() {
     assert!(err.to_string().contains("this store's log is \"test.example/log\""), "{err}");
 }
 
+#[test]
+fn a_batch_committed_while_the_index_writer_fails_is_still_accepted() {
+    let v = Validator::default();
+    let gate = Arc::new(Gate::default());
+    let store = GatedStore { inner: MemStorage::default(), gate: Arc::clone(&gate) };
+    let mut log = Log::open(store, vec![signer()], policy(1000)).unwrap();
+    let _open_on_exit = OpenOnDrop(Arc::clone(&gate));
+    // The writer holds the first batch at the gate and the second waits in its queue, so the
+    // third batch's hand-over waits too, after its commit. Only then does the store fail.
+    log.append(&batch(&v, (0..10).map(|i| (i, sample_event(i))))).unwrap();
+    log.append(&batch(&v, (10..20).map(|i| (i, sample_event(i))))).unwrap();
+    let committed = gate.commits();
+    let failing = {
+        let gate = Arc::clone(&gate);
+        std::thread::spawn(move || {
+            gate.wait_for_commits(committed + 1);
+            gate.set(true, true);
+        })
+    };
+    let r = log.append(&batch(&v, (20..30).map(|i| (i, sample_event(i))))).unwrap();
+    failing.join().unwrap();
+    let expected: Vec<Outcome> = (20..30).map(|seq| Outcome::Accepted { seq }).collect();
+    assert_eq!(r.outcomes, expected);
+    assert_eq!(log.size(), 30);
+    let err = log.append(&batch(&v, [(30, sample_event(30))])).unwrap_err().to_string();
+    assert!(err.contains("the (source, id) index could not be written"), "{err}");
+    assert_eq!(log.size(), 30);
+}
+
 /// Rewinds the stored `(source, id)` index of the store in `dir` to cover only the first
 /// `keep` entries (its keys for later entries deleted, its watermark set to `keep`, or removed
 /// when `keep` is `None`), as a crash between a batch's commit and its index write leaves it.
@@ -232,14 +261,34 @@ fn an_index_behind_the_entries_is_rebuilt_from_them_on_open() {
 /// appends) waits until the test opens the gate, or fails once told to.
 #[derive(Default)]
 struct Gate {
-    state: Mutex<(bool, bool)>,
+    state: Mutex<GateState>,
     changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    open: bool,
+    fail: bool,
+    /// Durable commits so far (the log's own batches).
+    commits: usize,
 }
 
 impl Gate {
     fn set(&self, open: bool, fail: bool) {
-        *self.state.lock().unwrap() = (open, fail);
+        let mut state = self.state.lock().unwrap();
+        (state.open, state.fail) = (open, fail);
         self.changed.notify_all();
+    }
+
+    fn commits(&self) -> usize {
+        self.state.lock().unwrap().commits
+    }
+
+    fn wait_for_commits(&self, n: usize) {
+        let mut state = self.state.lock().unwrap();
+        while state.commits < n {
+            state = self.changed.wait(state).unwrap();
+        }
     }
 }
 
@@ -247,7 +296,7 @@ struct OpenOnDrop(Arc<Gate>);
 
 impl Drop for OpenOnDrop {
     fn drop(&mut self) {
-        let fail = self.0.state.lock().is_ok_and(|s| s.1);
+        let fail = self.0.state.lock().is_ok_and(|s| s.fail);
         self.0.set(true, fail);
     }
 }
@@ -273,15 +322,18 @@ impl Storage for GatedStore {
     }
 
     fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
-        self.inner.commit(batch)
+        self.inner.commit(batch)?;
+        self.gate.state.lock().unwrap().commits += 1;
+        self.gate.changed.notify_all();
+        Ok(())
     }
 
     fn apply(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut state = self.gate.state.lock().unwrap();
-        while !state.0 {
+        while !state.open {
             state = self.gate.changed.wait(state).unwrap();
         }
-        if state.1 {
+        if state.fail {
             return Err(StorageError("no space left on device (test)".into()));
         }
         self.inner.apply(batch)
