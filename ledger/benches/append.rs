@@ -24,7 +24,7 @@ use evidence_schemas::Validator;
 
 mod common;
 
-use common::{batch_of, prepared, RawSled, Store, BATCH};
+use common::{as_batches, prepared, RawSled, Store, BATCH};
 
 const ONLY: &str = "BENCH_APPEND_ONLY";
 
@@ -48,7 +48,7 @@ fn measure(kind: &str, batches: u64) -> f64 {
             t.elapsed()
         }
         "ledger" => {
-            let batches: Vec<_> = events.into_iter().enumerate().map(|(n, e)| batch_of(e, n as u64 * BATCH)).collect();
+            let batches = as_batches(events, 0);
             let mut store = Store::new();
             let t = Instant::now();
             for batch in &batches {

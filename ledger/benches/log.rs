@@ -35,7 +35,7 @@ use evidence_schemas::Validator;
 #[allow(dead_code)]
 mod common;
 
-use common::{batch_of, prepared, validated, RawSled, Store, BATCH};
+use common::{as_batches, batch_of, prepared, validated, RawSled, Store, BATCH};
 
 /// A log with views and rules following it.
 fn with_views() -> (tempfile::TempDir, Ledger<SledStorage>) {
@@ -47,11 +47,7 @@ fn with_views() -> (tempfile::TempDir, Ledger<SledStorage>) {
 /// the log's index writer (`settle`) so that no work of the timed appends is left untimed.
 /// The events are validated before the clock starts.
 fn timed_appends<S: Sink>(v: &Validator, next: &mut u64, iters: u64, sink: &mut S, settle: fn(&S)) -> Duration {
-    let batches: Vec<_> = prepared(v, *next / BATCH, iters)
-        .into_iter()
-        .enumerate()
-        .map(|(n, e)| batch_of(e, *next + n as u64 * BATCH))
-        .collect();
+    let batches = as_batches(prepared(v, *next / BATCH, iters), *next / BATCH);
     *next += iters * BATCH;
     let t = Instant::now();
     for batch in &batches {
@@ -166,8 +162,7 @@ fn summary(_: &mut Criterion) {
             raw.append(batch);
         }
         t_raw += t.elapsed();
-        let events: Vec<_> =
-            events.into_iter().enumerate().map(|(n, e)| batch_of(e, (from + n as u64) * BATCH)).collect();
+        let events = as_batches(events, from);
         let t = Instant::now();
         for batch in &events {
             ledger.log.append(batch).unwrap();

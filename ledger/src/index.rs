@@ -205,6 +205,11 @@ impl<S: Storage> Index<S> {
         Ok(Lookup { key, hash, stored })
     }
 
+    /// Puts what the writer has applied on disk (an empty durable commit).
+    fn flush(&self) -> Result<(), LogError> {
+        Ok(self.store.commit(WriteBatch::default())?)
+    }
+
     /// Fails if the writer thread has stopped (on a store error, or a panic).
     pub(crate) fn check(&self) -> Result<(), LogError> {
         match &self.shared.lock().failed {
@@ -246,7 +251,7 @@ impl<S: Storage> Index<S> {
         }
     }
 
-    /// Waits until every recorded batch is in the store.
+    /// Waits until every recorded batch is in the store, and flushes it.
     pub(crate) fn settle(&self) -> Result<(), LogError> {
         let mut queue = self.shared.lock();
         loop {
@@ -254,7 +259,8 @@ impl<S: Storage> Index<S> {
                 return Err(failed(e));
             }
             if queue.pending.is_empty() {
-                return Ok(());
+                drop(queue);
+                return self.flush();
             }
             queue = self.shared.changed.wait(queue).unwrap_or_else(std::sync::PoisonError::into_inner);
         }
@@ -268,7 +274,7 @@ impl<S: Storage> Drop for Index<S> {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
-        if let Err(e) = self.store.commit(WriteBatch::default()) {
+        if let Err(e) = self.flush() {
             tracing::warn!(message = "Could not flush the index on close; it is rebuilt on open.", error = %e);
         }
     }

@@ -23,10 +23,11 @@
 //!    conflict, quarantined with both digests.
 //! 2. New events get the next sequence numbers and are encoded with their chain hash straight
 //!    into the segment values they are stored as; the Merkle tiles they change, the
-//!    quarantine records, the source positions and the counters go into the same write batch. (Index lookups, and then the Merkle hashes beside the sequential chain, are
-//!    computed on two threads: work with no order between records; the log still has one
-//!    writer. The event digest comes with the event: the validator computes it with the
-//!    canonical bytes, on the intake's threads.)
+//!    quarantine records, the source positions and the counters go into the same write batch.
+//!    (Index lookups, and then the Merkle hashes beside the sequential chain, are computed on
+//!    two threads: work with no order between records; the log still has one writer. The
+//!    event digest comes with the event: the validator computes it with the canonical bytes,
+//!    on the intake's threads.)
 //! 3. The batch is committed: applied atomically and flushed to disk. Only then does `append`
 //!    return, and only then is anything in it "accepted"; the in-memory head (size, chain,
 //!    frontier) moves only after the commit succeeds. Then the new entries' index entries are
@@ -483,8 +484,7 @@ impl<S: Storage> Log<S> {
     /// is caught up on open); it is for measuring all the work of appends, and for a copy of
     /// the store that needs no catching up.
     pub fn settle_index(&self) -> Result<(), LogError> {
-        self.index.settle()?;
-        Ok(self.store.commit(WriteBatch::default())?)
+        self.index.settle()
     }
 
     /// The underlying store (read access, e.g. for views).

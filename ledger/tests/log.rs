@@ -31,6 +31,11 @@ fn record(validator: &Validator, line: u64, raw: &str) -> Record {
     Record { origin: Origin::File { path: "t.ndjson".into(), line }, verdict }
 }
 
+/// Sample event `i` with other content under the same `(source, id)`: a conflict.
+fn changed(i: u64) -> String {
+    sample_event(i).replace("\"specversion\":\"1.0\"", "\"specversion\":\"1.0\",\"x1\":1")
+}
+
 fn batch(validator: &Validator, events: impl IntoIterator<Item = (u64, String)>) -> Batch {
     Batch { records: events.into_iter().map(|(i, e)| record(validator, i, &e)).collect(), positions: vec![] }
 }
@@ -177,17 +182,15 @@ fn reopening_resumes_the_same_log() {
 #[test]
 fn a_batch_committed_while_the_index_writer_fails_is_still_accepted() {
     let v = Validator::default();
-    let gate = Arc::new(Gate::default());
-    let store = GatedStore { inner: MemStorage::default(), gate: Arc::clone(&gate) };
-    let mut log = Log::open(store, vec![signer()], policy(1000)).unwrap();
-    let _open_on_exit = OpenOnDrop(Arc::clone(&gate));
+    let mut gated = gated_log();
+    let (log, gate) = (&mut gated.log, &gated.gate);
     // The writer holds the first batch at the gate and the second waits in its queue, so the
     // third batch's hand-over waits too, after its commit. Only then does the store fail.
     log.append(&batch(&v, (0..10).map(|i| (i, sample_event(i))))).unwrap();
     log.append(&batch(&v, (10..20).map(|i| (i, sample_event(i))))).unwrap();
     let committed = gate.commits();
     let failing = {
-        let gate = Arc::clone(&gate);
+        let gate = Arc::clone(gate);
         std::thread::spawn(move || {
             gate.wait_for_commits(committed + 1);
             gate.set(true, true);
@@ -240,7 +243,7 @@ fn an_index_behind_the_entries_is_rebuilt_from_them_on_open() {
         assert_eq!(log.size(), 250);
     }
     // Other content under a re-indexed (source, id) is a conflict with the right entry.
-    let changed = sample_event(200).replace("\"specversion\":\"1.0\"", "\"specversion\":\"1.0\",\"x1\":1");
+    let changed = changed(200);
     rewind_index(dir.path(), Some(100));
     let mut log = open().unwrap();
     let report = log.append(&batch(&v, [(1, changed)])).unwrap();
@@ -340,20 +343,32 @@ impl Storage for GatedStore {
     }
 }
 
+/// A log on a [`GatedStore`] with its gate shut.
+struct Gated {
+    /// Dropped before the log, also when an assertion fails: the log's close waits for its
+    /// index writer, which must not be left at a shut gate.
+    _open_on_exit: OpenOnDrop,
+    log: Log<GatedStore>,
+    gate: Arc<Gate>,
+}
+
+fn gated_log() -> Gated {
+    let gate = Arc::new(Gate::default());
+    let store = GatedStore { inner: MemStorage::default(), gate: Arc::clone(&gate) };
+    let log = Log::open(store, vec![signer()], policy(1000)).unwrap();
+    Gated { _open_on_exit: OpenOnDrop(Arc::clone(&gate)), log, gate }
+}
+
 #[test]
 fn index_entries_not_yet_written_are_found_and_a_failed_index_write_stops_appends() {
     let v = Validator::default();
-    let gate = Arc::new(Gate::default());
-    let store = GatedStore { inner: MemStorage::default(), gate: Arc::clone(&gate) };
-    let mut log = Log::open(store, vec![signer()], policy(1000)).unwrap();
-    // Dropped before the log, also when an assertion fails: the log's close waits for its
-    // index writer, which must not be left at a shut gate.
-    let _open_on_exit = OpenOnDrop(Arc::clone(&gate));
+    let mut gated = gated_log();
+    let (log, gate) = (&mut gated.log, &gated.gate);
     let r = log.append(&batch(&v, (0..100).map(|i| (i, sample_event(i))))).unwrap();
     assert!(r.outcomes.iter().all(|o| matches!(o, Outcome::Accepted { .. })));
     // The index writer is held at the gate: the first batch's index entries are in memory
     // only, and the next batch must find them there.
-    let changed = sample_event(10).replace("\"specversion\":\"1.0\"", "\"specversion\":\"1.0\",\"x1\":1");
+    let changed = changed(10);
     let again = (50..150).map(|i| (i, sample_event(i))).chain([(150, changed)]);
     let r = log.append(&batch(&v, again)).unwrap();
     let expected: Vec<Outcome> = (50..100)
@@ -439,7 +454,7 @@ mod model {
                 for op in ops {
                     let raw = match op {
                         Op::New(i) | Op::Repeat(i) => sample_event(*i),
-                        Op::Conflict(i) => sample_event(*i).replace("\"specversion\":\"1.0\"", "\"specversion\":\"1.0\",\"x1\":1"),
+                        Op::Conflict(i) => changed(*i),
                         Op::Malformed(b) => format!("{{\"junk\": {b}"),
                     };
                     line += 1;

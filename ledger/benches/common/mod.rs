@@ -26,6 +26,12 @@ pub(crate) fn prepared(v: &Validator, from: u64, count: u64) -> Vec<Vec<ValidEve
     (from..from + count).map(|n| validated(v, n * BATCH)).collect()
 }
 
+/// Validated batches from batch number `from` on (as [`prepared`] gives them) as the log's
+/// batches of Kafka records.
+pub(crate) fn as_batches(events: Vec<Vec<ValidEvent>>, from: u64) -> Vec<Batch> {
+    events.into_iter().zip(from..).map(|(e, n)| batch_of(e, n * BATCH)).collect()
+}
+
 /// Sample events `first..first + BATCH`, validated.
 pub(crate) fn validated(v: &Validator, first: u64) -> Vec<ValidEvent> {
     (first..first + BATCH).map(|i| v.validate(sample_event(i).as_bytes()).unwrap()).collect()
