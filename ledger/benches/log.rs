@@ -176,7 +176,7 @@ fn summary(_: &mut Criterion) {
         viewed.log().settle_index().unwrap();
         t_viewed += t.elapsed();
     }
-    let mut by_rule = std::collections::BTreeMap::<String, usize>::new();
+    let mut by_rule = std::collections::BTreeMap::<evidence_ledger::Rule, usize>::new();
     for a in evidence_ledger::query::alerts(viewed.log().store(), None, None).unwrap() {
         *by_rule.entry(a.rule).or_default() += 1;
     }

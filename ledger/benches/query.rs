@@ -55,7 +55,7 @@ fn main() {
         ledger.append(&Batch { records, positions: vec![] }).unwrap();
         next += BATCH;
     }
-    ledger.log_mut().checkpoint_now().unwrap();
+    ledger.checkpoint_now().unwrap();
     let alerts = query::alerts(ledger.log().store(), None, None).unwrap().len();
     println!(
         "query: built a ledger of {} entries with views in {:.1} s ({alerts} alerts)",

@@ -127,7 +127,7 @@ fn demo_runs_and_verifies() {
     let text = stdout(&out);
     // 261 scenario lines, the shared policy line stored once: 249 entries.
     assert!(text.contains("OK: 249 entries"), "{text}");
-    for rule in evidence_ledger::rules::Rule::ALL {
+    for rule in evidence_ledger::Rule::ALL {
         assert!(text.contains(&format!("] {} alert-", rule.name())), "{} never fired:\n{text}", rule.name());
     }
     assert!(text.contains("accepted 0, duplicate 45, quarantined 0"), "{text}");

@@ -7,8 +7,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use evidence_ingest::{Batch, Origin, Outcome, Record, Sink, Verdict};
-use evidence_ledger::log::QuarantineRecord;
-use evidence_ledger::storage::{Pair, StorageError, WriteBatch};
+use evidence_ledger::log::{QuarantineRecord, RawEncoding};
+use evidence_ledger::store::{Pair, StorageError, StorageErrorKind, WriteBatch};
 use evidence_ledger::{CheckpointPolicy, Log, MemStorage, SledStorage, Storage};
 use evidence_schemas::sample::sample_event;
 use evidence_schemas::Validator;
@@ -150,7 +150,7 @@ fn bad_records_are_quarantined_with_their_problems_and_raw_bytes() {
     assert_eq!(q[0].raw, bad);
     assert_eq!(q[1].origin, "file:t.ndjson#3");
     assert!(q[1].reason.starts_with("event is not JSON"), "{}", q[1].reason);
-    assert_eq!((q[2].raw.as_str(), q[2].raw_encoding.as_str()), ("e/8=", "base64"));
+    assert_eq!((q[2].raw.as_str(), q[2].raw_encoding), ("e/8=", RawEncoding::Base64));
     assert_eq!(log.quarantine(1, 10).unwrap().len(), 2);
 }
 
@@ -337,7 +337,7 @@ impl Storage for GatedStore {
             state = self.gate.changed.wait(state).unwrap();
         }
         if state.fail {
-            return Err(StorageError("no space left on device (test)".into()));
+            return Err(StorageError::new(StorageErrorKind::FullDisk, "no space left on device (test)"));
         }
         self.inner.apply(batch)
     }
@@ -493,4 +493,72 @@ mod model {
             prop_assert_eq!(audit(&log).entries, model_entries.len() as u64);
         }
     }
+}
+
+/// A store whose durable commits fail while `fail` is set, when they write a checkpoint.
+struct FailingCheckpoints {
+    inner: MemStorage,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Storage for FailingCheckpoints {
+    type Bytes = <MemStorage as Storage>::Bytes;
+
+    fn get(&self, key: &[u8]) -> Result<Option<Self::Bytes>, StorageError> {
+        self.inner.get(key)
+    }
+
+    fn range(&self, from: &[u8], to: &[u8]) -> Box<dyn Iterator<Item = Result<Pair<Self>, StorageError>> + '_> {
+        self.inner.range(from, to)
+    }
+
+    fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<Pair<Self>>, StorageError> {
+        self.inner.last_in(from, to)
+    }
+
+    fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let ops: Vec<_> = batch.into_ops().collect();
+        let checkpoint = ops.iter().any(|(k, _)| k.first() == Some(&b'c'));
+        if checkpoint && self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StorageError::new(StorageErrorKind::FullDisk, "no space left on device (test)"));
+        }
+        let mut wb = WriteBatch::default();
+        for (k, v) in ops {
+            match v {
+                Some(v) => wb.put(k, v),
+                None => wb.delete(k),
+            }
+        }
+        self.inner.commit(wb)
+    }
+
+    fn apply(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.inner.apply(batch)
+    }
+}
+
+#[test]
+fn a_committed_batch_is_reported_committed_when_its_checkpoint_fails() {
+    let v = Validator::default();
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let store = FailingCheckpoints { inner: MemStorage::default(), fail: Arc::clone(&fail) };
+    let mut log = Log::open(store, vec![signer()], policy(10)).unwrap();
+    // The batch is due a checkpoint (10 entries) that cannot be written: the batch is still
+    // committed, reported so, and the failure is kept where status shows it.
+    let r = log.append(&batch(&v, (0..10).map(|i| (i, sample_event(i))))).unwrap();
+    assert_eq!(r.outcomes, (0..10).map(|seq| Outcome::Accepted { seq }).collect::<Vec<_>>());
+    assert_eq!(log.size(), 10);
+    assert_eq!(log.latest_size(), 0);
+    let status = log.status();
+    let failure = status.checkpoint_failure.expect("the failure is reported");
+    assert!(failure.contains("no space left on device (test)"), "{failure}");
+    // Re-sending the batch finds every event: nothing was lost or doubled.
+    let r = log.append(&batch(&v, (0..10).map(|i| (i, sample_event(i))))).unwrap();
+    assert!(r.outcomes.iter().all(|o| matches!(o, Outcome::Duplicate { .. })), "{:?}", r.outcomes);
+    // Once the store takes writes again, the next batch retries the checkpoint, which covers
+    // everything committed.
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    log.append(&batch(&v, [(10, sample_event(10))])).unwrap();
+    assert_eq!(log.latest_size(), 11);
+    assert_eq!(log.status().checkpoint_failure, None);
 }

@@ -8,9 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use evidence_ingest::{Batch, Origin, Record, Sink, Verdict};
+use evidence_ledger::examples::SCENARIOS;
+use evidence_ledger::governance::Views;
 use evidence_ledger::query;
-use evidence_ledger::rules::Rule;
-use evidence_ledger::{Alert, CheckpointPolicy, Ledger, Log, MemStorage, Storage};
+use evidence_ledger::{Alert, CheckpointPolicy, Ledger, Log, MemStorage, Rule, Storage};
 use evidence_schemas::Validator;
 use evidence_verifier::SignerKey;
 use proptest::prelude::*;
@@ -44,15 +45,25 @@ fn view_keys(store: &MemStorage) -> Vec<(Vec<u8>, Vec<u8>)> {
     store.range(b"v", b"w").map(|r| r.unwrap()).map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
 }
 
-fn scenarios() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scenarios");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+fn scenario_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scenarios")
+}
+
+/// The scenarios the demo ingests ([`SCENARIOS`]): each name with its file. The directory must
+/// hold exactly these files, so that a scenario added, renamed or removed on one side only is
+/// a failure, not a silent skip.
+fn scenarios() -> Vec<(&'static str, PathBuf)> {
+    let mut on_disk: Vec<String> = std::fs::read_dir(scenario_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
-    files.sort();
-    files
+    on_disk.sort();
+    let mut listed: Vec<String> = SCENARIOS.iter().map(|(name, _)| name.to_string()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed, "examples/scenarios and evidence_ledger::examples::SCENARIOS differ");
+    SCENARIOS.iter().map(|(name, _)| (*name, scenario_dir().join(format!("{name}.ndjson")))).collect()
 }
 
 fn alerts_of(path: &Path) -> Vec<Alert> {
@@ -68,8 +79,9 @@ fn each_scenario_raises_exactly_its_expected_alerts() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut failures = Vec::new();
     let mut rules_seen = std::collections::BTreeSet::new();
-    for path in scenarios() {
-        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+    let mut ran = 0;
+    for (name, path) in scenarios() {
+        ran += 1;
         let expected_path = path.parent().unwrap().join("expected").join(format!("{name}.ndjson"));
         let alerts = alerts_of(&path);
         let got: String = alerts.iter().map(|a| serde_json::to_string(a).unwrap() + "\n").collect();
@@ -89,27 +101,29 @@ fn each_scenario_raises_exactly_its_expected_alerts() {
         println!("{name}: {} alert(s)", got.lines().count());
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    let all: std::collections::BTreeSet<String> = Rule::ALL.iter().map(|r| r.name().to_string()).collect();
+    assert_eq!(ran, 13, "every scenario ran");
+    let all: std::collections::BTreeSet<Rule> = Rule::ALL.into_iter().collect();
     assert_eq!(rules_seen, all, "every rule has a scenario that raises it");
 }
 
 #[test]
 fn the_clean_release_raises_no_alert() {
-    let path = scenarios().into_iter().find(|p| p.ends_with("clean-release.ndjson")).unwrap();
+    let (_, path) = scenarios().into_iter().find(|(name, _)| *name == "clean-release").unwrap();
     let alerts = alerts_of(&path);
     assert!(alerts.is_empty(), "{alerts:#?}");
 }
 
 #[test]
 fn each_focused_scenario_raises_its_own_rule() {
-    // Every scenario named after a rule raises that rule, and only that rule.
-    for path in scenarios() {
-        let name = path.file_stem().unwrap().to_string_lossy().to_string();
-        let Some(rule) = Rule::ALL.iter().find(|r| r.name().replace(['.', '_'], "-") == name) else { continue };
-        let alerts = alerts_of(&path);
+    // Every rule has a scenario named after it, which raises that rule, and only that rule.
+    let scenarios = scenarios();
+    for rule in Rule::ALL {
+        let name = rule.name().replace(['.', '_'], "-");
+        let (_, path) = scenarios.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no scenario {name}"));
+        let alerts = alerts_of(path);
         assert!(!alerts.is_empty(), "{name} raises nothing");
         for a in &alerts {
-            assert_eq!(a.rule, rule.name(), "{name}: {}", a.explanation);
+            assert_eq!(a.rule, rule, "{name}: {}", a.explanation);
             assert!(!a.entries.is_empty() && a.entries.contains(&a.seq), "{name}: {a:?}");
         }
     }
@@ -281,8 +295,72 @@ fn the_random_streams_exercise_the_rules() {
     }
     let mut l = ledger();
     feed(&mut l, &validator, &lines, 100);
-    let rules: std::collections::BTreeSet<String> =
+    let rules: std::collections::BTreeSet<Rule> =
         query::alerts(l.log().store(), None, None).unwrap().into_iter().map(|a| a.rule).collect();
     println!("rules raised by a random stream: {rules:?}");
     assert!(rules.len() >= 9, "only {rules:?}");
+}
+
+// ---- defects found when the crate was laid out by concern ----
+
+fn envelope(id: &str, ty: &str, data: Value) -> String {
+    json!({"specversion": "1.0", "id": id, "source": "feedback/test", "type": ty,
+           "time": "2026-04-01T00:00:00Z", "actor": "ana@x", "data": data})
+    .to_string()
+}
+
+fn submit(id: &str, batch: &str) -> String {
+    envelope(id, "feedback.submit", json!({"feedback_id": id, "batch": batch, "channel": "user"}))
+}
+
+fn vet(id: &str, batch: &str) -> String {
+    envelope(id, "feedback.vet", json!({"batch": batch, "decision": "accepted"}))
+}
+
+#[test]
+fn names_are_capped_by_the_contract_and_long_ones_never_share_a_view() {
+    // The contract caps a batch name (256 characters): a longer one is refused at intake,
+    // with its pointer.
+    let long = "b".repeat(70_000);
+    let err = Validator::default().validate(submit("s0", &format!("{long}1")).as_bytes()).unwrap_err();
+    assert!(err.problems().iter().any(|p| p.pointer == "/data/batch"), "{err}");
+    // Entries stored before the caps existed may hold such names: projecting them keeps two
+    // batches that differ only past 65,535 bytes apart, so vetting one says nothing of the
+    // other.
+    let (vetted, other) = (format!("{long}1"), format!("{long}2"));
+    let store = MemStorage::default();
+    let mut views = Views::load(&store).unwrap();
+    let lines = [submit("s1", &vetted), submit("s2", &other), vet("v1", &vetted)];
+    for (seq, line) in lines.iter().enumerate() {
+        let event = evidence_schemas::parse_validated(line.as_bytes()).unwrap();
+        views.project(seq as u64, &event);
+    }
+    views.save(&store).unwrap();
+    let base: query::ArtifactName = "model/base@1".parse().unwrap();
+    let decision = query::training_gate(&store, "job", &base, &[vetted.clone(), other.clone()]).unwrap();
+    let verdict = |name: &str| decision.batches.iter().find(|b| b.batch == name).unwrap();
+    assert!(verdict(&vetted).allowed, "{}", verdict(&vetted).reason);
+    assert!(!verdict(&other).allowed, "{}", verdict(&other).reason);
+    assert!(verdict(&other).reason.starts_with("never vetted (1 submissions)"), "{}", verdict(&other).reason);
+}
+
+#[test]
+fn an_alert_whose_time_does_not_parse_is_an_error_not_kept() {
+    let mut l = ledger();
+    let (_, text) = SCENARIOS.iter().find(|(name, _)| *name == "gate-skipped").unwrap();
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    feed(&mut l, &Validator::default(), &lines, 1000);
+    let (from, to) = evidence_ledger::governance::keys::alerts();
+    let (key, value) = l.store().range(&from, &to).next().unwrap().unwrap();
+    let mut alert: Value = serde_json::from_slice(&value).unwrap();
+    alert["time"] = json!("yesterday");
+    let mut wb = evidence_ledger::store::WriteBatch::default();
+    wb.put(key.to_vec(), serde_json::to_vec(&alert).unwrap());
+    l.store().commit(wb).unwrap();
+    let since = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    for since in [None, Some(since)] {
+        let err = query::alerts(l.store(), since, None).unwrap_err();
+        assert!(err.to_string().contains("does not decode"), "{err}");
+        assert!(err.to_string().contains("time \"yesterday\""), "{err}");
+    }
 }

@@ -1,4 +1,4 @@
-//! Rust types for the event contract of `shared/EVENTS.md`: the CloudEvents envelope, artifact
+//! Rust types for the event contract of `schemas/CONTRACT.md`: the CloudEvents envelope, artifact
 //! references, the data of every event type and the governance policy.
 //!
 //! These types are the single source of the JSON Schema files under `schemas/json/` (see
@@ -329,16 +329,19 @@ pub struct RegistryRegister {
     /// The artifact registered.
     pub artifact: ArtifactRef,
     /// The accountable owner (person or team).
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub owner: String,
     /// Who published it (vendor, upstream project).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub publisher: Option<String>,
     /// Where it came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub source_uri: Option<String>,
     /// Its licence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub license: Option<String>,
     /// Serialization format: safetensors, pickle, gguf, onnx, text, json, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -356,7 +359,7 @@ pub struct RegistrySign {
     /// The artifact signed.
     pub artifact: ArtifactRef,
     /// The signing key's identity.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub key_id: String,
     /// Whether the signature verified.
     pub verified: bool,
@@ -380,10 +383,10 @@ pub enum ApprovalDecision {
 #[serde(deny_unknown_fields)]
 pub struct Exception {
     /// The control deviated from: a gate name, or a rule name such as `artifact.unsafe_format`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub control: String,
     /// Why the deviation is accepted.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 4096))]
     pub reason: String,
     /// When the exception lapses (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -403,6 +406,7 @@ pub struct RegistryApprove {
     pub decision: ApprovalDecision,
     /// The approver's role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub role: Option<String>,
     /// A documented deviation from one control.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -429,12 +433,13 @@ pub struct RegistryRollback {
     /// The version rolled back *to*.
     pub artifact: ArtifactRef,
     /// The application.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub app: String,
     /// The environment.
     pub target_env: Env,
     /// Why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub reason: Option<String>,
 }
 
@@ -452,15 +457,16 @@ pub enum ProviderDecision {
 #[serde(deny_unknown_fields)]
 pub struct RegistryProvider {
     /// The provider.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub provider: String,
     /// The provider's model.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub model: String,
     /// The region served from.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub region: String,
     /// Data classes the route is approved for.
+    #[schemars(inner(length(max = 256)))]
     pub data_classes: Vec<String>,
     /// Environments the route is approved for.
     pub envs: Vec<Env>,
@@ -473,7 +479,7 @@ pub struct RegistryProvider {
 #[serde(deny_unknown_fields)]
 pub struct RegistryPolicy {
     /// The policy's version.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub version: String,
     /// The policy document.
     pub policy: Policy,
@@ -521,6 +527,7 @@ pub struct Policy {
     pub require_signature: Vec<Env>,
     /// Model formats that need an approved exception.
     #[serde(default)]
+    #[schemars(inner(length(max = 256)))]
     pub unsafe_formats: Vec<String>,
     /// Whether training may only use feedback batches vetted `accepted`.
     #[serde(default)]
@@ -557,9 +564,11 @@ pub enum GateOutcome {
 pub struct Suite {
     /// Suite name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub name: Option<String>,
     /// Suite version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub version: Option<String>,
 }
 
@@ -568,7 +577,7 @@ pub struct Suite {
 #[serde(deny_unknown_fields)]
 pub struct PipelineGate {
     /// The gate's name, as the policy's `required_gates` names it.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub gate: String,
     /// What kind of gate.
     pub category: GateCategory,
@@ -587,9 +596,11 @@ pub struct PipelineGate {
     pub metrics: Option<BTreeMap<String, f64>>,
     /// CI run identifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub run_id: Option<String>,
     /// Link to the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub url: Option<String>,
 }
 
@@ -598,7 +609,7 @@ pub struct PipelineGate {
 #[serde(deny_unknown_fields)]
 pub struct PipelineDeploy {
     /// The application.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub app: String,
     /// The environment.
     pub target_env: Env,
@@ -607,6 +618,7 @@ pub struct PipelineDeploy {
     pub artifacts: Vec<ArtifactRef>,
     /// Deployment identifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub deploy_id: Option<String>,
     /// Deployment configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -628,6 +640,7 @@ pub enum RequestStatus {
 pub struct Retrieval {
     /// The index queried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub index: Option<String>,
     /// Chunks retrieved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -639,22 +652,22 @@ pub struct Retrieval {
 #[serde(deny_unknown_fields)]
 pub struct ProxyRequest {
     /// The gateway's request id.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub request_id: String,
     /// The calling application.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub app: String,
     /// The provider routed to.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub provider: String,
     /// The provider's model.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub model: String,
     /// The region served from.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub region: String,
     /// The request's data class.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub data_class: String,
     /// Digest of the model that answered, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -683,9 +696,11 @@ pub struct ProxyRequest {
     pub refused: Option<bool>,
     /// Safety flags raised.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(inner(length(max = 256)))]
     pub safety_flags: Option<Vec<String>>,
     /// Names of tools called.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(inner(length(max = 256)))]
     pub tool_calls: Option<Vec<String>>,
     /// Retrieval used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -708,6 +723,7 @@ pub enum FeedbackChannel {
 pub struct FeedbackTarget {
     /// The request it is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub request_id: Option<String>,
     /// The artifact it is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -719,10 +735,10 @@ pub struct FeedbackTarget {
 #[serde(deny_unknown_fields)]
 pub struct FeedbackSubmit {
     /// The feedback's id.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub feedback_id: String,
     /// The batch it joins.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub batch: String,
     /// Where it came from.
     pub channel: FeedbackChannel,
@@ -734,6 +750,7 @@ pub struct FeedbackSubmit {
     pub rating: Option<f64>,
     /// A label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub label: Option<String>,
 }
 
@@ -751,12 +768,13 @@ pub enum VetDecision {
 #[serde(deny_unknown_fields)]
 pub struct FeedbackVet {
     /// The batch reviewed.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub batch: String,
     /// The decision.
     pub decision: VetDecision,
     /// Why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub reason: Option<String>,
 }
 
@@ -765,7 +783,7 @@ pub struct FeedbackVet {
 #[serde(deny_unknown_fields)]
 pub struct TrainingStart {
     /// The job's id.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub job_id: String,
     /// The base model.
     pub base: ArtifactRef,
@@ -774,12 +792,14 @@ pub struct TrainingStart {
     pub datasets: Option<Vec<ArtifactRef>>,
     /// Feedback batches used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(inner(length(max = 256)))]
     pub feedback_batches: Option<Vec<String>>,
     /// The artifact the job will produce.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<ArtifactRef>,
     /// Id of the retraining-gate decision that allowed the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub permit: Option<String>,
 }
 
@@ -797,7 +817,7 @@ pub enum TrainingStatus {
 #[serde(deny_unknown_fields)]
 pub struct TrainingFinish {
     /// The job's id.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub job_id: String,
     /// How it ended.
     pub status: TrainingStatus,

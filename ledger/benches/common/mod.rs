@@ -61,7 +61,7 @@ pub(crate) struct RawSled {
 impl RawSled {
     pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = evidence_ledger::storage::sled_config(dir.path()).open().unwrap();
+        let db = evidence_ledger::store::sled_config(dir.path()).open().unwrap();
         RawSled { _dir: dir, db, next: 0 }
     }
 

@@ -5,7 +5,7 @@
 //! The index is derived from the entries (each entry holds its event, and so its source and
 //! id), so it is written behind the log rather than in the log's own batch: one sled key per
 //! event was the largest single cost of an append.
-//! 1. [`crate::log::Log::append`] commits a batch of entries (flushed), then hands the batch's
+//! 1. [`super::Log`]'s append commits a batch of entries (flushed), then hands the batch's
 //!    index entries to [`Index::record`]. They are held in memory ("pending") and queued for a
 //!    writer thread, which applies them with the index watermark `m indexed` (the number of
 //!    entries indexed) in one atomic batch, and only then drops them from pending.
@@ -30,12 +30,11 @@ use std::thread::JoinHandle;
 
 use evidence_verifier::entry::EntryRef;
 
-use crate::filter::IdFilter;
-use crate::log::LogError;
-use crate::storage::{prefix_end, Storage, StorageError, WriteBatch};
+use super::error::LogError;
+use super::filter::IdFilter;
+use crate::store::keyspace::{prefix_end, INDEX, META_INDEXED};
+use crate::store::{Storage, StorageError, StorageErrorKind, WriteBatch};
 
-const INDEX: u8 = b'i';
-const META_INDEXED: &[u8] = b"mindexed";
 /// Entries re-indexed per store batch when catching up on open.
 const CATCH_UP_BATCH: usize = 4096;
 
@@ -105,7 +104,7 @@ struct Queue {
     /// Oldest first; the writer thread removes the front once it is in the store.
     pending: VecDeque<Arc<Pending>>,
     /// Why the writer thread stopped.
-    failed: Option<String>,
+    failed: Option<StorageError>,
 }
 
 #[derive(Default)]
@@ -121,7 +120,7 @@ impl Shared {
     }
 
     /// Marks the writer stopped (the first reason is kept) and wakes whoever waits on it.
-    fn fail(&self, reason: String) {
+    fn fail(&self, reason: StorageError) {
         self.lock().failed.get_or_insert(reason);
         self.changed.notify_all();
     }
@@ -133,7 +132,7 @@ struct PanicGuard(Arc<Shared>);
 impl Drop for PanicGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.fail("the index writer panicked".into());
+            self.0.fail(StorageError::new(StorageErrorKind::Other, "the index writer panicked"));
         }
     }
 }
@@ -149,7 +148,7 @@ fn write_behind<S: Storage>(store: &S, shared: Arc<Shared>, batches: Receiver<Ar
         }
         wb.put(META_INDEXED, batch.end.to_be_bytes());
         if let Err(e) = store.apply(wb) {
-            guard.0.fail(e.to_string());
+            guard.0.fail(e);
             return;
         }
         let front = guard.0.lock().pending.pop_front();
@@ -183,7 +182,7 @@ impl<S: Storage> Index<S> {
             std::thread::Builder::new()
                 .name("evidence-index".into())
                 .spawn(move || write_behind(&*store, shared, rx))
-                .map_err(|e| LogError::Storage(StorageError(format!("cannot start the index writer: {e}"))))?
+                .map_err(|e| LogError::Storage(StorageError::from(e)))?
         };
         Ok(Index { store, filter, shared, tx: Some(tx), writer: Some(writer) })
     }
@@ -236,7 +235,7 @@ impl<S: Storage> Index<S> {
         self.shared.lock().pending.push_back(Arc::clone(&batch));
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
         if !sent {
-            self.shared.fail("the index writer has stopped".into());
+            self.shared.fail(StorageError::new(StorageErrorKind::Other, "the index writer has stopped"));
             return;
         }
         if self.filter.is_full() {
@@ -280,10 +279,8 @@ impl<S: Storage> Drop for Index<S> {
     }
 }
 
-fn failed(reason: &str) -> LogError {
-    LogError::Storage(StorageError(format!(
-        "the (source, id) index could not be written ({reason}); reopen the store to rebuild it from the entries"
-    )))
+fn failed(reason: &StorageError) -> LogError {
+    LogError::IndexStopped(reason.clone())
 }
 
 /// The number of entries the stored index covers.

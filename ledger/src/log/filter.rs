@@ -18,7 +18,7 @@ const BLOCK_WORDS: usize = 8;
 
 /// A Bloom filter sized for `capacity` keys.
 #[derive(Clone, Debug)]
-pub struct IdFilter {
+pub(crate) struct IdFilter {
     bits: Vec<[u64; BLOCK_WORDS]>,
     capacity: u64,
     len: u64,
@@ -27,7 +27,7 @@ pub struct IdFilter {
 
 impl IdFilter {
     /// An empty filter for `capacity` keys.
-    pub fn with_capacity(capacity: u64) -> Self {
+    pub(crate) fn with_capacity(capacity: u64) -> Self {
         let capacity = capacity.max(1 << 16);
         let blocks = (capacity * BITS_PER_KEY).div_ceil(64 * BLOCK_WORDS as u64) as usize;
         IdFilter { bits: vec![[0; BLOCK_WORDS]; blocks], capacity, len: 0, hasher: std::hash::RandomState::new() }
@@ -35,7 +35,7 @@ impl IdFilter {
 
     /// The key's hash, from which its probes follow. Computing it is most of the cost of a
     /// lookup, so a writer may compute it once (on any thread) and use the `_hashed` methods.
-    pub fn hash(&self, key: &[u8]) -> u64 {
+    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
         let mut h = self.hasher.build_hasher();
         h.write(key);
         h.finish()
@@ -54,12 +54,12 @@ impl IdFilter {
     }
 
     /// Adds a key.
-    pub fn insert(&mut self, key: &[u8]) {
+    pub(crate) fn insert(&mut self, key: &[u8]) {
         self.insert_hashed(self.hash(key));
     }
 
     /// Adds the key with this [`IdFilter::hash`].
-    pub fn insert_hashed(&mut self, hash: u64) {
+    pub(crate) fn insert_hashed(&mut self, hash: u64) {
         let (block, bits) = self.probes(hash);
         let words = &mut self.bits[block];
         for (word, mask) in bits {
@@ -69,30 +69,21 @@ impl IdFilter {
     }
 
     /// False only if the key was certainly never added.
-    pub fn may_contain(&self, key: &[u8]) -> bool {
+    #[cfg(test)]
+    pub(crate) fn may_contain(&self, key: &[u8]) -> bool {
         self.may_contain_hashed(self.hash(key))
     }
 
     /// [`IdFilter::may_contain`] for the key with this [`IdFilter::hash`].
-    pub fn may_contain_hashed(&self, hash: u64) -> bool {
+    pub(crate) fn may_contain_hashed(&self, hash: u64) -> bool {
         let (block, mut bits) = self.probes(hash);
         let words = &self.bits[block];
         bits.all(|(word, mask)| words[word] & mask != 0)
     }
 
     /// Whether it holds more keys than it was sized for.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.len > self.capacity
-    }
-
-    /// Keys added.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether no key was added.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 

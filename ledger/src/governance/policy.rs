@@ -16,7 +16,8 @@
 //! ```
 //!
 //! In a published policy an omitted field is off. A ledger with no policy entry yet applies
-//! [`default_policy`], version [`DEFAULT_VERSION`]: the example policy of `EVENTS.md`, above.
+//! [`default_policy`], version [`DEFAULT_VERSION`]: the example policy of the contract
+//! (`schemas/CONTRACT.md`), above. This is the one place the default is defined.
 
 use std::collections::BTreeMap;
 use std::path::Path;

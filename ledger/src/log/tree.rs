@@ -14,15 +14,15 @@
 
 use evidence_verifier::merkle::{node_hash, Hash, RootBuilder};
 
-use crate::storage::{Storage, StorageError, WriteBatch};
+use crate::error::ErrorKind;
+use crate::store::keyspace::NODE;
+use crate::store::{Storage, StorageError, WriteBatch};
 
-/// Prefix of node tiles.
-pub const NODE: u8 = b'n';
 /// Hashes per tile.
-pub const TILE: u64 = 64;
+pub(crate) const TILE: u64 = 64;
 
 /// The key of tile `tile` at `level`.
-pub fn tile_key(level: u8, tile: u64) -> [u8; 10] {
+pub(crate) fn tile_key(level: u8, tile: u64) -> [u8; 10] {
     let mut k = [0u8; 10];
     k[0] = NODE;
     k[1] = level;
@@ -44,17 +44,28 @@ pub enum ProofError {
     OutOfRange(String),
 }
 
+impl ProofError {
+    /// Which kind of failure.
+    pub(crate) fn kind(&self) -> ErrorKind {
+        match self {
+            ProofError::Storage(e) => e.kind(),
+            ProofError::Damaged(_) => ErrorKind::Damaged,
+            ProofError::OutOfRange(_) => ErrorKind::Caller,
+        }
+    }
+}
+
 /// The last, partly filled tile of every level, kept in memory by the single writer and
 /// written with each batch that adds to it.
 #[derive(Clone, Debug, Default)]
-pub struct TileWriter {
+pub(crate) struct TileWriter {
     /// Per level: hashes at that level so far, and the bytes of its unfinished last tile.
     levels: Vec<(u64, Vec<u8>, bool)>,
 }
 
 impl TileWriter {
     /// The writer for a tree of `size` leaves, reading the unfinished tiles from the store.
-    pub fn load<S: Storage + ?Sized>(store: &S, size: u64) -> Result<Self, ProofError> {
+    pub(crate) fn load<S: Storage + ?Sized>(store: &S, size: u64) -> Result<Self, ProofError> {
         let mut levels = Vec::new();
         for level in 0..64u8 {
             let count = size >> level;
@@ -79,7 +90,7 @@ impl TileWriter {
     }
 
     /// Adds the next hash of `level`; writes its tile into `wb` when the tile is full.
-    pub fn push(&mut self, level: u8, hash: &Hash, wb: &mut WriteBatch) {
+    pub(crate) fn push(&mut self, level: u8, hash: &Hash, wb: &mut WriteBatch) {
         let l = level as usize;
         while self.levels.len() <= l {
             self.levels.push((0, Vec::with_capacity(TILE as usize * 32), false));
@@ -96,7 +107,7 @@ impl TileWriter {
     }
 
     /// Writes every unfinished tile that changed since the last call into `wb`.
-    pub fn flush(&mut self, wb: &mut WriteBatch) {
+    pub(crate) fn flush(&mut self, wb: &mut WriteBatch) {
         for (level, (count, partial, dirty)) in self.levels.iter_mut().enumerate() {
             if *dirty && !partial.is_empty() {
                 wb.put(tile_key(level as u8, *count / TILE), partial.clone());
@@ -108,23 +119,23 @@ impl TileWriter {
 
 /// Reads tree nodes from a store holding a tree of at least the sizes asked about.
 #[derive(Debug)]
-pub struct TreeReader<'s, S: ?Sized> {
+pub(crate) struct TreeReader<'s, S: ?Sized> {
     store: &'s S,
 }
 
 impl<'s, S: Storage + ?Sized> TreeReader<'s, S> {
     /// A reader over `store`.
-    pub fn new(store: &'s S) -> Self {
+    pub(crate) fn new(store: &'s S) -> Self {
         TreeReader { store }
     }
 
     /// The leaf hash of entry `index`.
-    pub fn leaf(&self, index: u64) -> Result<Hash, ProofError> {
+    pub(crate) fn leaf(&self, index: u64) -> Result<Hash, ProofError> {
         self.node(0, index)
     }
 
     /// The root of the perfect subtree at `level`, `index`.
-    pub fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
+    pub(crate) fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
         let tile = index / TILE;
         let bytes = self
             .store
@@ -150,7 +161,7 @@ impl<'s, S: Storage + ?Sized> TreeReader<'s, S> {
     }
 
     /// The root of the tree of the first `size` leaves.
-    pub fn root(&self, size: u64) -> Result<Hash, ProofError> {
+    pub(crate) fn root(&self, size: u64) -> Result<Hash, ProofError> {
         if size == 0 {
             return Ok(RootBuilder::new().root());
         }
@@ -158,7 +169,7 @@ impl<'s, S: Storage + ?Sized> TreeReader<'s, S> {
     }
 
     /// The audit path of leaf `index` in the tree of `size` leaves (RFC 6962 PATH).
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+    pub(crate) fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
         if index >= size {
             return Err(ProofError::OutOfRange(format!("entry {index} is not in a tree of size {size}")));
         }
@@ -181,7 +192,7 @@ impl<'s, S: Storage + ?Sized> TreeReader<'s, S> {
 
     /// The consistency proof from the tree of `size1` leaves to that of `size2` (RFC 6962
     /// SUBPROOF). Empty when the sizes are equal.
-    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, ProofError> {
+    pub(crate) fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, ProofError> {
         if size1 == 0 || size1 > size2 {
             return Err(ProofError::OutOfRange(format!("no consistency proof from size {size1} to size {size2}")));
         }
@@ -209,7 +220,7 @@ impl<'s, S: Storage + ?Sized> TreeReader<'s, S> {
 
     /// The perfect subtrees on the right edge of the tree of `size` leaves, largest first: what
     /// a [`RootBuilder`] needs to carry on appending.
-    pub fn frontier(&self, size: u64) -> Result<RootBuilder, ProofError> {
+    pub(crate) fn frontier(&self, size: u64) -> Result<RootBuilder, ProofError> {
         let mut hashes = Vec::new();
         let mut begin = 0u64;
         for level in (0..64u8).rev() {

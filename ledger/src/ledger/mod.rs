@@ -11,14 +11,25 @@
 //! A failure in steps 2–3 cannot undo step 1, so it does not fail the append: it is logged and
 //! the next append (or the next open) reloads the views from the store and projects every
 //! entry from the watermark on. Views never run ahead of the log and never skip an entry.
+//!
+//! Once views exist, [`Ledger`] is the only way to append: it hands out the log for reading
+//! only, and offers the log's other writes (checkpoints, the dead-letter cursor) itself.
+//! Beside it: opening or creating a ledger directory (`dir`), ingesting NDJSON with a report
+//! (`ingest`), and publishing a policy (`publish`).
+
+mod dir;
+mod ingest;
+mod publish;
 
 use evidence_ingest::{Batch, BatchReport, Outcome, Sink, Verdict};
 use evidence_verifier::entry::EntryRef;
 
-use crate::rules::Alert;
-use crate::storage::Storage;
-use crate::views::{ViewError, Views};
-use crate::{Log, LogError};
+pub use self::dir::{LedgerDir, OpenError, KEY_FILE};
+pub use self::ingest::{ingest, IngestError, IngestOptions};
+pub use self::publish::PublishError;
+use crate::governance::{Alert, ViewError, Views};
+use crate::log::{Log, LogError, QuarantineRecord};
+use crate::store::Storage;
 
 /// Called with each alert as it is raised.
 pub type AlertHook = Box<dyn FnMut(&Alert) + Send>;
@@ -57,9 +68,34 @@ impl<S: Storage> Ledger<S> {
         &self.log
     }
 
-    /// The log, for checkpoints and cursors (appends go through [`Sink::append`]).
-    pub fn log_mut(&mut self) -> &mut Log<S> {
-        &mut self.log
+    /// The store (read access, for queries).
+    pub fn store(&self) -> &S {
+        self.log.store()
+    }
+
+    /// Cuts a signed checkpoint of the whole log now (see [`Log::checkpoint_now`]).
+    pub fn checkpoint_now(&mut self) -> Result<Option<String>, LogError> {
+        self.log.checkpoint_now()
+    }
+
+    /// Cuts a checkpoint if one is due (see [`Log::maybe_checkpoint`]).
+    pub fn maybe_checkpoint(&mut self) -> Result<Option<String>, LogError> {
+        self.log.maybe_checkpoint()
+    }
+
+    /// Quarantine records from number `from` on, at most `limit`.
+    pub fn quarantine(&self, from: u64, limit: usize) -> Result<Vec<QuarantineRecord>, LogError> {
+        self.log.quarantine(from, limit)
+    }
+
+    /// The dead-letter outbox cursor (see [`Log::dead_letter_cursor`]).
+    pub fn dead_letter_cursor(&self) -> Result<u64, LogError> {
+        self.log.dead_letter_cursor()
+    }
+
+    /// Moves the dead-letter outbox cursor (see [`Log::set_dead_letter_cursor`]).
+    pub fn set_dead_letter_cursor(&mut self, next: u64) -> Result<(), LogError> {
+        self.log.set_dead_letter_cursor(next)
     }
 
     /// The views.

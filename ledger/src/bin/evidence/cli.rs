@@ -1,0 +1,225 @@
+//! The `evidence` command line: what a user can type, as clap types. Nothing here acts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use evidence_ledger::ledger::{IngestOptions, LedgerDir};
+use evidence_ledger::query::ArtifactName;
+use evidence_ledger::service::ServeArgs;
+use evidence_ledger::CheckpointPolicy;
+use evidence_schemas::Limits;
+
+#[derive(Parser, Debug)]
+#[command(name = "evidence", version, about = "The Evidence Ledger: a tamper-evident record of AI delivery.")]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct StoreArgs {
+    /// The ledger's data directory.
+    #[arg(long, env = "EVIDENCE_DATA_DIR", default_value = "evidence-data", global = true)]
+    pub(crate) data_dir: PathBuf,
+    /// The checkpoint signer key file (default: <data-dir>/checkpoint.key, created with a new
+    /// store).
+    #[arg(long = "signer-key", env = "EVIDENCE_SIGNER_KEY", global = true)]
+    pub(crate) signer_key: Option<PathBuf>,
+    /// The log's origin, used when a new store creates its own signer key.
+    #[arg(long, env = "EVIDENCE_ORIGIN", default_value = "evidence-ledger.local/main", global = true)]
+    pub(crate) origin: String,
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct CheckpointArgs {
+    /// Cut a checkpoint after this many new entries.
+    #[arg(long, env = "EVIDENCE_CHECKPOINT_EVERY", default_value_t = CheckpointPolicy::DEFAULT_EVERY)]
+    pub(crate) checkpoint_every: u64,
+    /// Cut a checkpoint when this many seconds have passed with new entries.
+    #[arg(long, env = "EVIDENCE_CHECKPOINT_INTERVAL_SECS", default_value_t = CheckpointPolicy::DEFAULT_INTERVAL_SECS)]
+    pub(crate) checkpoint_interval_secs: u64,
+}
+
+impl CheckpointArgs {
+    pub(crate) fn policy(self) -> CheckpointPolicy {
+        CheckpointPolicy::new(Some(self.checkpoint_every), Some(self.checkpoint_interval_secs))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Write a new checkpoint signer key file (mode 0600) and print its verifier key.
+    Keygen {
+        /// The log's origin: a unique name, such as "ledger.example.com/prod".
+        #[arg(long)]
+        origin: String,
+        /// Where to write the key (default: the --signer-key path, or <data-dir>/checkpoint.key).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Validate NDJSON events (one per line) and append them; bad lines are quarantined and
+    /// reported with their line numbers. Exit status 3 when any line was quarantined.
+    Ingest {
+        /// The NDJSON file, or "-" for standard input.
+        #[arg(long)]
+        file: String,
+        /// Events per durable batch.
+        #[arg(long, default_value_t = IngestOptions::DEFAULT_BATCH_SIZE)]
+        batch_size: usize,
+        /// Largest accepted event in bytes.
+        #[arg(long, default_value_t = Limits::default().max_event_bytes)]
+        max_event_bytes: usize,
+        #[command(flatten)]
+        checkpoints: CheckpointArgs,
+    },
+    /// Show the log's counts and latest checkpoint.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the latest signed checkpoint (a C2SP signed note).
+    Checkpoint {
+        /// Cut a checkpoint of everything appended so far first.
+        #[arg(long)]
+        cut: bool,
+    },
+    /// Print the inclusion proof of an entry against a signed checkpoint.
+    Proof {
+        /// The entry's sequence number.
+        #[arg(long)]
+        seq: u64,
+        /// The checkpoint's tree size (default: the latest checkpoint).
+        #[arg(long)]
+        size: Option<u64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the consistency proof between two checkpointed tree sizes: it shows that the
+    /// larger tree extends the smaller one.
+    Consistency {
+        /// The earlier tree size.
+        #[arg(long)]
+        from: u64,
+        /// The later tree size (default: the latest checkpoint).
+        #[arg(long)]
+        to: Option<u64>,
+    },
+    /// Consume events from Kafka into the log until SIGTERM or SIGINT, cutting checkpoints and
+    /// forwarding rejected messages to a dead-letter topic.
+    Serve(Box<ServeArgs>),
+    /// Publish a governance policy: append a `registry.policy` event from a TOML or JSON file
+    /// (`version = "..."` and a `[policy]` table; see `evidence_ledger::governance::policy`).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Ask a gate before acting. Exit status 0 on allow, 4 on deny.
+    Gate {
+        #[command(subcommand)]
+        command: GateCommand,
+    },
+    /// Answer an audit question from the views.
+    Query {
+        #[command(subcommand)]
+        command: QueryCommand,
+    },
+    /// List alerts, oldest first (`--json`: one JSON object a line).
+    Alerts {
+        /// Only alerts raised by entries whose event time is at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this rule (e.g. gate.skipped).
+        #[arg(long)]
+        rule: Option<String>,
+        /// One JSON object a line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop every view and alert and derive them again from the log.
+    Rebuild,
+    /// Run the demo on a temporary store: ingest the example scenarios, print alerts as they
+    /// fire, answer the audit questions for the seed case, sign a checkpoint and verify the
+    /// store offline.
+    Demo,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum PolicyCommand {
+    /// Append the policy in FILE as a `registry.policy` event; it is in force from that entry on.
+    Publish {
+        /// A `.toml` or `.json` policy file.
+        file: PathBuf,
+        /// Who publishes it (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Print the policy in force.
+    Show,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum GateCommand {
+    /// May this training job use these feedback batches on this base artifact?
+    Training {
+        /// The job's id.
+        #[arg(long)]
+        job: String,
+        /// The base artifact, KIND/NAME@VERSION.
+        #[arg(long)]
+        base: ArtifactName,
+        /// Feedback batches, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        batches: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum QueryCommand {
+    /// What was live in an app in an env at a time, with deployments, approvals, gates and
+    /// signatures.
+    State {
+        /// The app.
+        #[arg(long)]
+        app: String,
+        /// The env.
+        #[arg(long)]
+        env: String,
+        /// RFC 3339 time (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The full history of one artifact, KIND/NAME@VERSION.
+    Artifact {
+        /// The artifact.
+        artifact: ArtifactName,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which feedback batches fed a training job, and whether they were vetted.
+    Training {
+        /// The job's id.
+        #[arg(long)]
+        job: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl StoreArgs {
+    /// The ledger directory these flags name.
+    pub(crate) fn dir(&self) -> LedgerDir {
+        LedgerDir { data_dir: self.data_dir.clone(), signer_key: self.signer_key.clone(), origin: self.origin.clone() }
+    }
+}

@@ -1,0 +1,210 @@
+//! `evidence`: the Evidence Ledger command line. It parses, calls the library, and prints;
+//! library errors become one sentence a user can act on. Exit status 0 is success, 1 an
+//! error, 3 an ingest that quarantined records, 4 a gate that denies.
+
+mod cli;
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::Parser;
+use evidence_ingest::file::LineSource;
+use evidence_ledger::governance::{policy, Rule};
+use evidence_ledger::ledger::{ingest, IngestOptions, Ledger};
+use evidence_ledger::query::{self, Decision};
+use evidence_ledger::{keys, CheckpointPolicy, SledStorage};
+
+use crate::cli::{Cli, Command, GateCommand, PolicyCommand, QueryCommand, StoreArgs};
+
+fn parse_time(text: &str) -> anyhow::Result<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("{text:?} is not an RFC 3339 time such as 2026-04-03T10:15:00Z"))
+}
+
+fn print_json_or_text<T: serde::Serialize + std::fmt::Display>(answer: &T, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(answer)?);
+    } else {
+        print!("{answer}");
+    }
+    Ok(())
+}
+
+/// Opens the ledger for reading (no store is created).
+fn open_reading(store: &StoreArgs) -> anyhow::Result<Ledger<SledStorage>> {
+    Ok(store.dir().open(false, CheckpointPolicy::default(), None)?)
+}
+
+fn ingest_command(
+    store: &StoreArgs,
+    file: &str,
+    options: IngestOptions,
+    policy: CheckpointPolicy,
+) -> anyhow::Result<ExitCode> {
+    // `evidence ingest` keeps standard output for its summary line: alerts go to standard
+    // error, beside the quarantine reports.
+    let mut ledger = store.dir().open(true, policy, Some(Box::new(|a| eprintln!("ALERT {a}"))))?;
+    let reader: Box<dyn BufRead> = if file == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(file).with_context(|| format!("Cannot open {file}"))?;
+        Box::new(std::io::BufReader::with_capacity(1 << 20, f))
+    };
+    let source = if file == "-" { LineSource::Stdin } else { LineSource::File(file.to_string()) };
+    let t = ingest(&mut ledger, reader, &source, options, |problem| eprintln!("{problem}"))?;
+    println!("accepted {}, duplicate {}, quarantined {}", t.accepted, t.duplicates, t.quarantined);
+    Ok(if t.quarantined > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
+
+fn status_command(store: &StoreArgs, json: bool) -> anyhow::Result<()> {
+    let status = store.dir().open_log(false, CheckpointPolicy::default())?.status();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    println!("origin:           {}", status.origin);
+    println!("entries:          {}", status.entries);
+    println!("duplicates:       {}", status.duplicates);
+    println!("quarantined:      {} ({} conflicts)", status.quarantined, status.conflicts);
+    println!("checkpoint size:  {}", status.checkpoint_size);
+    println!("root:             {}", status.root);
+    for key in &status.verifier_keys {
+        println!("verifier key:     {key}");
+    }
+    if let Some(failure) = &status.checkpoint_failure {
+        println!("checkpoint error: {failure}");
+    }
+    Ok(())
+}
+
+fn publish_command(store: &StoreArgs, file: &std::path::Path, actor: Option<String>) -> anyhow::Result<()> {
+    let mut ledger = store.dir().open(true, CheckpointPolicy::default(), Some(Box::new(|a| println!("ALERT {a}"))))?;
+    let data = policy::read_file(file)?;
+    let actor = actor.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let seq = ledger.publish_policy(&data, &actor, &time, &file.display().to_string())?;
+    ledger.checkpoint_now()?;
+    let version = &ledger.views().state().policy().version;
+    println!("Published policy {version} as entry {seq}; it is in force from that entry on.");
+    Ok(())
+}
+
+fn query_command(store: &StoreArgs, command: QueryCommand) -> anyhow::Result<()> {
+    let ledger = open_reading(store)?;
+    let store = ledger.store();
+    match command {
+        QueryCommand::State { app, env, at, json } => {
+            let at = match at {
+                Some(t) => parse_time(&t)?,
+                None => chrono::Utc::now().fixed_offset(),
+            };
+            let answer = query::state(store, &app, &env, at)?
+                .with_context(|| format!("Nothing was deployed to {app} in {env} by {}.", at.to_rfc3339()))?;
+            print_json_or_text(&answer, json)
+        }
+        QueryCommand::Artifact { artifact, json } => {
+            let answer = query::artifact(store, &artifact)?
+                .with_context(|| format!("The ledger has no record of {artifact}."))?;
+            print_json_or_text(&answer, json)
+        }
+        QueryCommand::Training { job, json } => {
+            let answer =
+                query::training(store, &job)?.with_context(|| format!("The ledger has no training job {job}."))?;
+            print_json_or_text(&answer, json)
+        }
+    }
+}
+
+fn alerts_command(store: &StoreArgs, since: Option<String>, rule: Option<String>, json: bool) -> anyhow::Result<()> {
+    let rule = rule.as_deref().map(str::parse::<Rule>).transpose()?;
+    let since = since.as_deref().map(parse_time).transpose()?;
+    let ledger = open_reading(store)?;
+    for alert in query::alerts(ledger.store(), since, rule)? {
+        if json {
+            println!("{}", serde_json::to_string(&alert)?);
+        } else {
+            println!("{alert}");
+        }
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let store = &cli.store;
+    match cli.command {
+        Command::Keygen { origin, out } => {
+            let out = out.unwrap_or_else(|| store.dir().key_path());
+            let key = keys::generate(&origin)?;
+            keys::write_new(&out, &key)?;
+            eprintln!("Wrote the signer key to {} (mode 0600). Its verifier key:", out.display());
+            println!("{}", key.verifier());
+        }
+        Command::Ingest { file, batch_size, max_event_bytes, checkpoints } => {
+            return ingest_command(store, &file, IngestOptions { batch_size, max_event_bytes }, checkpoints.policy());
+        }
+        Command::Status { json } => status_command(store, json)?,
+        Command::Checkpoint { cut } => {
+            let mut log = store.dir().open_log(false, CheckpointPolicy::default())?;
+            if cut {
+                log.checkpoint_now()?;
+            }
+            let size = log.latest_checkpoint().map(|c| c.size).context("The log has no checkpoint yet.")?;
+            print!("{}", log.checkpoint_note(size)?.context("The latest checkpoint is missing.")?);
+        }
+        Command::Proof { seq, size, json } => {
+            let proof = store.dir().open_log(false, CheckpointPolicy::default())?.inclusion_proof(seq, size)?;
+            print_json_or_text(&proof, json)?;
+        }
+        Command::Consistency { from, to } => {
+            let proof = store.dir().open_log(false, CheckpointPolicy::default())?.consistency(from, to)?;
+            println!("{}", serde_json::to_string_pretty(&proof)?);
+        }
+        Command::Serve(args) => {
+            let config = args.resolve()?;
+            let log_alert = Some(Box::new(evidence_ledger::service::log_alert) as _);
+            let ledger = store.dir().open(true, config.checkpoints, log_alert)?;
+            evidence_ledger::service::run(ledger, config)?;
+        }
+        Command::Policy { command: PolicyCommand::Publish { file, actor } } => publish_command(store, &file, actor)?,
+        Command::Policy { command: PolicyCommand::Show } => {
+            println!("{}", serde_json::to_string_pretty(open_reading(store)?.views().state().policy())?);
+        }
+        Command::Gate { command: GateCommand::Training { job, base, batches, json } } => {
+            let decision = query::training_gate(open_reading(store)?.store(), &job, &base, &batches)?;
+            print_json_or_text(&decision, json)?;
+            if decision.decision == Decision::Deny {
+                return Ok(ExitCode::from(4));
+            }
+        }
+        Command::Query { command } => query_command(store, command)?,
+        Command::Alerts { since, rule, json } => alerts_command(store, since, rule, json)?,
+        Command::Rebuild => {
+            let mut ledger = open_reading(store)?;
+            let started = Instant::now();
+            let entries = ledger.rebuild()?;
+            let alerts = query::alerts(ledger.store(), None, None)?.len();
+            let secs = started.elapsed().as_secs_f64();
+            println!("Rebuilt the views from {entries} entries in {secs:.1} s: {alerts} alert(s).");
+        }
+        Command::Demo => evidence_ledger::demo::run()?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sled=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Ingesting NDJSON (a file or standard input) into a ledger, with every record's outcome
+//! reported as it is stored and a checkpoint cut at the end: what `evidence ingest` does, as
+//! a function the API and the demo call too.
+
+use std::io::BufRead;
+
+use evidence_ingest::file::{ingest_lines, FileError, LineSource};
+use evidence_ingest::{Intake, Outcome, Record, Totals, Verdict};
+use evidence_schemas::{Limits, Validator};
+
+use super::Ledger;
+use crate::error::ErrorKind;
+use crate::log::LogError;
+use crate::store::Storage;
+
+/// How to ingest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IngestOptions {
+    /// Events per durable batch.
+    pub batch_size: usize,
+    /// Largest accepted event in bytes.
+    pub max_event_bytes: usize,
+}
+
+impl IngestOptions {
+    /// The default events per durable batch, for every intake.
+    pub const DEFAULT_BATCH_SIZE: usize = 1000;
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions { batch_size: Self::DEFAULT_BATCH_SIZE, max_event_bytes: Limits::default().max_event_bytes }
+    }
+}
+
+/// Why an ingest stopped. What was stored before it stays stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Reading the input or appending failed.
+    #[error(transparent)]
+    Input(#[from] FileError<LogError>),
+    /// The final checkpoint could not be cut.
+    #[error("the events are stored, but the checkpoint could not be cut: {0}")]
+    Checkpoint(LogError),
+}
+
+impl IngestError {
+    /// Which kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IngestError::Input(FileError::Sink { source, .. }) | IngestError::Checkpoint(source) => source.kind(),
+            IngestError::Input(FileError::Read { .. }) => ErrorKind::Engine,
+        }
+    }
+}
+
+/// Ingests every line of `reader` into `ledger`, calling `report` with each quarantined
+/// record's problems (origin and sentence), then cuts a checkpoint. Returns the totals.
+pub fn ingest<S: Storage>(
+    ledger: &mut Ledger<S>,
+    reader: impl BufRead,
+    source: &LineSource,
+    options: IngestOptions,
+    mut report: impl FnMut(&str),
+) -> Result<Totals, IngestError> {
+    let validator = Validator::new(Limits { max_event_bytes: options.max_event_bytes, ..Limits::default() });
+    let mut intake = Intake::new(&validator, options.batch_size);
+    ingest_lines(reader, source, &mut intake, ledger, options.max_event_bytes, |record: &Record, outcome| {
+        match (outcome, &record.verdict) {
+            (Outcome::Quarantined { .. }, Verdict::Rejected { rejection, .. }) => {
+                for problem in rejection.problems() {
+                    report(&format!("{}: {problem}", record.origin));
+                }
+            }
+            (Outcome::Quarantined { reason }, _) => report(&format!("{}: {reason}", record.origin)),
+            _ => {}
+        }
+    })?;
+    ledger.checkpoint_now().map_err(IngestError::Checkpoint)?;
+    Ok(intake.totals())
+}

@@ -1,0 +1,71 @@
+//! [`LogError`]: what can go wrong with the log, each variant of one [`ErrorKind`].
+
+use evidence_verifier::note::NoteError;
+
+use super::tree::ProofError;
+use crate::error::ErrorKind;
+use crate::store::StorageError;
+
+/// What can go wrong with the log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The store failed; nothing of the operation was stored.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A proof could not be made.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    /// The signer key belongs to another log.
+    #[error("the signer key is for origin {key:?}, but this store's log is {store:?}")]
+    OriginMismatch {
+        /// The store's origin.
+        store: String,
+        /// The key's name.
+        key: String,
+    },
+    /// No signer key was given.
+    #[error("no checkpoint signer key was given")]
+    NoSigner,
+    /// The store contradicts itself.
+    #[error("the store is damaged: {0}")]
+    Damaged(String),
+    /// Signing failed.
+    #[error("cannot sign the checkpoint: {0}")]
+    Signing(#[from] NoteError),
+    /// A proof was asked for a tree size no checkpoint covers.
+    #[error("no checkpoint at tree size {size}; checkpointed sizes end at {latest}")]
+    NoCheckpoint {
+        /// The size asked for.
+        size: u64,
+        /// The latest checkpointed size (0 if none).
+        latest: u64,
+    },
+    /// An entry beyond the latest checkpoint has no proof yet.
+    #[error("entry {seq} is not covered by a checkpoint yet (the latest covers {size} entries)")]
+    NotYetCheckpointed {
+        /// The entry.
+        seq: u64,
+        /// The latest checkpoint's size.
+        size: u64,
+    },
+    /// The `(source, id)` index writer stopped; appends are refused until the store is
+    /// reopened (which rebuilds the index from the entries).
+    #[error("the (source, id) index could not be written ({0}); reopen the store to rebuild it from the entries")]
+    IndexStopped(StorageError),
+}
+
+impl LogError {
+    /// Which kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            LogError::Storage(e) | LogError::IndexStopped(e) => e.kind(),
+            LogError::Proof(e) => e.kind(),
+            LogError::Damaged(_) => ErrorKind::Damaged,
+            LogError::OriginMismatch { .. }
+            | LogError::NoSigner
+            | LogError::Signing(_)
+            | LogError::NoCheckpoint { .. }
+            | LogError::NotYetCheckpointed { .. } => ErrorKind::Caller,
+        }
+    }
+}

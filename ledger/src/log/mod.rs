@@ -1,0 +1,359 @@
+//! The append-only log: entries with their hash chain and Merkle tree, the `(source, id)`
+//! index, quarantine, source positions, counters and signed checkpoints, all in one ordered
+//! key space on a [`Storage`]. One writer appends ([`Log`] takes `&mut self` to append);
+//! anything may read.
+//!
+//! Files: `append` (the [`evidence_ingest::Sink`]), `checkpoint`, `proof`, `quarantine`, `entries` (reads),
+//! `tree` (Merkle tiles), `index` and `filter` (the `(source, id)` index). This module owns
+//! every key below and nothing else: it never reads or writes the views (`v`).
+//!
+//! Key space (prefixes from [`crate::store::keyspace`]; `e` and `c` are shared with the
+//! verifier, see [`evidence_verifier::layout`]):
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `e` + first seq (u64 BE) | segment: up to 8 consecutive entry records ([`evidence_verifier::layout`]) |
+//! | `c` + tree size (u64 BE) | signed checkpoint note |
+//! | `n` + level (u8) + tile (u64 BE) | 64 Merkle node hashes (`tree`) |
+//! | `i` + source length (u16 BE) + source + id | seq (u64 BE) + blake3 event digest (32); written behind the log (`index`) |
+//! | `q` + number (u64 BE) | quarantine record, JSON ([`QuarantineRecord`]) |
+//! | `Q` + first 16 bytes of blake3(origin, 0, raw bytes) | quarantine number: the same bad record is kept once |
+//! | `p` + source name | next source offset (i64 BE) |
+//! | `m` + name | metadata: `origin`, `counters` (JSON), `deadletters` (outbox cursor, u64 BE), `indexed` (entries the index covers, u64 BE) |
+//!
+//! Durability, step by step, for [`Log::append`] (the `Sink` implementation):
+//! 1. Each valid event is looked up in the `(source, id)` index (and among the batch's own
+//!    events): same digest → duplicate, acknowledged and not appended; other digest →
+//!    conflict, quarantined with both digests.
+//! 2. New events get the next sequence numbers and are encoded with their chain hash straight
+//!    into the segment values they are stored as; the Merkle tiles they change, the
+//!    quarantine records, the source positions and the counters go into the same write batch.
+//!    (Index lookups, and then the Merkle hashes beside the sequential chain, are computed on
+//!    two threads: work with no order between records; the log still has one writer. The
+//!    event digest comes with the event: the validator computes it with the canonical bytes,
+//!    on the intake's threads.)
+//! 3. The batch is committed: applied atomically and flushed to disk. Only then does `append`
+//!    return, and only then is anything in it "accepted"; the in-memory head (size, chain,
+//!    frontier) moves only after the commit succeeds. Then the new entries' index entries are
+//!    handed to the index (`index`), which finds them at once and writes them to the store on a
+//!    thread of its own, behind the log; a crash before they reach the disk is repaired on
+//!    open, from the entries.
+//! 4. A checkpoint is cut when `checkpoint_every` entries have been appended since the last
+//!    one, or `checkpoint_interval` has passed with new entries. Its tree size is always one
+//!    already flushed; before signing, the new root is proven consistent with the previous
+//!    checkpoint's from the stored nodes (a storage fault cannot get signed); the signed note
+//!    is committed and flushed before it is returned or published. A checkpoint that fails
+//!    after the batch's commit does not unsay step 3: the batch is reported committed, the
+//!    failure is logged and kept ([`Log::checkpoint_failure`]), and the next batch retries.
+//!
+//! A crash at any point leaves either the whole batch or none of it (and an index that covers
+//! a prefix of the entries, caught up on open); re-sending the same events after a restart
+//! finds them in the index, so nothing is lost or appended twice.
+
+mod append;
+mod audit;
+mod checkpoint;
+mod entries;
+mod error;
+mod filter;
+mod index;
+mod proof;
+mod quarantine;
+mod tree;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use evidence_verifier::entry::{EntryRef, GENESIS};
+use evidence_verifier::layout::{checkpoint_key, key_number, segment_records};
+use evidence_verifier::merkle::{Hash, RootBuilder};
+use evidence_verifier::note::{Note, SignerKey, VerifierKey};
+use evidence_verifier::Checkpoint;
+use serde::{Deserialize, Serialize};
+
+pub use self::audit::SelfAuditError;
+pub use self::checkpoint::CheckpointPolicy;
+use self::entries::read_entries;
+pub use self::entries::read_position;
+pub use self::error::LogError;
+use self::index::Index;
+pub use self::proof::{ConsistencyProof, InclusionProof};
+pub use self::quarantine::{Conflict, QuarantineRecord, RawEncoding};
+pub use self::tree::ProofError;
+use self::tree::{TileWriter, TreeReader};
+use crate::store::keyspace::{prefix_end, CHECKPOINT, ENTRY, META_COUNTERS, META_DEAD_LETTERS, META_ORIGIN, POSITION};
+use crate::store::{Storage, WriteBatch};
+
+/// Running counts kept with the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Duplicate deliveries acknowledged and not appended.
+    pub duplicates: u64,
+    /// Records quarantined (each distinct bad record once).
+    pub quarantined: u64,
+    /// Of those, `(source, id)` conflicts.
+    pub conflicts: u64,
+}
+
+/// A summary of the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// The log's origin (its name in checkpoints).
+    pub origin: String,
+    /// Entries in the log.
+    pub entries: u64,
+    /// Duplicate deliveries acknowledged.
+    pub duplicates: u64,
+    /// Records in quarantine.
+    pub quarantined: u64,
+    /// Of those, `(source, id)` conflicts.
+    pub conflicts: u64,
+    /// Size of the latest signed checkpoint.
+    pub checkpoint_size: u64,
+    /// Merkle root of all entries (base64).
+    pub root: String,
+    /// The verifier keys of the checkpoint signers.
+    pub verifier_keys: Vec<String>,
+    /// The next offset stored for each source position (e.g. `kafka:<topic>/<partition>`).
+    pub positions: std::collections::BTreeMap<String, i64>,
+    /// Why the last attempt to cut a checkpoint failed, while no later one succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_failure: Option<String>,
+}
+
+/// The ledger's log on a [`Storage`].
+pub struct Log<S: Storage> {
+    store: Arc<S>,
+    signers: Vec<SignerKey>,
+    origin: String,
+    policy: CheckpointPolicy,
+    head: Head,
+    index: Index<S>,
+    latest: Option<Checkpoint>,
+    last_cut: Instant,
+    /// Why the last checkpoint attempt failed, until one succeeds.
+    checkpoint_failure: Option<String>,
+}
+
+impl<S: Storage> std::fmt::Debug for Log<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("origin", &self.origin).field("size", &self.head.size).finish_non_exhaustive()
+    }
+}
+
+/// The state a batch advances; swapped into the log only after the batch is committed.
+#[derive(Clone)]
+struct Head {
+    size: u64,
+    chain: Hash,
+    tree: RootBuilder,
+    tiles: TileWriter,
+    counters: Counters,
+    next_quarantine: u64,
+}
+
+/// The origin the signers name: the first signer's, and every other signer's the same.
+fn origin_of(signers: &[SignerKey]) -> Result<String, LogError> {
+    let origin = signers.first().map(|s| s.name().to_string()).ok_or(LogError::NoSigner)?;
+    if let Some(k) = signers.iter().find(|k| k.name() != origin) {
+        return Err(LogError::OriginMismatch { store: origin, key: k.name().to_string() });
+    }
+    Ok(origin)
+}
+
+/// Checks the store's origin against `origin`; a new store takes it.
+fn check_origin<S: Storage>(store: &S, origin: &str) -> Result<(), LogError> {
+    match store.get(META_ORIGIN)? {
+        Some(stored) if stored.as_ref() != origin.as_bytes() => Err(LogError::OriginMismatch {
+            store: String::from_utf8_lossy(stored.as_ref()).into_owned(),
+            key: origin.to_string(),
+        }),
+        Some(_) => Ok(()),
+        None => {
+            let mut wb = WriteBatch::default();
+            wb.put(META_ORIGIN, origin.as_bytes());
+            Ok(store.commit(wb)?)
+        }
+    }
+}
+
+/// The log's size and the chain hash of its last entry, from the last segment.
+fn tail<S: Storage>(store: &S) -> Result<(u64, Hash), LogError> {
+    let Some((key, segment)) = store.last_in(&[ENTRY], &prefix_end(ENTRY))? else { return Ok((0, GENESIS)) };
+    let first = key_number(key.as_ref()).ok_or_else(|| LogError::Damaged("malformed segment key".into()))?;
+    let mut last = None;
+    let mut count = 0u64;
+    for record in segment_records(segment.as_ref()) {
+        last = Some(record.map_err(|e| LogError::Damaged(format!("segment {first}: {e}")))?);
+        count += 1;
+    }
+    let last = last.ok_or_else(|| LogError::Damaged(format!("segment {first} is empty")))?;
+    let seq = first + count - 1;
+    let entry = EntryRef::decode(last).map_err(|e| LogError::Damaged(format!("entry {seq}: {e}")))?;
+    Ok((seq + 1, *entry.chain))
+}
+
+/// The latest signed checkpoint, checked against the stored tree of a log of `size` entries:
+/// a store whose tree no longer matches what it signed is not extended.
+fn latest_checkpoint<S: Storage>(store: &S, size: u64) -> Result<Option<Checkpoint>, LogError> {
+    let Some((_, note)) = store.last_in(&[CHECKPOINT], &prefix_end(CHECKPOINT))? else { return Ok(None) };
+    let damaged = |e: String| LogError::Damaged(format!("latest checkpoint: {e}"));
+    let note = Note::parse(note.as_ref()).map_err(|e| damaged(e.to_string()))?;
+    let cp = Checkpoint::parse(&note.text).map_err(|e| damaged(e.to_string()))?;
+    if cp.size > size || TreeReader::new(store).root(cp.size)? != cp.root {
+        return Err(LogError::Damaged(format!(
+            "the entries no longer match the latest checkpoint (size {}); run evidence-verify",
+            cp.size
+        )));
+    }
+    Ok(Some(cp))
+}
+
+impl<S: Storage> Log<S> {
+    /// Opens the log on `store`, signing checkpoints with `signers` (the first names the log:
+    /// its origin). A new store takes that origin; an existing one must already have it.
+    pub fn open(store: S, signers: Vec<SignerKey>, policy: CheckpointPolicy) -> Result<Self, LogError> {
+        let origin = origin_of(&signers)?;
+        check_origin(&store, &origin)?;
+        let (size, chain) = tail(&store)?;
+        let tree = TreeReader::new(&store).frontier(size)?;
+        let tiles = TileWriter::load(&store, size)?;
+        let counters = match store.get(META_COUNTERS)? {
+            Some(v) => serde_json::from_slice(v.as_ref()).map_err(|e| LogError::Damaged(format!("counters: {e}")))?,
+            None => Counters::default(),
+        };
+        let next_quarantine = quarantine::next_number(&store)?;
+        let latest = latest_checkpoint(&store, size)?;
+        let store = Arc::new(store);
+        let index = Index::open(Arc::clone(&store), size, |from| read_entries(&*store, from))?;
+        Ok(Log {
+            store,
+            signers,
+            origin,
+            policy,
+            head: Head { size, chain, tree, tiles, counters, next_quarantine },
+            index,
+            latest,
+            last_cut: Instant::now(),
+            checkpoint_failure: None,
+        })
+    }
+
+    /// The log's origin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Entries in the log.
+    pub fn size(&self) -> u64 {
+        self.head.size
+    }
+
+    /// Waits until the `(source, id)` index, which is written behind the log, has caught up
+    /// with every committed batch, and flushes it. Appends never need this (a lagging index
+    /// is caught up on open); it is for measuring all the work of appends, and for a copy of
+    /// the store that needs no catching up.
+    pub fn settle_index(&self) -> Result<(), LogError> {
+        self.index.settle()
+    }
+
+    /// The underlying store (read access, e.g. for views).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The underlying store, shared, for readers on other threads (they read; only the log
+    /// writes the keys it owns).
+    pub fn shared_store(&self) -> Arc<S> {
+        Arc::clone(&self.store)
+    }
+
+    /// The verifier keys matching the signers.
+    pub fn verifier_keys(&self) -> Vec<VerifierKey> {
+        self.signers.iter().map(SignerKey::verifier).collect()
+    }
+
+    /// A summary of the log.
+    pub fn status(&self) -> Status {
+        Status {
+            origin: self.origin.clone(),
+            entries: self.head.size,
+            duplicates: self.head.counters.duplicates,
+            quarantined: self.head.counters.quarantined,
+            conflicts: self.head.counters.conflicts,
+            checkpoint_size: self.latest_size(),
+            root: B64.encode(self.head.tree.root()),
+            verifier_keys: self.verifier_keys().iter().map(ToString::to_string).collect(),
+            positions: self
+                .store
+                .range(&[POSITION], &prefix_end(POSITION))
+                .filter_map(Result::ok)
+                .filter_map(|(k, v)| {
+                    let name = String::from_utf8_lossy(&k.as_ref()[1..]).into_owned();
+                    Some((name, i64::from_be_bytes(v.as_ref().try_into().ok()?)))
+                })
+                .collect(),
+            checkpoint_failure: self.checkpoint_failure.clone(),
+        }
+    }
+
+    /// The latest signed checkpoint.
+    pub fn latest_checkpoint(&self) -> Option<&Checkpoint> {
+        self.latest.as_ref()
+    }
+
+    /// The tree size of the latest signed checkpoint (0 if none).
+    pub fn latest_size(&self) -> u64 {
+        self.latest.as_ref().map_or(0, |c| c.size)
+    }
+
+    /// Every signed checkpoint note with its tree size, in size order.
+    pub fn checkpoints(&self) -> impl Iterator<Item = Result<(u64, Vec<u8>), LogError>> + '_ {
+        self.store.range(&[CHECKPOINT], &prefix_end(CHECKPOINT)).map(|r| {
+            let (k, v) = r?;
+            let size = key_number(k.as_ref()).ok_or_else(|| LogError::Damaged("malformed checkpoint key".into()))?;
+            Ok((size, v.as_ref().to_vec()))
+        })
+    }
+
+    /// The signed checkpoint note at `size`, if one was cut there.
+    pub fn checkpoint_note(&self, size: u64) -> Result<Option<String>, LogError> {
+        Ok(self.store.get(&checkpoint_key(size))?.map(|v| String::from_utf8_lossy(v.as_ref()).into_owned()))
+    }
+
+    /// The entry record at `seq`.
+    pub fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, LogError> {
+        Ok(self.entries(seq).next().transpose()?.filter(|(s, _)| *s == seq).map(|(_, r)| r))
+    }
+
+    /// Entry records from `from` on, in order.
+    pub fn entries(&self, from: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>), LogError>> + '_ {
+        read_entries(&*self.store, from)
+    }
+
+    /// Quarantine records from number `from` on, at most `limit`.
+    pub fn quarantine(&self, from: u64, limit: usize) -> Result<Vec<QuarantineRecord>, LogError> {
+        quarantine::read(&*self.store, from, limit)
+    }
+
+    /// The stored next offset of a source, if any.
+    pub fn position(&self, source: &str) -> Result<Option<i64>, LogError> {
+        read_position(&*self.store, source)
+    }
+
+    /// How many quarantine records have been forwarded to the dead-letter topic (the outbox
+    /// cursor): records from this number on are still to send.
+    pub fn dead_letter_cursor(&self) -> Result<u64, LogError> {
+        let v = self.store.get(META_DEAD_LETTERS)?;
+        Ok(v.and_then(|v| v.as_ref().try_into().ok()).map_or(0, u64::from_be_bytes))
+    }
+
+    /// Records that quarantine records before `next` have been forwarded.
+    pub fn set_dead_letter_cursor(&mut self, next: u64) -> Result<(), LogError> {
+        let mut wb = WriteBatch::default();
+        wb.put(META_DEAD_LETTERS, next.to_be_bytes());
+        Ok(self.store.commit(wb)?)
+    }
+}

@@ -1,0 +1,154 @@
+//! The key space: every key prefix the ledger writes, in one table, so that no two owners can
+//! collide. All keys live in one sled tree (one atomic batch can then write entries, index,
+//! positions and counters together). Each owner builds its keys from the constants here; the
+//! formats of the keys and values are documented with their owner.
+//!
+//! | prefix | owner | what |
+//! | --- | --- | --- |
+//! | `e` + first seq | [`crate::log`] (format: `evidence_verifier::layout`) | entry segments |
+//! | `c` + tree size | [`crate::log`] (format: `evidence_verifier::layout`) | signed checkpoints |
+//! | `n` + level + tile | `log::tree` | Merkle node tiles |
+//! | `i` + source + id | `log::index` | the `(source, id)` index |
+//! | `q` + number | `log::quarantine` | quarantine records |
+//! | `Q` + digest | `log::quarantine` | quarantine numbers by content (each bad record once) |
+//! | `p` + source | [`crate::log`] | source positions (next offsets) |
+//! | `m` + name | [`crate::log`], `log::index` | metadata: [`META_ORIGIN`], [`META_COUNTERS`], [`META_DEAD_LETTERS`], [`META_INDEXED`] |
+//! | `v` + table | [`crate::governance`] (read by [`crate::query`]) | views, alerts and their watermark: the tables `VIEW_*` |
+//!
+//! The test at the bottom checks that the prefixes, the metadata names and the view tables are
+//! each distinct.
+
+/// Entry segments (shared with the verifier).
+pub const ENTRY: u8 = evidence_verifier::layout::ENTRY;
+/// Signed checkpoints (shared with the verifier).
+pub const CHECKPOINT: u8 = evidence_verifier::layout::CHECKPOINT;
+/// Merkle node tiles.
+pub const NODE: u8 = b'n';
+/// The `(source, id)` index.
+pub const INDEX: u8 = b'i';
+/// Quarantine records by number.
+pub const QUARANTINE: u8 = b'q';
+/// Quarantine numbers by content digest.
+pub const QUARANTINE_SEEN: u8 = b'Q';
+/// Source positions.
+pub const POSITION: u8 = b'p';
+/// Metadata.
+pub const META: u8 = b'm';
+/// Views and alerts.
+pub const VIEWS: u8 = b'v';
+
+/// Every top-level prefix.
+pub const PREFIXES: [u8; 9] = [ENTRY, CHECKPOINT, NODE, INDEX, QUARANTINE, QUARANTINE_SEEN, POSITION, META, VIEWS];
+
+/// The log's origin (its name in checkpoints).
+pub const META_ORIGIN: &[u8] = b"morigin";
+/// The log's running counters (JSON).
+pub const META_COUNTERS: &[u8] = b"mcounters";
+/// The dead-letter outbox cursor (u64 BE).
+pub const META_DEAD_LETTERS: &[u8] = b"mdeadletters";
+/// Entries the stored `(source, id)` index covers (u64 BE).
+pub const META_INDEXED: &[u8] = b"mindexed";
+
+/// Every metadata key.
+pub const METAS: [&[u8]; 4] = [META_ORIGIN, META_COUNTERS, META_DEAD_LETTERS, META_INDEXED];
+
+/// View table: the views' watermark.
+pub const VIEW_WATERMARK: u8 = b'm';
+/// View table: the policy in force.
+pub const VIEW_POLICY: u8 = b'p';
+/// View table: artifacts.
+pub const VIEW_ARTIFACTS: u8 = b'a';
+/// View table: gate state per digest and gate.
+pub const VIEW_GATES: u8 = b'g';
+/// View table: every gate run (history).
+pub const VIEW_GATE_RUNS: u8 = b'G';
+/// View table: served-request counters.
+pub const VIEW_SERVED: u8 = b's';
+/// View table: live sets per (app, env).
+pub const VIEW_LIVE: u8 = b'l';
+/// View table: provider routes.
+pub const VIEW_ROUTES: u8 = b'r';
+/// View table: feedback batches.
+pub const VIEW_BATCHES: u8 = b'b';
+/// View table: training jobs.
+pub const VIEW_JOBS: u8 = b'j';
+/// View table: drift windows.
+pub const VIEW_WINDOWS: u8 = b'w';
+/// View table: traffic violations already alerted.
+pub const VIEW_REPORTED: u8 = b'x';
+/// View table: policy versions (history).
+pub const VIEW_POLICIES: u8 = b'P';
+/// View table: the deployment timeline (history).
+pub const VIEW_TIMELINE: u8 = b'd';
+/// View table: alerts (history).
+pub const VIEW_ALERTS: u8 = b'A';
+
+/// Every view table.
+pub const VIEW_TABLES: [u8; 15] = [
+    VIEW_WATERMARK,
+    VIEW_POLICY,
+    VIEW_ARTIFACTS,
+    VIEW_GATES,
+    VIEW_GATE_RUNS,
+    VIEW_SERVED,
+    VIEW_LIVE,
+    VIEW_ROUTES,
+    VIEW_BATCHES,
+    VIEW_JOBS,
+    VIEW_WINDOWS,
+    VIEW_REPORTED,
+    VIEW_POLICIES,
+    VIEW_TIMELINE,
+    VIEW_ALERTS,
+];
+
+/// The end of the key range that starts with the one-byte `prefix`.
+pub fn prefix_end(prefix: u8) -> [u8; 1] {
+    [prefix + 1]
+}
+
+/// The first key after every key that starts with `prefix` (`None`: no such key, the prefix
+/// is all `0xff`).
+pub fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// `prefix` followed by `rest`.
+pub fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + rest.len());
+    k.push(prefix);
+    k.extend_from_slice(rest);
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn prefixes_metadata_names_and_view_tables_are_distinct() {
+        assert_eq!(PREFIXES.iter().collect::<HashSet<_>>().len(), PREFIXES.len(), "prefixes");
+        assert_eq!(METAS.iter().collect::<HashSet<_>>().len(), METAS.len(), "metadata names");
+        assert!(METAS.iter().all(|m| m[0] == META), "metadata names start with the metadata prefix");
+        assert_eq!(VIEW_TABLES.iter().collect::<HashSet<_>>().len(), VIEW_TABLES.len(), "view tables");
+    }
+
+    #[test]
+    fn successor_bounds_exactly_the_keys_with_the_prefix() {
+        assert_eq!(successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(successor(&[1, 0xff, 0xff]), Some(vec![2]));
+        assert_eq!(successor(&[0xff]), None);
+        let end = successor(&[7, 0xfe]).unwrap();
+        assert!([7u8, 0xfe, 0xff, 0xff].as_slice() < end.as_slice());
+        assert!([7u8, 0xff].as_slice() >= end.as_slice());
+    }
+}

@@ -1,0 +1,134 @@
+//! The storage boundary: an ordered byte-key store with atomic, durable batches. The log, the
+//! index and the views are written against [`Storage`] only, so the engine underneath can
+//! change without touching them. [`SledStorage`] is the real engine; [`MemStorage`] is its
+//! in-memory twin for unit tests, and both pass the same tests. [`keyspace`] is the one table
+//! of every key prefix either writes.
+//!
+//! Durability contract of [`Storage::commit`]:
+//! 1. Every put and delete of the batch is applied, or none is (also across a crash).
+//! 2. When `commit` returns `Ok`, the batch is on disk (sled: `apply_batch`, then `flush`).
+//! 3. Batches become visible, and survive crashes, in commit order.
+//!
+//! [`Storage::apply`] is the same without step 2, for derived state that can be recomputed
+//! (the index, the views): atomic and visible at once, on disk by the next `commit` at the
+//! latest.
+//!
+//! This module owns bytes and their durability; it knows nothing of entries, views or events.
+
+pub mod keyspace;
+mod mem;
+mod sled;
+
+pub use self::mem::MemStorage;
+pub use self::sled::{cache_bytes, sled_config, SledStorage, LOCK_FILE};
+use crate::error::ErrorKind;
+
+/// What kind of storage failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageErrorKind {
+    /// Another process holds the store.
+    Locked,
+    /// The file system is full.
+    FullDisk,
+    /// The engine found its own files damaged.
+    Corrupt,
+    /// An I/O error of this kind.
+    Io(std::io::ErrorKind),
+    /// Any other engine failure.
+    Other,
+}
+
+/// A storage failure. Nothing of a failed commit was applied.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("storage: {message}")]
+pub struct StorageError {
+    /// What kind of failure, as the engine reported it.
+    pub kind: StorageErrorKind,
+    /// The engine's message.
+    pub message: String,
+}
+
+impl StorageError {
+    /// A failure of `kind`.
+    pub fn new(kind: StorageErrorKind, message: impl Into<String>) -> Self {
+        StorageError { kind, message: message.into() }
+    }
+
+    /// Which kind of failure, for callers that map failures to answers.
+    pub fn kind(&self) -> ErrorKind {
+        match self.kind {
+            StorageErrorKind::Locked => ErrorKind::Busy,
+            StorageErrorKind::FullDisk => ErrorKind::FullDisk,
+            StorageErrorKind::Corrupt => ErrorKind::Damaged,
+            StorageErrorKind::Io(_) | StorageErrorKind::Other => ErrorKind::Engine,
+        }
+    }
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(e: std::io::Error) -> Self {
+        let kind = if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+            StorageErrorKind::FullDisk
+        } else {
+            StorageErrorKind::Io(e.kind())
+        };
+        StorageError::new(kind, e.to_string())
+    }
+}
+
+/// Puts and deletes applied together by [`Storage::commit`].
+#[derive(Clone, Debug, Default)]
+pub struct WriteBatch {
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteBatch {
+    /// Sets `key` to `value`.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), Some(value.into())));
+    }
+
+    /// Removes `key`.
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), None));
+    }
+
+    /// Adds every operation of `other`, after this batch's own.
+    pub fn extend(&mut self, other: WriteBatch) {
+        self.ops.extend(other.ops);
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The operations, in order: `(key, Some(value))` puts, `(key, None)` deletes.
+    pub fn into_ops(self) -> impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> {
+        self.ops.into_iter()
+    }
+}
+
+/// An ordered key-value store with atomic, durable batches.
+pub trait Storage: Send + Sync + 'static {
+    /// A stored value or key, shared rather than copied where the engine allows.
+    type Bytes: AsRef<[u8]> + Clone + Send + Sync + std::fmt::Debug;
+    /// The value of `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Self::Bytes>, StorageError>;
+    /// Pairs with keys in `[from, to)`, in key order.
+    fn range(&self, from: &[u8], to: &[u8]) -> Box<dyn Iterator<Item = Result<Pair<Self>, StorageError>> + '_>;
+    /// The last pair with a key in `[from, to)`.
+    fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<Pair<Self>>, StorageError>;
+    /// Applies a batch atomically and durably (see the module docs).
+    fn commit(&self, batch: WriteBatch) -> Result<(), StorageError>;
+    /// Applies a batch atomically, without waiting for the disk (see the module docs).
+    fn apply(&self, batch: WriteBatch) -> Result<(), StorageError>;
+}
+
+/// A key and its value.
+pub type Pair<S> = (<S as Storage>::Bytes, <S as Storage>::Bytes);
