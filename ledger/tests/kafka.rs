@@ -527,3 +527,44 @@ fn with_no_broker_serve_keeps_retrying_and_still_stops_cleanly() {
     reader.join().unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn the_service_runs_on_the_in_memory_engine_too() {
+    use evidence_ingest::kafka::{position_name, KafkaConfig};
+    use evidence_ledger::service::{self, ServeConfig};
+    use evidence_ledger::{CheckpointPolicy, Ledger, Log, MemStorage};
+
+    let broker = Broker::start(&[("memory", 2)]);
+    assert_eq!(produce(&broker.addr, "memory", 2, events(0..300)), 300);
+    let signer = evidence_verifier::SignerKey::from_seed("test.example/memory", [3u8; 32]).unwrap();
+    let log = Log::open(MemStorage::default(), vec![signer], CheckpointPolicy::default()).unwrap();
+    let ledger = Ledger::open(log).unwrap();
+    let store = ledger.log().shared_store();
+    let config = ServeConfig {
+        kafka: KafkaConfig {
+            brokers: broker.addr.clone(),
+            topics: vec!["memory".into()],
+            group: "memory-test".into(),
+            batch_size: 100,
+            batch_wait: Duration::from_millis(100),
+            settings: Vec::new(),
+        },
+        dead_letter_topic: None,
+        checkpoints: CheckpointPolicy::default(),
+    };
+    // Stop once both partitions' stored positions say every message is in.
+    let stop = async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let next = |p| evidence_ledger::log::read_position(&*store, &position_name("memory", p)).unwrap();
+            if next(0).unwrap_or(0) + next(1).unwrap_or(0) >= 300 || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let ledger = service::run_until(ledger, config, stop).unwrap();
+    assert_eq!(ledger.log().size(), 300, "every message stored once, on MemStorage");
+    assert_eq!(ledger.log().latest_size(), 300, "the stop cut a checkpoint of everything");
+    ledger.log().audit().unwrap();
+}

@@ -1,4 +1,4 @@
-//! The Evidence Ledger event contract (`shared/EVENTS.md`): Rust types, the JSON Schema
+//! The Evidence Ledger event contract (`schemas/CONTRACT.md`): Rust types, the JSON Schema
 //! documents generated from them, validation with precise errors, and RFC 8785 canonical JSON.
 //!
 //! This crate does no I/O: it turns bytes into a typed, canonical event or into a

@@ -74,6 +74,16 @@ async fn shutdown() {
 
 /// Runs the service until SIGTERM or SIGINT.
 pub fn run<S: Storage>(ledger: Ledger<S>, config: ServeConfig) -> Result<(), ServeError> {
+    run_until(ledger, config, shutdown()).map(drop)
+}
+
+/// Runs the service until `stop` completes, then stores the batch in hand, cuts a checkpoint
+/// and returns the ledger.
+pub fn run_until<S: Storage>(
+    ledger: Ledger<S>,
+    config: ServeConfig,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Ledger<S>, ServeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let store = ledger.log().shared_store();
@@ -92,7 +102,7 @@ pub fn run<S: Storage>(ledger: Ledger<S>, config: ServeConfig) -> Result<(), Ser
         };
         let validator = Arc::new(Validator::default());
         let (mut ledger, progress) =
-            kafka::run(config.kafka.clone(), validator, ledger, positions, after_batch, shutdown()).await?;
+            kafka::run(config.kafka.clone(), validator, ledger, positions, after_batch, stop).await?;
         ledger.checkpoint_now()?;
         tracing::info!(
             message = "Stopped cleanly.",
@@ -101,6 +111,6 @@ pub fn run<S: Storage>(ledger: Ledger<S>, config: ServeConfig) -> Result<(), Ser
             duplicates = progress.totals.duplicates,
             quarantined = progress.totals.quarantined
         );
-        Ok(())
+        Ok(ledger)
     })
 }
