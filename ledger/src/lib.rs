@@ -9,7 +9,8 @@
 //! - [`ledger`]: [`Ledger`], the log with its views: the one way to append once views exist;
 //!   opening a ledger directory, ingest with a report, policy publication.
 //! - [`service`]: `evidence serve`, the long-running intake.
-//! - [`keys`] (signer key files), [`examples`] and [`demo`], [`error`] (failure kinds).
+//! - [`keys`] (signer key files), [`examples`] and [`demo`], [`error`] (failure kinds),
+//!   [`text`] (producer strings made safe for a terminal).
 //!
 //! Dependencies run one way: `store` ← `log` ← `governance` ← `query` ← `ledger` ←
 //! `service`, `demo`; the binary (`src/bin/evidence`) only parses and dispatches. Hashing and
@@ -27,6 +28,7 @@ pub mod log;
 pub mod query;
 pub mod service;
 pub mod store;
+pub mod text;
 
 pub use error::ErrorKind;
 pub use governance::{Alert, Rule};

@@ -296,3 +296,82 @@ fn audit_queries_alerts_the_retraining_gate_and_rebuild_from_the_command_line() 
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("bad.toml"), "{}", stderr(&out));
 }
+
+#[test]
+fn control_characters_from_producers_never_reach_the_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let forged = "ana\u{1b}[2K\r...\nFORGED LINE";
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let events = [
+        serde_json::json!({"specversion": "1.0", "id": "r1", "source": "registry/test", "type": "registry.register",
+            "time": "2026-04-01T00:00:00Z", "actor": forged,
+            "data": {"artifact": {"kind": "prompt", "name": "p\u{202e}txt", "version": "1", "digest": digest},
+                     "owner": "team\u{7}"}}),
+        serde_json::json!({"specversion": "1.0", "id": "d1", "source": "cd/test", "type": "pipeline.deploy",
+            "time": "2026-04-02T00:00:00Z", "actor": forged, "env": "prod",
+            "data": {"app": "bot\u{9b}31m", "target_env": "prod",
+                     "artifacts": [{"kind": "prompt", "name": "p\u{202e}txt", "version": "1", "digest": digest}]}}),
+    ];
+    let file = tmp.path().join("events.ndjson");
+    std::fs::write(&file, events.iter().map(|e| format!("{e}\n")).collect::<String>()).unwrap();
+    let out = run_in(&data, &["ingest", "--file", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let outputs = [
+        run_in(&data, &["query", "artifact", "prompt/p\u{202e}txt@1"]),
+        run_in(&data, &["query", "state", "--app", "bot\u{9b}31m", "--env", "prod"]),
+        run_in(&data, &["alerts"]),
+        out,
+    ];
+    for out in &outputs {
+        for text in [stdout(out), stderr(out)] {
+            assert!(
+                !text.chars().any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+                "a control character reached the terminal:\n{text:?}"
+            );
+            assert!(!text.lines().any(|l| l.starts_with("FORGED LINE")), "a forged line:\n{text}");
+        }
+    }
+    assert!(stdout(&outputs[0]).contains("ana\\u{1b}[2K\\r...\\nFORGED LINE"), "{}", stdout(&outputs[0]));
+    assert!(
+        stdout(&outputs[2]).contains("\\nFORGED LINE"),
+        "the alerts name the actor, escaped: {}",
+        stdout(&outputs[2])
+    );
+    // JSON output escapes as JSON does, and reads back to the producer's exact text.
+    let json = run_in(&data, &["query", "artifact", "prompt/p\u{202e}txt@1", "--json"]);
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(answer["history"][0]["actor"], forged);
+}
+
+#[test]
+fn an_event_canonical_json_would_change_is_quarantined_and_the_ledger_carries_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let request = |id: &str, tokens: &str| {
+        format!(
+            r#"{{"specversion":"1.0","id":"{id}","source":"gw/test","type":"proxy.request","time":"2026-04-01T00:00:00Z","env":"prod","data":{{"request_id":"{id}","app":"a","provider":"p","model":"m","region":"r","data_class":"public","tokens_in":{tokens}}}}}"#
+        )
+    };
+    let lines = [
+        request("poison", "18446744073709551615"),
+        request("big1", "9007199254740993"),
+        request("big2", "9007199254740992"),
+        r#"{"specversion":"1.0","id":"dupA","id":"dupB","source":"gw/test","type":"proxy.request","time":"2026-04-01T00:00:00Z","env":"prod","data":{"request_id":"x","app":"a","provider":"p","model":"m","region":"r","data_class":"public"}}"#.to_string(),
+        request("fine", "12"),
+    ];
+    let file = tmp.path().join("events.ndjson");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = run_in(&data, &["ingest", "--file", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "accepted 1, duplicate 0, quarantined 4");
+    let err = stderr(&out);
+    assert!(err.contains("#1: /data/tokens_in: the number 18446744073709551615 is beyond"), "{err}");
+    assert!(err.contains("#4: /id: the key \"id\" appears more than once in this object"), "{err}");
+    // Everything that reads the views still works.
+    for args in [&["rebuild"][..], &["alerts"], &["query", "state", "--app", "a", "--env", "prod"]] {
+        let out = run_in(&data, args);
+        assert!(!stderr(&out).contains("cannot be projected"), "{args:?}: {}", stderr(&out));
+    }
+    assert!(run_in(&data, &["rebuild"]).status.success());
+}

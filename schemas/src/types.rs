@@ -678,15 +678,17 @@ pub struct ProxyRequest {
     /// The routing rules applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing: Option<ArtifactRef>,
-    /// Input tokens.
+    /// Input tokens (at most 2^53 - 1, which canonical JSON keeps exact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 9_007_199_254_740_991u64))]
     pub tokens_in: Option<u64>,
-    /// Output tokens.
+    /// Output tokens (at most 2^53 - 1, which canonical JSON keeps exact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 9_007_199_254_740_991u64))]
     pub tokens_out: Option<u64>,
-    /// Latency in milliseconds.
+    /// Latency in milliseconds, at most a day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0))]
+    #[schemars(range(min = 0.0, max = 86_400_000.0))]
     pub latency_ms: Option<f64>,
     /// Outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]

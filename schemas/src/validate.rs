@@ -1,7 +1,8 @@
 //! Validation of raw event bytes against the contract, with every problem reported.
 //!
 //! Order of checks, each stopping the next when it fails: size limit, UTF-8, JSON syntax,
-//! nesting depth, then the JSON Schemas (envelope, and the type's data schema when the type
+//! nesting depth, then repeated keys and numbers beyond 2^53 − 1
+//! ([`crate::json`]) together with the JSON Schemas (envelope, and the type's data schema when the type
 //! is known), then the rules a schema cannot say (`time` parses as RFC 3339 with offset;
 //! `env` agrees with `data.target_env`). Every schema problem is reported, each with the JSON
 //! pointer of the offending value and a sentence. A valid event comes back typed and with its
@@ -14,6 +15,7 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::json;
 use crate::schema::{data_schema, envelope_schema};
 use crate::types::{Envelope, Event, EventData, EventType, DIGEST_PATTERN, ENV_PATTERN};
 
@@ -175,7 +177,8 @@ impl Validator {
             return Err(Rejection::TooLarge { size: raw.len(), limit: self.limits.max_event_bytes });
         }
         let text = std::str::from_utf8(raw).map_err(|e| Rejection::NotUtf8 { offset: e.valid_up_to() })?;
-        let value: Value = serde_json::from_str(text).map_err(|e| {
+        let mut problems = Vec::new();
+        let value: Value = json::parse(text, &mut problems).map_err(|e| {
             let full = e.to_string();
             let message = match full.rfind(" at line ") {
                 Some(i) => full[..i].to_string(),
@@ -184,8 +187,7 @@ impl Validator {
             Rejection::NotJson { message, line: e.line(), column: e.column() }
         })?;
         check_depth(&value, self.limits.max_depth)?;
-
-        let mut problems = Vec::new();
+        // Repeated keys and numbers beyond 2^53 - 1 are reported with the schema's problems.
         collect(&self.envelope, &value, "", &mut problems);
         let ty = value.get("type").and_then(Value::as_str).and_then(|t| t.parse::<EventType>().ok());
         let data = value.get("data").filter(|d| d.is_object());

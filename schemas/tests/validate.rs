@@ -313,3 +313,47 @@ mod properties {
         }
     }
 }
+
+/// The problems of a raw event text, as `pointer: message`.
+fn problems_of(text: &str) -> Vec<String> {
+    match Validator::default().validate(text.as_bytes()) {
+        Ok(_) => vec![],
+        Err(r) => r.problems().iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn integers_canonical_json_cannot_keep_are_refused_with_their_pointer() {
+    // The poison event: u64::MAX tokens used to be accepted, stored as 1.8446744073709552e19
+    // and then refused by every projection of the log.
+    let mut e = valid_events().into_iter().find(|e| e["type"] == "proxy.request").unwrap();
+    e["data"]["tokens_in"] = json!(u64::MAX);
+    let got = problems_of(&e.to_string());
+    assert!(!got.is_empty() && got.iter().all(|p| p.starts_with("/data/tokens_in: ")), "{got:?}");
+    assert!(got.iter().any(|p| p.contains("where canonical JSON stops keeping integers exact")), "{got:?}");
+    // 2^53 + 1 and 2^53 would be the same number once canonical: neither is accepted.
+    for n in [9_007_199_254_740_993u64, 9_007_199_254_740_992] {
+        e["data"]["tokens_in"] = json!(n);
+        assert!(!problems_of(&e.to_string()).is_empty(), "{n} accepted");
+    }
+    e["data"]["tokens_in"] = json!(9_007_199_254_740_991u64);
+    assert_eq!(problems_of(&e.to_string()), Vec::<String>::new());
+    // A number outside a field's range anywhere in the event, too.
+    e["data"]["latency_ms"] = json!(1e300);
+    let got = problems_of(&e.to_string());
+    assert!(!got.is_empty() && got.iter().all(|p| p.starts_with("/data/latency_ms: ")), "{got:?}");
+    e["data"]["latency_ms"] = json!(86_400_001.0);
+    assert_eq!(problems_of(&e.to_string()).len(), 1, "past a day");
+}
+
+#[test]
+fn repeated_keys_are_refused_at_the_repetition() {
+    let e = valid_events().into_iter().find(|e| e["type"] == "proxy.request").unwrap();
+    let text = e.to_string();
+    let id = format!(r#""id":{}"#, e["id"]);
+    let twice = text.replacen(&id, &format!(r#"{id},"id":"dupB""#), 1);
+    assert_ne!(twice, text);
+    assert_eq!(problems_of(&twice), [r#"/id: the key "id" appears more than once in this object"#]);
+    let nested = text.replacen(r#""app":"#, r#""app":"a","app":"#, 1);
+    assert_eq!(problems_of(&nested), [r#"/data/app: the key "app" appears more than once in this object"#]);
+}

@@ -10,6 +10,7 @@ use evidence_schemas::{ArtifactRef, Env, Event};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::model::PolicyInForce;
+use crate::text::esc;
 
 /// The eleven rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -277,7 +278,7 @@ impl Alert {
 impl fmt::Display for Alert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "[{}] {} {}: {}", self.severity.name(), self.rule, self.id, self.title)?;
-        writeln!(f, "    {}", self.explanation)?;
-        write!(f, "    policy {}, entries {:?}", self.policy_version, self.entries)
+        writeln!(f, "    {}", esc(&self.explanation))?;
+        write!(f, "    policy {}, entries {:?}", esc(&self.policy_version), self.entries)
     }
 }

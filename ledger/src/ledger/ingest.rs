@@ -12,6 +12,7 @@ use super::Ledger;
 use crate::error::ErrorKind;
 use crate::log::LogError;
 use crate::store::Storage;
+use crate::text::esc;
 
 /// How to ingest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +56,8 @@ impl IngestError {
 }
 
 /// Ingests every line of `reader` into `ledger`, calling `report` with each quarantined
-/// record's problems (origin and sentence), then cuts a checkpoint. Returns the totals.
+/// record's problems (origin and sentence, escaped for a terminal), then cuts a checkpoint.
+/// Returns the totals.
 pub fn ingest<S: Storage>(
     ledger: &mut Ledger<S>,
     reader: impl BufRead,
@@ -69,10 +71,10 @@ pub fn ingest<S: Storage>(
         match (outcome, &record.verdict) {
             (Outcome::Quarantined { .. }, Verdict::Rejected { rejection, .. }) => {
                 for problem in rejection.problems() {
-                    report(&format!("{}: {problem}", record.origin));
+                    report(&esc(&format!("{}: {problem}", record.origin)).to_string());
                 }
             }
-            (Outcome::Quarantined { reason }, _) => report(&format!("{}: {reason}", record.origin)),
+            (Outcome::Quarantined { reason }, _) => report(&esc(&format!("{}: {reason}", record.origin)).to_string()),
             _ => {}
         }
     })?;

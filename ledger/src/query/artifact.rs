@@ -11,6 +11,7 @@ use crate::governance::model::{ArtifactView, Cite, Served};
 use crate::governance::rules::word;
 use crate::governance::{keys, read, ViewError};
 use crate::store::Storage;
+use crate::text::esc;
 
 /// One step in an artifact's history (question 2).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -114,7 +115,7 @@ pub fn artifact<S: Storage>(store: &S, name: &ArtifactName) -> Result<Option<Art
 
 impl fmt::Display for ArtifactHistory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}  {}", self.artifact, self.artifact.digest)?;
+        writeln!(f, "{}  {}", esc(&self.artifact.to_string()), self.artifact.digest)?;
         writeln!(f, "  {:>7}  {:<25}  {:<12}  {:<22}  detail", "entry", "time", "what", "actor")?;
         for s in &self.history {
             writeln!(
@@ -124,7 +125,7 @@ impl fmt::Display for ArtifactHistory {
                 s.cite.time,
                 s.what,
                 who(&s.cite),
-                s.detail
+                esc(&s.detail)
             )?;
         }
         match &self.served {

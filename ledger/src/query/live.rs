@@ -14,6 +14,7 @@ use crate::governance::model::{
 use crate::governance::rules::word;
 use crate::governance::{decode, keys, read, read_range, ViewError};
 use crate::store::Storage;
+use crate::text::esc;
 
 /// Every run of every gate on `digest`, by gate, each gate's runs in event-time order.
 pub(super) fn gate_runs<S: Storage>(store: &S, digest: &Digest) -> Result<Vec<GateRun>, ViewError> {
@@ -148,9 +149,9 @@ pub fn state<S: Storage>(
 
 impl fmt::Display for LiveAnswer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Live in {} in {} at {}:", self.app, self.env, self.at)?;
+        writeln!(f, "Live in {} in {} at {}:", esc(&self.app), esc(&self.env), self.at)?;
         for a in &self.artifacts {
-            writeln!(f, "  {}  {}", a.artifact, a.artifact.digest)?;
+            writeln!(f, "  {}  {}", esc(&a.artifact.to_string()), a.artifact.digest)?;
             writeln!(
                 f,
                 "    {:<11} {} by {} (entry {}, via {})",
@@ -182,11 +183,16 @@ impl fmt::Display for LiveAnswer {
                 "approvals",
                 if approvals.is_empty() { "none".into() } else { approvals.join(", ") }
             )?;
-            let gates: Vec<String> =
-                a.gates.iter().map(|g| format!("{} {} (entry {})", g.gate, word(&g.result), g.cite.seq)).collect();
+            let gates: Vec<String> = a
+                .gates
+                .iter()
+                .map(|g| format!("{} {} (entry {})", esc(&g.gate), word(&g.result), g.cite.seq))
+                .collect();
             writeln!(f, "    {:<11} {}", "gates", if gates.is_empty() { "none".into() } else { gates.join(", ") })?;
             match &a.signature {
-                Some(s) => writeln!(f, "    {:<11} verified, key {} (entry {})", "signature", s.key_id, s.cite.seq)?,
+                Some(s) => {
+                    writeln!(f, "    {:<11} verified, key {} (entry {})", "signature", esc(&s.key_id), s.cite.seq)?
+                }
                 None => writeln!(f, "    {:<11} none verified", "signature")?,
             }
         }

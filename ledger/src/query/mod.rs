@@ -17,6 +17,7 @@ pub use self::artifact::{artifact, ArtifactHistory, Step};
 pub use self::live::{state, GateStatus, LiveAnswer, LiveArtifactAnswer};
 pub use self::training::{training, training_gate, BatchUse, Decision, TrainingAnswer, TrainingDecision};
 use crate::governance::model::Cite;
+use crate::text::{esc, Escaped};
 
 /// `KIND/NAME@VERSION`, as people and the CLI name an artifact.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,7 +61,7 @@ impl fmt::Display for ArtifactName {
     }
 }
 
-/// Who an entry names, or `-`.
-fn who(c: &Cite) -> &str {
-    c.actor.as_deref().unwrap_or("-")
+/// Who an entry names, or `-`, escaped for a terminal.
+fn who(c: &Cite) -> Escaped<'_> {
+    esc(c.actor.as_deref().unwrap_or("-"))
 }

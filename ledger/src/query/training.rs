@@ -10,6 +10,7 @@ use crate::governance::model::{ArtifactView, BatchVerdict, BatchView, JobView, P
 use crate::governance::rules::{batch_verdict, word};
 use crate::governance::{keys, read, ViewError};
 use crate::store::Storage;
+use crate::text::esc;
 
 /// The retraining gate's decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,9 +133,16 @@ pub fn training_gate<S: Storage>(
 
 impl fmt::Display for TrainingAnswer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Training job {}", self.job_id)?;
+        writeln!(f, "Training job {}", esc(&self.job_id))?;
         if let Some(s) = &self.job.start {
-            writeln!(f, "  started  {} by {} (entry {}), base {}", s.cite.time, who(&s.cite), s.cite.seq, s.base)?;
+            writeln!(
+                f,
+                "  started  {} by {} (entry {}), base {}",
+                s.cite.time,
+                who(&s.cite),
+                s.cite.seq,
+                esc(&s.base.to_string())
+            )?;
         }
         if let Some(e) = &self.job.finish {
             writeln!(f, "  finished {} ({}, entry {})", e.cite.time, word(&e.status), e.cite.seq)?;
@@ -143,7 +151,7 @@ impl fmt::Display for TrainingAnswer {
         for b in &self.batches {
             let submitted = b.now.as_ref().map_or(0, |n| n.submitted);
             let ok = if b.at_start.allowed { "yes" } else { "NO" };
-            writeln!(f, "  {:<24} {:>9}  {ok}: {}", b.at_start.batch, submitted, b.at_start.reason)?;
+            writeln!(f, "  {:<24} {:>9}  {ok}: {}", esc(&b.at_start.batch), submitted, esc(&b.at_start.reason))?;
         }
         writeln!(f, "  entries: {:?}", self.entries)
     }
@@ -155,18 +163,18 @@ impl fmt::Display for TrainingDecision {
             f,
             "{}: job {} on base {} (policy {})",
             self.decision.name().to_uppercase(),
-            self.job,
-            self.base,
-            self.policy_version
+            esc(&self.job),
+            esc(&self.base),
+            esc(&self.policy_version)
         )?;
-        writeln!(f, "  base: {}", self.base_reason)?;
+        writeln!(f, "  base: {}", esc(&self.base_reason))?;
         for b in &self.batches {
             writeln!(
                 f,
                 "  {} {}: {} (entries {:?})",
                 if b.allowed { "allow" } else { "deny " },
-                b.batch,
-                b.reason,
+                esc(&b.batch),
+                esc(&b.reason),
                 b.entries
             )?;
         }

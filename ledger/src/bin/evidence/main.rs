@@ -4,7 +4,7 @@
 
 mod cli;
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal as _};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -14,6 +14,7 @@ use evidence_ingest::file::LineSource;
 use evidence_ledger::governance::{policy, Rule};
 use evidence_ledger::ledger::{ingest, IngestOptions, Ledger};
 use evidence_ledger::query::{self, Decision};
+use evidence_ledger::text::esc;
 use evidence_ledger::{keys, CheckpointPolicy, SledStorage};
 
 use crate::cli::{Cli, Command, GateCommand, PolicyCommand, QueryCommand, StoreArgs};
@@ -86,7 +87,7 @@ fn publish_command(store: &StoreArgs, file: &std::path::Path, actor: Option<Stri
     let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let seq = ledger.publish_policy(&data, &actor, &time, &file.display().to_string())?;
     ledger.checkpoint_now()?;
-    let version = &ledger.views().state().policy().version;
+    let version = esc(&ledger.views().state().policy().version);
     println!("Published policy {version} as entry {seq}; it is in force from that entry on.");
     Ok(())
 }
@@ -199,6 +200,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sled=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never into a file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,
