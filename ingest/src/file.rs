@@ -64,7 +64,7 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) -> std::i
             Some(i) => (&chunk[..i], Some(i + 1)),
             None => (chunk, None),
         };
-        let room = (cap + 1).saturating_sub(buf.len());
+        let room = cap.saturating_add(1).saturating_sub(buf.len());
         buf.extend_from_slice(&part[..part.len().min(room)]);
         len += part.len();
         let used = done.unwrap_or(part.len());

@@ -1,8 +1,9 @@
 //! `evidence demo`: the example scenarios ingested into a temporary embedded store, alerts
 //! printed as they fire, the audit questions answered for the seed case, the retraining gate
-//! asked, and the store verified offline. It prints to standard output: it is for a person
-//! at a terminal.
+//! asked, and the store verified offline. It writes to `out` (alerts, as they fire, to
+//! standard output): it is for a person at a terminal.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -22,7 +23,10 @@ use crate::store::SledStorage;
 pub enum DemoError {
     /// The temporary directory could not be made.
     #[error("cannot make the demo's directory: {0}")]
-    Dir(#[from] std::io::Error),
+    Dir(std::io::Error),
+    /// The output could not be written.
+    #[error("the demo stopped")]
+    Output(#[from] std::io::Error),
     /// The store could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
@@ -44,83 +48,95 @@ pub enum DemoError {
 }
 
 /// Runs the demo (see the module docs).
-pub fn run() -> Result<(), DemoError> {
+pub fn run(out: &mut dyn Write) -> Result<(), DemoError> {
     let started = Instant::now();
-    let dir = temporary_dir()?;
+    let dir = temporary_dir().map_err(DemoError::Dir)?;
     let at =
         LedgerDir { data_dir: dir.clone(), signer_key: None, origin: "demo.evidence-ledger.local/examples".into() };
-    let mut ledger = at.open(true, CheckpointPolicy::default(), Some(Box::new(|a| println!("ALERT {a}"))))?;
-    println!("== Evidence Ledger demo, on a temporary embedded store at {}", dir.display());
-    println!("   Each scenario of examples/scenarios is ingested in turn; alerts print as they fire.");
+    let mut ledger = at.open(
+        true,
+        CheckpointPolicy::default(),
+        Some(Box::new(|a| {
+            let _ = writeln!(std::io::stdout(), "ALERT {a}");
+        })),
+    )?;
+    writeln!(out, "== Evidence Ledger demo, on a temporary embedded store at {}", dir.display())?;
+    writeln!(out, "   Each scenario of examples/scenarios is ingested in turn; alerts print as they fire.")?;
     for (name, text) in SCENARIOS {
-        println!("\n-- {name} ({} events)", text.lines().count());
-        ingest_example(&mut ledger, &format!("examples/scenarios/{name}.ndjson"), text)?;
+        writeln!(out, "\n-- {name} ({} events)", text.lines().count())?;
+        ingest_example(out, &mut ledger, &format!("examples/scenarios/{name}.ndjson"), text)?;
     }
-    println!("\n== Bad input is quarantined with a precise reason, never dropped (examples/bad-lines.ndjson)");
-    ingest_example(&mut ledger, "examples/bad-lines.ndjson", BAD_LINES)?;
-    println!("\n== Feeding the seed scenario again adds nothing (idempotent ingest)");
-    ingest_example(&mut ledger, "examples/scenarios/seed-support-assistant.ndjson", SCENARIOS[0].1)?;
-    answer_questions(&ledger)?;
-    verify(&ledger)?;
+    writeln!(out, "\n== Bad input is quarantined with a precise reason, never dropped (examples/bad-lines.ndjson)")?;
+    ingest_example(out, &mut ledger, "examples/bad-lines.ndjson", BAD_LINES)?;
+    writeln!(out, "\n== Feeding the seed scenario again adds nothing (idempotent ingest)")?;
+    ingest_example(out, &mut ledger, "examples/scenarios/seed-support-assistant.ndjson", SCENARIOS[0].1)?;
+    answer_questions(out, &ledger)?;
+    verify(out, &ledger)?;
     drop(ledger);
     std::fs::remove_dir_all(&dir).ok();
-    println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
+    writeln!(out, "\nDone in {:.1} s.", started.elapsed().as_secs_f64())?;
     Ok(())
 }
 
 /// Ingests one embedded example file and prints its counts.
-fn ingest_example(ledger: &mut Ledger<SledStorage>, path: &str, text: &str) -> Result<(), DemoError> {
+fn ingest_example(
+    out: &mut dyn Write,
+    ledger: &mut Ledger<SledStorage>,
+    path: &str,
+    text: &str,
+) -> Result<(), DemoError> {
     let source = LineSource::File(path.into());
     let t = ingest(ledger, text.as_bytes(), &source, IngestOptions::default(), |problem| eprintln!("{problem}"))?;
-    println!("   accepted {}, duplicate {}, quarantined {}", t.accepted, t.duplicates, t.quarantined);
+    writeln!(out, "   accepted {}, duplicate {}, quarantined {}", t.accepted, t.duplicates, t.quarantined)?;
     Ok(())
 }
 
-fn answer_questions(ledger: &Ledger<SledStorage>) -> Result<(), DemoError> {
+fn answer_questions(out: &mut dyn Write, ledger: &Ledger<SledStorage>) -> Result<(), DemoError> {
     let store = ledger.store();
-    println!("\n== Audit question 1: what was live in support-assistant in prod on 2026-04-09 at noon?");
-    println!("$ evidence query state --app support-assistant --env prod --at 2026-04-09T12:00:00Z");
+    writeln!(out, "\n== Audit question 1: what was live in support-assistant in prod on 2026-04-09 at noon?")?;
+    writeln!(out, "$ evidence query state --app support-assistant --env prod --at 2026-04-09T12:00:00Z")?;
     let noon = chrono::DateTime::parse_from_rfc3339("2026-04-09T12:00:00Z").expect("a valid time");
     let answer = query::state(store, "support-assistant", "prod", noon)?
         .ok_or(DemoError::Missing("the seed scenario's deploy of support-assistant to prod"))?;
-    print!("{answer}");
-    println!("\n== Audit question 2: the history of the edited prompt");
-    println!("$ evidence query artifact prompt/support-assistant-system@8");
+    write!(out, "{answer}")?;
+    writeln!(out, "\n== Audit question 2: the history of the edited prompt")?;
+    writeln!(out, "$ evidence query artifact prompt/support-assistant-system@8")?;
     let name: ArtifactName = "prompt/support-assistant-system@8".parse().expect("a valid name");
-    print!("{}", query::artifact(store, &name)?.ok_or(DemoError::Missing("the seed scenario's prompt"))?);
-    println!("\n== Audit question 4: which feedback fed the retraining job, and was it vetted?");
-    println!("$ evidence query training --job ft-support-2026-04-10");
+    write!(out, "{}", query::artifact(store, &name)?.ok_or(DemoError::Missing("the seed scenario's prompt"))?)?;
+    writeln!(out, "\n== Audit question 4: which feedback fed the retraining job, and was it vetted?")?;
+    writeln!(out, "$ evidence query training --job ft-support-2026-04-10")?;
     let training = query::training(store, "ft-support-2026-04-10")?;
-    print!("{}", training.ok_or(DemoError::Missing("the seed scenario's training job"))?);
-    println!("\n== The retraining gate, asked before the next job");
-    println!("$ evidence gate training --job ft-next --base model/support-assistant-base@3.1.0 --batches fb-support-w14,fb-support-w15");
+    write!(out, "{}", training.ok_or(DemoError::Missing("the seed scenario's training job"))?)?;
+    writeln!(out, "\n== The retraining gate, asked before the next job")?;
+    writeln!(out, "$ evidence gate training --job ft-next --base model/support-assistant-base@3.1.0 --batches fb-support-w14,fb-support-w15")?;
     let base: ArtifactName = "model/support-assistant-base@3.1.0".parse().expect("a valid name");
     let batches = ["fb-support-w14".to_string(), "fb-support-w15".to_string()];
-    print!("{}", query::training_gate(store, "ft-next", &base, &batches)?);
-    println!("\n== Audit question 5: every alert of the seed case");
+    write!(out, "{}", query::training_gate(store, "ft-next", &base, &batches)?)?;
+    writeln!(out, "\n== Audit question 5: every alert of the seed case")?;
     let alerts = query::alerts(store, None, None)?;
-    println!("$ evidence alerts --json   (the seed case's, of {} in all)", alerts.len());
+    writeln!(out, "$ evidence alerts --json   (the seed case's, of {} in all)", alerts.len())?;
     let seed = |a: &&crate::governance::Alert| {
         a.app.as_deref() == Some("support-assistant") || a.explanation.contains("support-assistant")
     };
     for alert in alerts.iter().filter(seed) {
-        println!("{}", serde_json::to_string(alert).expect("alerts serialize"));
+        writeln!(out, "{}", serde_json::to_string(alert).expect("alerts serialize"))?;
     }
     Ok(())
 }
 
-fn verify(ledger: &Ledger<SledStorage>) -> Result<(), DemoError> {
-    println!("\n== The signed checkpoint (C2SP tlog-checkpoint in a signed note)");
+fn verify(out: &mut dyn Write, ledger: &Ledger<SledStorage>) -> Result<(), DemoError> {
+    writeln!(out, "\n== The signed checkpoint (C2SP tlog-checkpoint in a signed note)")?;
     let log = ledger.log();
-    print!("{}", log.checkpoint_note(log.size())?.unwrap_or_default());
-    println!("\n== Offline verification of the whole store");
+    write!(out, "{}", log.checkpoint_note(log.size())?.unwrap_or_default())?;
+    writeln!(out, "\n== Offline verification of the whole store")?;
     let report = log.audit()?;
-    println!(
+    writeln!(
+        out,
         "OK: {} entries, chain and Merkle root match {} signed checkpoint(s); root {}",
         report.entries,
         report.checkpoints,
         B64.encode(report.root)
-    );
+    )?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Checkpoint signing keys on disk: one C2SP signer key string per file, mode 0600.
 
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use evidence_verifier::note::NoteError;
@@ -38,6 +38,14 @@ pub enum KeyError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The file is readable or writable by others than its owner.
+    #[error("the key file {} has mode {mode:04o}: a signer key must be readable by its owner only (chmod 600 it)", path.display())]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
     },
     /// The file does not hold a signer key.
     #[error("{} does not hold a signer key: {source}", path.display())]
@@ -80,8 +88,13 @@ pub fn write_new(path: &Path, key: &SignerKey) -> Result<(), KeyError> {
     file.sync_all().map_err(create)
 }
 
-/// Reads the signer key at `path`.
+/// Reads the signer key at `path`, which only its owner may read or write.
 pub fn read(path: &Path) -> Result<SignerKey, KeyError> {
+    let read_error = |source| KeyError::Read { path: path.to_path_buf(), source };
+    let mode = std::fs::metadata(path).map_err(read_error)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Permissions { path: path.to_path_buf(), mode });
+    }
     let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
     SignerKey::parse(&text).map_err(|source| KeyError::Parse { path: path.to_path_buf(), source })
 }

@@ -375,3 +375,75 @@ fn an_event_canonical_json_would_change_is_quarantined_and_the_ledger_carries_on
     }
     assert!(run_in(&data, &["rebuild"]).status.success());
 }
+
+#[test]
+fn settings_out_of_range_unsafe_key_files_and_a_byte_order_mark_get_a_sentence() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let events = example("scenarios/clean-release.ndjson");
+    // Sizes that would abort allocating, or cap every event to nothing, are refused at once.
+    for args in [["--batch-size", "1000000000"], ["--max-event-bytes", "18446744073709551615"]] {
+        let out = run_in(&data, &["ingest", "--file", &events, args[0], args[1]]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("not in 1.."), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!data.exists(), "nothing was created");
+    // A key file others can read is refused, naming its mode.
+    let key = tmp.path().join("open.key");
+    assert!(evidence().args(["keygen", "--origin", "t.example/k", "--out"]).arg(&key).status().unwrap().success());
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = evidence()
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--signer-key")
+        .arg(&key)
+        .args(["ingest", "--file", &events])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("has mode 0644: a signer key must be readable by its owner only"),
+        "{}",
+        stderr(&out)
+    );
+    // evidence-verify never echoes a private key given as --key.
+    let secret = std::fs::read_to_string(&key).unwrap();
+    let out = common::verify_store(&data, secret.trim(), None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains(secret.trim()) && !stdout(&out).contains(secret.trim()),
+        "the private key was echoed"
+    );
+    assert!(stderr(&out).contains("a private signer key, not a verifier key"), "{}", stderr(&out));
+    // A byte-order mark at the start of a file is named as what it is.
+    let bom = tmp.path().join("bom.ndjson");
+    let first = std::fs::read_to_string(&events).unwrap().lines().next().unwrap().to_string();
+    std::fs::write(&bom, format!("\u{feff}{first}\n")).unwrap();
+    let out = run_in(&tmp.path().join("data2"), &["ingest", "--file", bom.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("#1: (event): event is not JSON: the event starts with a byte-order mark (U+FEFF)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_closed_pipe_or_a_full_device_on_standard_output_is_no_panic() {
+    let bin = env!("CARGO_BIN_EXE_evidence");
+    // The reader goes away after one line: a quiet stop with the status of a closed pipe.
+    let out = std::process::Command::new("bash")
+        .args(["-c", &format!("'{bin}' demo 2>err.txt | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}; cat err.txt")])
+        .current_dir(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(text.lines().next(), Some("141"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    // A full device: one sentence, status 1.
+    let out = std::process::Command::new("bash").args(["-c", &format!("'{bin}' demo >/dev/full")]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot write to standard output: No space left on device"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}

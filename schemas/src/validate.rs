@@ -177,6 +177,10 @@ impl Validator {
             return Err(Rejection::TooLarge { size: raw.len(), limit: self.limits.max_event_bytes });
         }
         let text = std::str::from_utf8(raw).map_err(|e| Rejection::NotUtf8 { offset: e.valid_up_to() })?;
+        if text.starts_with('\u{feff}') {
+            let message = "the event starts with a byte-order mark (U+FEFF), which JSON text must not".to_string();
+            return Err(Rejection::NotJson { message, line: 1, column: 1 });
+        }
         let mut problems = Vec::new();
         let value: Value = json::parse(text, &mut problems).map_err(|e| {
             let full = e.to_string();

@@ -26,6 +26,10 @@ pub struct IngestOptions {
 impl IngestOptions {
     /// The default events per durable batch, for every intake.
     pub const DEFAULT_BATCH_SIZE: usize = 1000;
+    /// The most events per durable batch any intake takes.
+    pub const MAX_BATCH_SIZE: usize = 100_000;
+    /// The largest event size limit that may be set (16 MiB).
+    pub const MAX_EVENT_BYTES: usize = 16 << 20;
 }
 
 impl Default for IngestOptions {

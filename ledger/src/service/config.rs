@@ -32,6 +32,9 @@ pub enum ConfigError {
     /// A `--kafka-setting` without `=`.
     #[error("--kafka-setting {0:?} is not KEY=VALUE")]
     Setting(String),
+    /// A batch size out of range.
+    #[error("the batch size {0} is out of range: 1 to {max}", max = IngestOptions::MAX_BATCH_SIZE)]
+    BatchSize(usize),
 }
 
 /// `evidence serve` options. Unset ones fall back to the environment, the config file, then the
@@ -134,12 +137,15 @@ impl ServeArgs {
             settings.push((k.to_string(), v.to_string()));
         }
         let batch_size = self.batch_size.or(file.kafka.batch_size).unwrap_or(IngestOptions::DEFAULT_BATCH_SIZE);
+        if !(1..=IngestOptions::MAX_BATCH_SIZE).contains(&batch_size) {
+            return Err(ConfigError::BatchSize(batch_size));
+        }
         Ok(ServeConfig {
             kafka: KafkaConfig {
                 brokers,
                 topics,
                 group: self.group.clone().or(file.kafka.group).unwrap_or_else(|| "evidence-ledger".into()),
-                batch_size: batch_size.max(1),
+                batch_size,
                 batch_wait: Duration::from_millis(self.batch_wait_ms.or(file.kafka.batch_wait_ms).unwrap_or(200)),
                 settings,
             },

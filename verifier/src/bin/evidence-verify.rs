@@ -36,11 +36,20 @@ enum Command {
 }
 
 fn load_key(arg: &str) -> anyhow::Result<VerifierKey> {
-    let text = match std::fs::read_to_string(arg) {
-        Ok(contents) => contents,
-        Err(_) => arg.to_string(),
+    let (text, from_file) = match std::fs::read_to_string(arg) {
+        Ok(contents) => (contents, true),
+        Err(_) => (arg.to_string(), false),
     };
-    VerifierKey::parse(&text).with_context(|| format!("Cannot use verifier key {arg:?}"))
+    // Never echo a private key: say what it is, and where it came from only if a file.
+    if text.trim_start().starts_with("PRIVATE+KEY+") {
+        let what = if from_file { format!("{arg} holds") } else { "--key was given".to_string() };
+        anyhow::bail!(
+            "{what} a private signer key, not a verifier key: keep it secret, and verify with the \
+             verifier key `evidence keygen` and `evidence status` print"
+        );
+    }
+    let shown = if from_file { arg.to_string() } else { format!("{arg:?}") };
+    VerifierKey::parse(&text).with_context(|| format!("Cannot use verifier key {shown}"))
 }
 
 fn run(cli: Cli) -> anyhow::Result<bool> {

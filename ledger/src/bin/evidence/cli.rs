@@ -65,11 +65,13 @@ pub(crate) enum Command {
         /// The NDJSON file, or "-" for standard input.
         #[arg(long)]
         file: String,
-        /// Events per durable batch.
-        #[arg(long, default_value_t = IngestOptions::DEFAULT_BATCH_SIZE)]
+        /// Events per durable batch (1 to 100000).
+        #[arg(long, default_value_t = IngestOptions::DEFAULT_BATCH_SIZE,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=IngestOptions::MAX_BATCH_SIZE as u64))]
         batch_size: usize,
-        /// Largest accepted event in bytes.
-        #[arg(long, default_value_t = Limits::default().max_event_bytes)]
+        /// Largest accepted event in bytes (at most 16 MiB).
+        #[arg(long, default_value_t = Limits::default().max_event_bytes,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=IngestOptions::MAX_EVENT_BYTES as u64))]
         max_event_bytes: usize,
         #[command(flatten)]
         checkpoints: CheckpointArgs,

@@ -4,7 +4,7 @@
 
 mod cli;
 
-use std::io::{BufRead, IsTerminal as _};
+use std::io::{BufRead, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -19,6 +19,29 @@ use evidence_ledger::{keys, CheckpointPolicy, SledStorage};
 
 use crate::cli::{Cli, Command, GateCommand, PolicyCommand, QueryCommand, StoreArgs};
 
+/// Standard output for what the command answers. A failed write keeps its kind (a closed pipe,
+/// a full disk) and says where it happened.
+struct Out(std::io::StdoutLock<'static>);
+
+impl std::io::Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(|e| std::io::Error::new(e.kind(), format!("cannot write to standard output: {e}")))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(|e| std::io::Error::new(e.kind(), format!("cannot write to standard output: {e}")))
+    }
+}
+
+fn out() -> Out {
+    Out(std::io::stdout().lock())
+}
+
+/// Whether `e` is standard output closed under us (`evidence alerts | head`).
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
 fn parse_time(text: &str) -> anyhow::Result<chrono::DateTime<chrono::FixedOffset>> {
     chrono::DateTime::parse_from_rfc3339(text)
         .with_context(|| format!("{text:?} is not an RFC 3339 time such as 2026-04-03T10:15:00Z"))
@@ -26,9 +49,9 @@ fn parse_time(text: &str) -> anyhow::Result<chrono::DateTime<chrono::FixedOffset
 
 fn print_json_or_text<T: serde::Serialize + std::fmt::Display>(answer: &T, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(answer)?);
+        writeln!(out(), "{}", serde_json::to_string_pretty(answer)?)?;
     } else {
-        print!("{answer}");
+        write!(out(), "{answer}")?;
     }
     Ok(())
 }
@@ -55,40 +78,46 @@ fn ingest_command(
     };
     let source = if file == "-" { LineSource::Stdin } else { LineSource::File(file.to_string()) };
     let t = ingest(&mut ledger, reader, &source, options, |problem| eprintln!("{problem}"))?;
-    println!("accepted {}, duplicate {}, quarantined {}", t.accepted, t.duplicates, t.quarantined);
+    writeln!(out(), "accepted {}, duplicate {}, quarantined {}", t.accepted, t.duplicates, t.quarantined)?;
     Ok(if t.quarantined > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }
 
 fn status_command(store: &StoreArgs, json: bool) -> anyhow::Result<()> {
     let status = store.dir().open_log(false, CheckpointPolicy::default())?.status();
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        writeln!(out(), "{}", serde_json::to_string_pretty(&status)?)?;
         return Ok(());
     }
-    println!("origin:           {}", status.origin);
-    println!("entries:          {}", status.entries);
-    println!("duplicates:       {}", status.duplicates);
-    println!("quarantined:      {} ({} conflicts)", status.quarantined, status.conflicts);
-    println!("checkpoint size:  {}", status.checkpoint_size);
-    println!("root:             {}", status.root);
+    writeln!(out(), "origin:           {}", status.origin)?;
+    writeln!(out(), "entries:          {}", status.entries)?;
+    writeln!(out(), "duplicates:       {}", status.duplicates)?;
+    writeln!(out(), "quarantined:      {} ({} conflicts)", status.quarantined, status.conflicts)?;
+    writeln!(out(), "checkpoint size:  {}", status.checkpoint_size)?;
+    writeln!(out(), "root:             {}", status.root)?;
     for key in &status.verifier_keys {
-        println!("verifier key:     {key}");
+        writeln!(out(), "verifier key:     {key}")?;
     }
     if let Some(failure) = &status.checkpoint_failure {
-        println!("checkpoint error: {failure}");
+        writeln!(out(), "checkpoint error: {failure}")?;
     }
     Ok(())
 }
 
 fn publish_command(store: &StoreArgs, file: &std::path::Path, actor: Option<String>) -> anyhow::Result<()> {
-    let mut ledger = store.dir().open(true, CheckpointPolicy::default(), Some(Box::new(|a| println!("ALERT {a}"))))?;
+    let mut ledger = store.dir().open(
+        true,
+        CheckpointPolicy::default(),
+        Some(Box::new(|a| {
+            let _ = writeln!(out(), "ALERT {a}");
+        })),
+    )?;
     let data = policy::read_file(file)?;
     let actor = actor.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
     let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let seq = ledger.publish_policy(&data, &actor, &time, &file.display().to_string())?;
     ledger.checkpoint_now()?;
     let version = esc(&ledger.views().state().policy().version);
-    println!("Published policy {version} as entry {seq}; it is in force from that entry on.");
+    writeln!(out(), "Published policy {version} as entry {seq}; it is in force from that entry on.")?;
     Ok(())
 }
 
@@ -124,9 +153,9 @@ fn alerts_command(store: &StoreArgs, since: Option<String>, rule: Option<String>
     let ledger = open_reading(store)?;
     for alert in query::alerts(ledger.store(), since, rule)? {
         if json {
-            println!("{}", serde_json::to_string(&alert)?);
+            writeln!(out(), "{}", serde_json::to_string(&alert)?)?;
         } else {
-            println!("{alert}");
+            writeln!(out(), "{alert}")?;
         }
     }
     Ok(())
@@ -135,12 +164,12 @@ fn alerts_command(store: &StoreArgs, since: Option<String>, rule: Option<String>
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let store = &cli.store;
     match cli.command {
-        Command::Keygen { origin, out } => {
-            let out = out.unwrap_or_else(|| store.dir().key_path());
+        Command::Keygen { origin, out: path } => {
+            let path = path.unwrap_or_else(|| store.dir().key_path());
             let key = keys::generate(&origin)?;
-            keys::write_new(&out, &key)?;
-            eprintln!("Wrote the signer key to {} (mode 0600). Its verifier key:", out.display());
-            println!("{}", key.verifier());
+            keys::write_new(&path, &key)?;
+            eprintln!("Wrote the signer key to {} (mode 0600). Its verifier key:", path.display());
+            writeln!(out(), "{}", key.verifier())?;
         }
         Command::Ingest { file, batch_size, max_event_bytes, checkpoints } => {
             return ingest_command(store, &file, IngestOptions { batch_size, max_event_bytes }, checkpoints.policy());
@@ -152,7 +181,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 log.checkpoint_now()?;
             }
             let size = log.latest_checkpoint().map(|c| c.size).context("The log has no checkpoint yet.")?;
-            print!("{}", log.checkpoint_note(size)?.context("The latest checkpoint is missing.")?);
+            write!(out(), "{}", log.checkpoint_note(size)?.context("The latest checkpoint is missing.")?)?;
         }
         Command::Proof { seq, size, json } => {
             let proof = store.dir().open_log(false, CheckpointPolicy::default())?.inclusion_proof(seq, size)?;
@@ -160,7 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Consistency { from, to } => {
             let proof = store.dir().open_log(false, CheckpointPolicy::default())?.consistency(from, to)?;
-            println!("{}", serde_json::to_string_pretty(&proof)?);
+            writeln!(out(), "{}", serde_json::to_string_pretty(&proof)?)?;
         }
         Command::Serve(args) => {
             let config = args.resolve()?;
@@ -170,7 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Policy { command: PolicyCommand::Publish { file, actor } } => publish_command(store, &file, actor)?,
         Command::Policy { command: PolicyCommand::Show } => {
-            println!("{}", serde_json::to_string_pretty(open_reading(store)?.views().state().policy())?);
+            writeln!(out(), "{}", serde_json::to_string_pretty(open_reading(store)?.views().state().policy())?)?;
         }
         Command::Gate { command: GateCommand::Training { job, base, batches, json } } => {
             let decision = query::training_gate(open_reading(store)?.store(), &job, &base, &batches)?;
@@ -187,9 +216,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let entries = ledger.rebuild()?;
             let alerts = query::alerts(ledger.store(), None, None)?.len();
             let secs = started.elapsed().as_secs_f64();
-            println!("Rebuilt the views from {entries} entries in {secs:.1} s: {alerts} alert(s).");
+            writeln!(out(), "Rebuilt the views from {entries} entries in {secs:.1} s: {alerts} alert(s).")?;
         }
-        Command::Demo => evidence_ledger::demo::run()?,
+        Command::Demo => evidence_ledger::demo::run(&mut out())?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -203,8 +232,11 @@ fn main() -> ExitCode {
         // Colours only for a person at a terminal, never into a file or a pipe.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match run(Cli::parse()) {
+    match run(Cli::parse()).and_then(|code| out().flush().map(|()| code).map_err(anyhow::Error::from)) {
         Ok(code) => code,
+        // The reader went away: stop quietly, with the status a shell gives a command that a
+        // closed pipe stopped (128 + SIGPIPE).
+        Err(e) if closed_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
