@@ -447,3 +447,29 @@ fn a_closed_pipe_or_a_full_device_on_standard_output_is_no_panic() {
     assert!(stderr(&out).contains("cannot write to standard output: No space left on device"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_store_in_use_is_named_with_its_process_never_audited_torn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let out = run_in(&data, &["ingest", "--file", &example("scenarios/clean-release.ndjson")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let vkey = stdout(&run_in(&data, &["status", "--json"]));
+    let vkey: serde_json::Value = serde_json::from_str(&vkey).unwrap();
+    let vkey = vkey["verifier_keys"][0].as_str().unwrap().to_string();
+    // This test process holds the store, as `evidence serve` would.
+    let held = evidence_ledger::SledStorage::open(&data.join("log")).unwrap();
+    let pid = format!("in use by process {}", std::process::id());
+    for _ in 0..3 {
+        let v = common::verify_store(&data, &vkey, None);
+        assert_eq!(v.status.code(), Some(2), "{}{}", stdout(&v), stderr(&v));
+        assert!(stderr(&v).contains(&pid), "{}", stderr(&v));
+        assert!(!stdout(&v).contains("FAILED") && !stderr(&v).contains("panicked"), "{}{}", stdout(&v), stderr(&v));
+    }
+    let out = run_in(&data, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&pid), "{}", stderr(&out));
+    drop(held);
+    let v = common::verify_store(&data, &vkey, None);
+    assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
+}

@@ -19,6 +19,9 @@
 
 /// The directory, inside a ledger data directory, that holds the sled database.
 pub const LOG_DIR: &str = "log";
+/// The lock file inside [`LOG_DIR`]: the ledger process holding the store keeps an exclusive
+/// lock on it (`flock`) and writes its process id into it.
+pub const LOCK_FILE: &str = "evidence.lock";
 /// Prefix of entry segments.
 pub const ENTRY: u8 = b'e';
 /// Prefix of signed checkpoints.

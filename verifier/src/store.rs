@@ -4,6 +4,11 @@
 //! Opening a sled database may write to it (recovery), so the adapter never opens the
 //! evidence itself: it copies the database to a temporary directory and reads the copy. The
 //! original is only ever read, byte for byte. This is the only module that touches a disk.
+//!
+//! A store in use is not a stopped one: its files change under a copy, and the copy would be
+//! torn. The ledger holds an exclusive lock on [`LOCK_FILE`] while it runs; the adapter takes
+//! a shared lock on it for the time of the copy, and when it cannot, says which process holds
+//! the store instead of auditing a torn copy (which could look like tampering).
 
 use std::path::Path;
 
@@ -11,7 +16,7 @@ use anyhow::Context as _;
 
 use crate::audit::{AuditError, AuditReport, Auditor};
 use crate::checkpoint::Checkpoint;
-use crate::layout::{key_number, segment_records, CHECKPOINT, ENTRY, LOG_DIR};
+use crate::layout::{key_number, segment_records, CHECKPOINT, ENTRY, LOCK_FILE, LOG_DIR};
 use crate::note::VerifierKey;
 
 /// Audits the ledger data directory `dir`. The outer error is about reading (no such
@@ -24,7 +29,9 @@ pub fn audit_dir(
     let log = dir.join(LOG_DIR);
     anyhow::ensure!(log.join("conf").is_file(), "{} is not a ledger data directory (no {LOG_DIR}/conf)", dir.display());
     let copy = tempfile::tempdir().context("Cannot create a temporary directory for the copy")?;
+    let lock = stopped(&log)?;
     copy_dir(&log, copy.path()).with_context(|| format!("Cannot copy {}", log.display()))?;
+    drop(lock);
     let db = sled::Config::new().path(copy.path()).open().context("Cannot open the copied ledger database")?;
 
     let mut checkpoints = Vec::new();
@@ -52,6 +59,29 @@ pub fn audit_dir(
         }
     }
     Ok(auditor.finish())
+}
+
+/// A shared lock on the store's lock file, held while the store is copied; an error naming the
+/// process when a ledger holds the store. A store without a lock file (written before the
+/// ledger kept one) is taken as stopped.
+fn stopped(log: &Path) -> anyhow::Result<Option<std::fs::File>> {
+    let path = log.join(LOCK_FILE);
+    let Ok(file) = std::fs::File::open(&path) else { return Ok(None) };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let pid = std::fs::read_to_string(&path).unwrap_or_default();
+            let who = match pid.trim() {
+                "" => "another process".to_string(),
+                pid => format!("process {pid}"),
+            };
+            anyhow::bail!(
+                "the ledger at {} is in use by {who}: stop it first, or verify a copy taken while it was stopped (a copy of a running store is not a consistent snapshot)",
+                log.parent().unwrap_or(log).display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("Cannot lock {}", path.display())),
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use super::{Pair, Storage, StorageError, StorageErrorKind, WriteBatch};
 
 /// The lock file inside the sled directory: held exclusively by the process that has the
-/// store open, and holding that process's id.
-pub const LOCK_FILE: &str = "evidence.lock";
+/// store open, and holding that process's id (the verifier reads it too).
+pub use evidence_verifier::layout::LOCK_FILE;
 
 impl From<sled::Error> for StorageError {
     fn from(e: sled::Error) -> Self {
