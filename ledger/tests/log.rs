@@ -304,25 +304,32 @@ impl Drop for OpenOnDrop {
     }
 }
 
+/// The reads of a test store that wraps a [`MemStorage`] in `inner` and changes only writes.
+macro_rules! reads_from_inner {
+    () => {
+        type Bytes = <MemStorage as Storage>::Bytes;
+
+        fn get(&self, key: &[u8]) -> Result<Option<Self::Bytes>, StorageError> {
+            self.inner.get(key)
+        }
+
+        fn range(&self, from: &[u8], to: &[u8]) -> Box<dyn Iterator<Item = Result<Pair<Self>, StorageError>> + '_> {
+            self.inner.range(from, to)
+        }
+
+        fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<Pair<Self>>, StorageError> {
+            self.inner.last_in(from, to)
+        }
+    };
+}
+
 struct GatedStore {
     inner: MemStorage,
     gate: Arc<Gate>,
 }
 
 impl Storage for GatedStore {
-    type Bytes = <MemStorage as Storage>::Bytes;
-
-    fn get(&self, key: &[u8]) -> Result<Option<Self::Bytes>, StorageError> {
-        self.inner.get(key)
-    }
-
-    fn range(&self, from: &[u8], to: &[u8]) -> Box<dyn Iterator<Item = Result<Pair<Self>, StorageError>> + '_> {
-        self.inner.range(from, to)
-    }
-
-    fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<Pair<Self>>, StorageError> {
-        self.inner.last_in(from, to)
-    }
+    reads_from_inner!();
 
     fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
         self.inner.commit(batch)?;
@@ -502,34 +509,14 @@ struct FailingCheckpoints {
 }
 
 impl Storage for FailingCheckpoints {
-    type Bytes = <MemStorage as Storage>::Bytes;
-
-    fn get(&self, key: &[u8]) -> Result<Option<Self::Bytes>, StorageError> {
-        self.inner.get(key)
-    }
-
-    fn range(&self, from: &[u8], to: &[u8]) -> Box<dyn Iterator<Item = Result<Pair<Self>, StorageError>> + '_> {
-        self.inner.range(from, to)
-    }
-
-    fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<Pair<Self>>, StorageError> {
-        self.inner.last_in(from, to)
-    }
+    reads_from_inner!();
 
     fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
-        let ops: Vec<_> = batch.into_ops().collect();
-        let checkpoint = ops.iter().any(|(k, _)| k.first() == Some(&b'c'));
+        let checkpoint = batch.keys().any(|k| k.first() == Some(&b'c'));
         if checkpoint && self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StorageError::new(StorageErrorKind::FullDisk, "no space left on device (test)"));
         }
-        let mut wb = WriteBatch::default();
-        for (k, v) in ops {
-            match v {
-                Some(v) => wb.put(k, v),
-                None => wb.delete(k),
-            }
-        }
-        self.inner.commit(wb)
+        self.inner.commit(batch)
     }
 
     fn apply(&self, batch: WriteBatch) -> Result<(), StorageError> {

@@ -89,7 +89,7 @@ impl Views {
         self.apply(seq, ev, &alerts);
         for (n, alert) in alerts.iter().enumerate() {
             let n = u16::try_from(n).unwrap_or(u16::MAX);
-            self.pending.put(keys::alert(seq, n), serde_json::to_vec(alert).expect("alerts serialize"));
+            self.history(keys::alert(seq, n), alert);
             if let Some(violation) = alert.violation() {
                 self.state.reported.put(keys::reported(violation.as_bytes()), seq);
             }
@@ -105,6 +105,11 @@ impl Views {
         batch.put(keys::WATERMARK, self.watermark.to_be_bytes().to_vec());
         store.apply(batch)?;
         Ok(())
+    }
+
+    /// Writes a history key (written once, read by queries).
+    fn history(&mut self, key: Vec<u8>, value: &impl serde::Serialize) {
+        self.pending.put(key, serde_json::to_vec(value).expect("view values serialize"));
     }
 
     /// Applies entry `seq` to the state and the history; `alerts` are the rules' on it.
@@ -156,7 +161,7 @@ impl Views {
                 st.policy = PolicyInForce { version: d.version.clone(), seq: Some(seq), policy: d.policy.clone() };
                 st.policy_changed = true;
                 let version = PolicyVersion { cite, version: d.version.clone() };
-                self.pending.put(keys::policy_version(seq), serde_json::to_vec(&version).expect("serializes"));
+                self.history(keys::policy_version(seq), &version);
             }
             EventData::PipelineGate(d) => self.gated(cite, d),
             EventData::ProxyRequest(_) | EventData::FeedbackSubmit(_) => {}
@@ -208,8 +213,7 @@ impl Views {
             artifact: d.artifact.clone(),
             target_env: d.target_env.clone(),
         };
-        let k = keys::gate_run(&d.artifact.digest, &d.gate, run.cite.at, seq);
-        self.pending.put(k, serde_json::to_vec(&run).expect("serializes"));
+        self.history(keys::gate_run(&d.artifact.digest, &d.gate, run.cite.at, seq), &run);
         let view = self.state.gates.get_mut(keys::gate(&d.artifact.digest, &d.gate), || GateView {
             gate: d.gate.clone(),
             latest: d.result,
@@ -298,7 +302,7 @@ impl Views {
             let slot = format!("{}/{}", a.kind.as_str(), a.name);
             set.slots.insert(slot, LiveArtifact { artifact: a.clone(), cite: cite.clone(), via });
         }
-        let value = serde_json::to_vec(&*set).expect("serializes");
+        let value = serde_json::to_vec(&*set).expect("view values serialize");
         self.pending.put(keys::timeline(app, &env.0, cite.at, cite.seq), value);
     }
 }

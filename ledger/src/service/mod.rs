@@ -63,9 +63,18 @@ fn dead_letter_producer(config: &ServeConfig) -> Result<Option<(FutureProducer, 
     Ok(Some((client.create()?, topic.clone())))
 }
 
+/// Completes on SIGTERM or SIGINT. Should the SIGTERM handler not install, that is logged and
+/// SIGINT alone stops the service.
 async fn shutdown() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("a SIGTERM handler can be installed");
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let mut term = match term {
+        Ok(term) => term,
+        Err(error) => {
+            tracing::error!(message = "Cannot handle SIGTERM; only SIGINT stops the service.", %error);
+            let _ = tokio::signal::ctrl_c().await;
+            return tracing::info!(message = "SIGINT: finishing the batch in hand.");
+        }
+    };
     tokio::select! {
         _ = term.recv() => tracing::info!(message = "SIGTERM: finishing the batch in hand."),
         _ = tokio::signal::ctrl_c() => tracing::info!(message = "SIGINT: finishing the batch in hand."),

@@ -108,6 +108,11 @@ impl WriteBatch {
         self.ops.is_empty()
     }
 
+    /// The keys it puts or deletes, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.ops.iter().map(|(k, _)| k.as_slice())
+    }
+
     /// The operations, in order: `(key, Some(value))` puts, `(key, None)` deletes.
     pub fn into_ops(self) -> impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> {
         self.ops.into_iter()

@@ -6,14 +6,16 @@ use evidence_schemas::{ArtifactKind, ArtifactRef, Env, ProxyRequest};
 
 use super::{short, Check, How};
 use crate::governance::alert::Rule;
-use crate::governance::model::ArtifactView;
+use crate::governance::model::{ArtifactView, Registration};
+
+/// The registration `a` contradicts: `a`'s version registered with another digest.
+fn contradicted<'s>(c: &Check<'s>, a: &ArtifactRef) -> Option<&'s Registration> {
+    c.st.artifact(a).and_then(|v| v.registered.as_ref()).filter(|reg| reg.digest != a.digest)
+}
 
 /// A re-registration with another digest.
 pub(super) fn reregistered(c: &mut Check<'_>, a: &ArtifactRef) {
-    let Some(reg) = c.st.artifact(a).and_then(|v| v.registered.as_ref()) else { return };
-    if reg.digest == a.digest {
-        return;
-    }
+    let Some(reg) = contradicted(c, a) else { return };
     let text = format!(
         "{a} was registered again by {} with digest {}, but it was registered at entry {} with digest {}.",
         c.actor(),
@@ -28,10 +30,7 @@ pub(super) fn reregistered(c: &mut Check<'_>, a: &ArtifactRef) {
 
 /// A deployed or rolled-back artifact whose digest is not the registered one.
 pub(super) fn moved(c: &mut Check<'_>, a: &ArtifactRef, env: &Env, app: &str, how: How) {
-    let Some(reg) = c.st.artifact(a).and_then(|v| v.registered.as_ref()) else { return };
-    if reg.digest == a.digest {
-        return;
-    }
+    let Some(reg) = contradicted(c, a) else { return };
     let verb = if how == How::Rollback { "rolled back to" } else { "deployed" };
     let text = format!(
         "{a} was {verb} in {app} in {env} by {} with digest {}, but it was registered at entry {} with digest {}.",
