@@ -93,7 +93,10 @@ impl<'v> Intake<'v> {
     /// Records the position the pending batch reaches.
     pub fn reach(&mut self, position: Position) {
         match self.pending.positions.iter_mut().find(|p| p.source == position.source) {
-            Some(p) => p.next = position.next,
+            Some(p) => {
+                p.next = position.next;
+                p.skipped += position.skipped;
+            }
             None => self.pending.positions.push(position),
         }
     }

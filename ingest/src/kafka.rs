@@ -12,6 +12,10 @@
 //!    hint for other tools; the sink's positions are what a restart uses.
 //! 4. A message delivered again (a retry, a rebalance, a restart between steps 1 and 3) is
 //!    recognised by the sink's `(source, id)` index and acknowledged without a second entry.
+//! 5. A partition resumed at a stored position whose first record comes later than that
+//!    position has lost records (retention deleted them, the broker lost them): the batch's
+//!    [`Position::skipped`] carries the gap, the sink counts it, and a warning names it. Topics
+//!    the broker reports as compacted are exempt, since compaction leaves offsets out by design.
 //!
 //! A bad message (empty, not UTF-8, not JSON, invalid, oversize) never blocks its partition:
 //! it becomes a rejected record, quarantined by the sink with its reason and coordinates, and
@@ -20,12 +24,14 @@
 //! The loop runs until `shutdown` resolves: it then stops reading, stores the batch in hand,
 //! commits its offsets and returns. The sink is called on a blocking thread.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use evidence_schemas::{Rejection, Validator};
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -84,8 +90,13 @@ pub enum KafkaSourceError<E: std::error::Error + 'static> {
     Sink(E),
 }
 
+/// Partitions whose first record after an assignment is yet to come, with the stored position
+/// they were started at.
+type Resumed = Arc<Mutex<HashMap<(String, i32), i64>>>;
+
 struct Resume {
     positions: Positions,
+    resumed: Resumed,
 }
 
 impl ClientContext for Resume {
@@ -101,9 +112,11 @@ impl ConsumerContext for Resume {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let parts: Vec<(String, i32)> =
                     tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                let mut resumed = self.resumed.lock().unwrap_or_else(|e| e.into_inner());
                 for (topic, partition) in parts {
                     if let Some(next) = (self.positions)(&topic, partition) {
                         let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(next));
+                        resumed.insert((topic, partition), next);
                     }
                 }
                 tracing::info!(
@@ -142,6 +155,59 @@ pub struct Progress {
     pub totals: Totals,
     /// Batches stored.
     pub batches: u64,
+    /// Offsets skipped on resuming partitions (see step 5 at the top).
+    pub skipped: u64,
+}
+
+/// The topics among `topics` whose `cleanup.policy` includes `compact`. A broker that does not
+/// answer (or does not report the setting) yields none: gaps are then reported, erring loud.
+async fn compacted_topics(client: &ClientConfig, topics: &[String]) -> HashSet<String> {
+    let admin: AdminClient<DefaultClientContext> = match client.create() {
+        Ok(admin) => admin,
+        Err(error) => {
+            tracing::warn!(message = "Cannot ask the broker which topics are compacted; gaps on all are reported.", %error);
+            return HashSet::new();
+        }
+    };
+    let specs: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let results = match admin.describe_configs(&specs, &options).await {
+        Ok(results) => results,
+        Err(error) => {
+            tracing::warn!(message = "Cannot ask the broker which topics are compacted; gaps on all are reported.", %error);
+            return HashSet::new();
+        }
+    };
+    let mut compacted = HashSet::new();
+    for resource in results.into_iter().flatten() {
+        let policy = resource.get("cleanup.policy").and_then(|e| e.value.clone()).unwrap_or_default();
+        if let rdkafka::admin::OwnedResourceSpecifier::Topic(topic) = resource.specifier {
+            if policy.contains("compact") {
+                compacted.insert(topic);
+            }
+        }
+    }
+    compacted
+}
+
+/// The offsets a partition skipped if `offset` is its first record since it was resumed at a
+/// stored position; 0 otherwise.
+fn gap(resumed: &Resumed, compacted: &HashSet<String>, topic: &str, partition: i32, offset: i64) -> u64 {
+    let mut resumed = resumed.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(start) = resumed.remove(&(topic.to_string(), partition)) else { return 0 };
+    if offset <= start || compacted.contains(topic) {
+        return 0;
+    }
+    let skipped = (offset - start) as u64;
+    tracing::warn!(
+        message = "Offsets skipped: the partition's first record after resuming is past the ledger's position; records were lost before the ledger read them.",
+        topic,
+        partition,
+        position = start,
+        first_offset = offset,
+        skipped
+    );
+    skipped
 }
 
 /// Consumes until `shutdown` resolves. `after_batch` runs on a blocking thread after each
@@ -174,7 +240,10 @@ where
     for (k, v) in &config.settings {
         client.set(k, v);
     }
-    let consumer: StreamConsumer<Resume> = client.create_with_context(Resume { positions })?;
+    let compacted = compacted_topics(&client, &config.topics).await;
+    let resumed = Resumed::default();
+    let consumer: StreamConsumer<Resume> =
+        client.create_with_context(Resume { positions, resumed: Arc::clone(&resumed) })?;
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     tracing::info!(message = "Subscribed.", brokers = %config.brokers, topics = ?config.topics, group = %config.group);
@@ -196,6 +265,7 @@ where
                 accepted = progress.totals.accepted,
                 duplicates = progress.totals.duplicates,
                 quarantined = progress.totals.quarantined,
+                skipped_offsets = progress.skipped,
                 lag = lag.map_or_else(|| "unknown".to_string(), |l| l.to_string()),
                 uptime_s = started.elapsed().as_secs()
             );
@@ -204,6 +274,7 @@ where
         // Fill one batch: up to batch_size records or batch_wait after the first one.
         let mut raw: Vec<Incoming> = Vec::with_capacity(config.batch_size);
         let mut next: HashMap<(String, i32), i64> = HashMap::new();
+        let mut skipped: HashMap<(String, i32), u64> = HashMap::new();
         let mut deadline: Option<Instant> = None;
         while raw.len() < config.batch_size {
             let wait = match deadline {
@@ -226,6 +297,10 @@ where
                             line: 1,
                             column: 0,
                         });
+                        let lost = gap(&resumed, &compacted, m.topic(), m.partition(), m.offset());
+                        if lost > 0 {
+                            *skipped.entry((m.topic().to_string(), m.partition())).or_default() += lost;
+                        }
                         next.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
                         raw.push((origin, m.payload().unwrap_or_default().to_vec(), refused));
                         deadline.get_or_insert_with(|| Instant::now() + config.batch_wait);
@@ -252,8 +327,13 @@ where
         let batch_size = config.batch_size;
         let positions: Vec<Position> = next
             .iter()
-            .map(|((topic, partition), next)| Position { source: position_name(topic, *partition), next: *next })
+            .map(|(at, next)| Position {
+                source: position_name(&at.0, at.1),
+                next: *next,
+                skipped: skipped.get(at).copied().unwrap_or(0),
+            })
             .collect();
+        let lost: u64 = skipped.values().sum();
         let before = progress;
         let (owned, after_batch, result) = tokio::task::spawn_blocking(move || {
             let mut intake = Intake::new(&validator, batch_size + 1);
@@ -268,6 +348,7 @@ where
                 now.totals.duplicates += t.duplicates;
                 now.totals.quarantined += t.quarantined;
                 now.batches += 1;
+                now.skipped += lost;
                 after_batch(&mut owned, &now);
                 now
             });
@@ -292,7 +373,8 @@ where
         message = "Kafka source stopped.",
         accepted = progress.totals.accepted,
         duplicates = progress.totals.duplicates,
-        quarantined = progress.totals.quarantined
+        quarantined = progress.totals.quarantined,
+        skipped_offsets = progress.skipped
     );
     Ok((held.expect("the sink is back").0, progress))
 }

@@ -81,6 +81,11 @@ pub struct Position {
     pub source: String,
     /// The next offset to read.
     pub next: i64,
+    /// Offsets the source skipped in this batch: its first record after a resume was this far
+    /// past the stored position (0 normally). A gap means records lost between producer and
+    /// ledger (or, on a compacted or transactional topic, records the broker legitimately
+    /// leaves out), so the log counts it per source.
+    pub skipped: u64,
 }
 
 /// A batch for the sink.

@@ -408,7 +408,7 @@ fn positions_are_stored_with_the_batch() {
     let v = Validator::default();
     let mut log = Log::open(MemStorage::default(), vec![signer()], policy(100)).unwrap();
     let mut b = batch(&v, [(1, sample_event(1))]);
-    b.positions.push(evidence_ingest::Position { source: "kafka:g:t/0".into(), next: 42 });
+    b.positions.push(evidence_ingest::Position { source: "kafka:g:t/0".into(), next: 42, skipped: 0 });
     log.append(&b).unwrap();
     assert_eq!(log.position("kafka:g:t/0").unwrap(), Some(42));
     assert_eq!(log.position("kafka:g:t/1").unwrap(), None);

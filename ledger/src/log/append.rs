@@ -14,7 +14,7 @@ use evidence_verifier::entry::{chain_next, encode_unchained_into, CHAIN_RANGE, L
 use evidence_verifier::layout::{push_record, segment_key};
 use evidence_verifier::merkle::leaf_hash;
 
-use super::entries::position_key;
+use super::entries::{gap_key, position_key};
 use super::error::LogError;
 use super::index::{Item, Lookup};
 use super::quarantine::{Conflict, Quarantine, Rejected};
@@ -254,6 +254,12 @@ impl<S: Storage> Log<S> {
         }
         for position in &batch.positions {
             pass.wb.put(position_key(&position.source), position.next.to_be_bytes());
+            if position.skipped > 0 {
+                let key = gap_key(&position.source);
+                let before =
+                    self.store.get(&key)?.and_then(|v| v.as_ref().try_into().ok()).map_or(0, u64::from_be_bytes);
+                pass.wb.put(key, before.saturating_add(position.skipped).to_be_bytes());
+            }
         }
         if pass.head.counters != self.head.counters {
             pass.wb.put(META_COUNTERS, serde_json::to_vec(&pass.head.counters).expect("counters serialize"));

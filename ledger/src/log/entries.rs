@@ -4,7 +4,7 @@
 use evidence_verifier::layout::{key_number, segment_key, segment_records};
 
 use super::error::LogError;
-use crate::store::keyspace::{prefix_end, prefixed, ENTRY, POSITION};
+use crate::store::keyspace::{prefix_end, prefixed, ENTRY, GAP, POSITION};
 use crate::store::Storage;
 
 /// Entry records with their sequence numbers, in order.
@@ -13,6 +13,27 @@ pub(crate) type EntryRecords<'s> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>)
 /// The key of a source's stored position.
 pub(crate) fn position_key(source: &str) -> Vec<u8> {
     prefixed(POSITION, source.as_bytes())
+}
+
+/// The key of the offsets a source skipped.
+pub(crate) fn gap_key(source: &str) -> Vec<u8> {
+    prefixed(GAP, source.as_bytes())
+}
+
+/// Every source's stored value under `prefix` (positions or gaps), by source name. A value
+/// that is not 8 bytes is left out.
+pub(crate) fn read_by_source<S: Storage + ?Sized>(
+    store: &S,
+    prefix: u8,
+) -> Result<std::collections::BTreeMap<String, u64>, LogError> {
+    let mut out = std::collections::BTreeMap::new();
+    for item in store.range(&[prefix], &prefix_end(prefix)) {
+        let (k, v) = item?;
+        if let Ok(bytes) = v.as_ref().try_into() {
+            out.insert(String::from_utf8_lossy(&k.as_ref()[1..]).into_owned(), u64::from_be_bytes(bytes));
+        }
+    }
+    Ok(out)
 }
 
 /// The stored next offset of a source in `store` (readable while another thread appends).

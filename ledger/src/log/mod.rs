@@ -75,15 +75,17 @@ use serde::{Deserialize, Serialize};
 
 pub use self::audit::SelfAuditError;
 pub use self::checkpoint::CheckpointPolicy;
-use self::entries::read_entries;
 pub use self::entries::read_position;
+use self::entries::{read_by_source, read_entries};
 pub use self::error::LogError;
 use self::index::Index;
 pub use self::proof::{ConsistencyProof, InclusionProof};
 pub use self::quarantine::{Conflict, QuarantineRecord, RawEncoding};
 pub use self::tree::ProofError;
 use self::tree::{TileWriter, TreeReader};
-use crate::store::keyspace::{prefix_end, CHECKPOINT, ENTRY, META_COUNTERS, META_DEAD_LETTERS, META_ORIGIN, POSITION};
+use crate::store::keyspace::{
+    prefix_end, CHECKPOINT, ENTRY, GAP, META_COUNTERS, META_DEAD_LETTERS, META_ORIGIN, POSITION,
+};
 use crate::store::{Storage, WriteBatch};
 
 /// Running counts kept with the log.
@@ -118,6 +120,10 @@ pub struct Status {
     pub verifier_keys: Vec<String>,
     /// The next offset stored for each source position (e.g. `kafka:<topic>/<partition>`).
     pub positions: std::collections::BTreeMap<String, i64>,
+    /// Offsets each source skipped, summed over the log's life: records a source (a Kafka
+    /// partition) no longer served when the ledger resumed it. Lost between producer and
+    /// ledger unless the topic is compacted or transactional. Sources with no gap are left out.
+    pub skipped_offsets: std::collections::BTreeMap<String, u64>,
     /// Why the last attempt to cut a checkpoint failed, while no later one succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint_failure: Option<String>,
@@ -286,15 +292,12 @@ impl<S: Storage> Log<S> {
             checkpoint_size: self.latest_size(),
             root: B64.encode(self.head.tree.root()),
             verifier_keys: self.verifier_keys().iter().map(ToString::to_string).collect(),
-            positions: self
-                .store
-                .range(&[POSITION], &prefix_end(POSITION))
-                .filter_map(Result::ok)
-                .filter_map(|(k, v)| {
-                    let name = String::from_utf8_lossy(&k.as_ref()[1..]).into_owned();
-                    Some((name, i64::from_be_bytes(v.as_ref().try_into().ok()?)))
-                })
+            positions: read_by_source(&*self.store, POSITION)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(source, next)| (source, next as i64))
                 .collect(),
+            skipped_offsets: read_by_source(&*self.store, GAP).unwrap_or_default(),
             checkpoint_failure: self.checkpoint_failure.clone(),
         }
     }

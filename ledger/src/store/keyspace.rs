@@ -12,6 +12,7 @@
 //! | `q` + number | `log::quarantine` | quarantine records |
 //! | `Q` + digest | `log::quarantine` | quarantine numbers by content (each bad record once) |
 //! | `p` + source | [`crate::log`] | source positions (next offsets) |
+//! | `g` + source | [`crate::log`] | offsets each source skipped (gaps, u64 BE, cumulative) |
 //! | `m` + name | [`crate::log`], `log::index` | metadata: [`META_ORIGIN`], [`META_COUNTERS`], [`META_DEAD_LETTERS`], [`META_INDEXED`] |
 //! | `v` + table | [`crate::governance`] (read by [`crate::query`]) | views, alerts and their watermark: the tables `VIEW_*` |
 //!
@@ -32,13 +33,16 @@ pub const QUARANTINE: u8 = b'q';
 pub const QUARANTINE_SEEN: u8 = b'Q';
 /// Source positions.
 pub const POSITION: u8 = b'p';
+/// Offsets skipped per source.
+pub const GAP: u8 = b'g';
 /// Metadata.
 pub const META: u8 = b'm';
 /// Views and alerts.
 pub const VIEWS: u8 = b'v';
 
 /// Every top-level prefix.
-pub const PREFIXES: [u8; 9] = [ENTRY, CHECKPOINT, NODE, INDEX, QUARANTINE, QUARANTINE_SEEN, POSITION, META, VIEWS];
+pub const PREFIXES: [u8; 10] =
+    [ENTRY, CHECKPOINT, NODE, INDEX, QUARANTINE, QUARANTINE_SEEN, POSITION, GAP, META, VIEWS];
 
 /// The log's origin (its name in checkpoints).
 pub const META_ORIGIN: &[u8] = b"morigin";

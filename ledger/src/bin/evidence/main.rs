@@ -97,6 +97,9 @@ fn status_command(store: &StoreArgs, json: bool) -> anyhow::Result<()> {
     for key in &status.verifier_keys {
         writeln!(out(), "verifier key:     {key}")?;
     }
+    for (source, skipped) in &status.skipped_offsets {
+        writeln!(out(), "skipped offsets:  {skipped} at {} (records lost before the ledger read them)", esc(source))?;
+    }
     if let Some(failure) = &status.checkpoint_failure {
         writeln!(out(), "checkpoint error: {failure}")?;
     }
