@@ -97,17 +97,21 @@ fn main() {
     drop(consumer);
 
     // The ledger: evidence serve until every event is durable.
-    let data = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/evidence");
     let built = Command::new(env!("CARGO"))
         .args(["build", "-q", "--release", "-p", "evidence-ledger", "--bin", "evidence"])
         .status()
         .unwrap();
     assert!(built.success());
+    let init =
+        Command::new(&bin).arg("--data-dir").arg(&data).args(["init", "--origin", "bench.example/ledger"]).status();
+    assert!(init.unwrap().success(), "evidence init failed");
     let t = Instant::now();
     let mut serve = Command::new(&bin)
         .arg("--data-dir")
-        .arg(data.path())
+        .arg(&data)
         .args(["serve", "--kafka-brokers", &addr, "--topics", "evidence", "--group", "bench-ledger"])
         .env("RUST_LOG", "evidence_ledger=debug")
         .env("NO_COLOR", "1")

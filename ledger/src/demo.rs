@@ -13,7 +13,7 @@ use evidence_ingest::file::LineSource;
 
 use crate::examples::{BAD_LINES, SCENARIOS};
 use crate::governance::ViewError;
-use crate::ledger::{ingest, IngestError, IngestOptions, Ledger, LedgerDir, OpenError};
+use crate::ledger::{ingest, Access, IngestError, IngestOptions, Ledger, LedgerDir, OpenError};
 use crate::log::{CheckpointPolicy, LogError, SelfAuditError};
 use crate::query::{self, ArtifactName};
 use crate::store::SledStorage;
@@ -51,16 +51,17 @@ pub enum DemoError {
 pub fn run(out: &mut dyn Write) -> Result<(), DemoError> {
     let started = Instant::now();
     let dir = temporary_dir().map_err(DemoError::Dir)?;
-    let at =
-        LedgerDir { data_dir: dir.clone(), signer_key: None, origin: "demo.evidence-ledger.local/examples".into() };
+    // The signer key beside the store, never inside it: the store is what one hands over.
+    let at = LedgerDir { data_dir: dir.join("store"), signer_key: Some(dir.join("checkpoint.key")) };
+    at.init("demo.evidence-ledger.local/examples")?;
     let mut ledger = at.open(
-        true,
+        Access::Append,
         CheckpointPolicy::default(),
         Some(Box::new(|a| {
             let _ = writeln!(std::io::stdout(), "ALERT {a}");
         })),
     )?;
-    writeln!(out, "== Evidence Ledger demo, on a temporary embedded store at {}", dir.display())?;
+    writeln!(out, "== Evidence Ledger demo, on a temporary embedded store at {}", at.data_dir.display())?;
     writeln!(out, "   Each scenario of examples/scenarios is ingested in turn; alerts print as they fire.")?;
     for (name, text) in SCENARIOS {
         writeln!(out, "\n-- {name} ({} events)", text.lines().count())?;

@@ -42,6 +42,18 @@ fn ingest_reports_each_bad_line_accepts_the_good_ones_and_loses_nothing() {
     let file = tmp.path().join("events.ndjson");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
 
+    let init = evidence().arg("--data-dir").arg(&data).arg("--signer-key").arg(&key).arg("init").output().unwrap();
+    assert_eq!(init.status.code(), Some(2), "init names its origin: {}", stderr(&init));
+    let init = evidence()
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--signer-key")
+        .arg(&key)
+        .args(["init", "--origin", "cli.example/ledger"])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", stderr(&init));
+    assert_eq!(stdout(&init).trim(), vkey, "init takes the existing key");
     let run = || {
         evidence()
             .arg("--data-dir")
@@ -140,6 +152,7 @@ fn consistency_proof_between_checkpoints_verifies() {
     let data = tmp.path().join("data");
     let file = tmp.path().join("events.ndjson");
     let run = |args: &[&str]| evidence().arg("--data-dir").arg(&data).args(args).output().unwrap();
+    common::init(&data, "cli.example/ledger");
     for (n, range) in [(0u64, 0..7u64), (1, 7..20)] {
         let lines: Vec<String> = range.map(evidence_schemas::sample::sample_event).collect();
         std::fs::write(&file, lines.join("\n")).unwrap();
@@ -174,6 +187,7 @@ fn example(path: &str) -> String {
 fn audit_queries_alerts_the_retraining_gate_and_rebuild_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
+    common::init(&data, "cli.example/ledger");
     let out = run_in(&data, &["ingest", "--file", &example("scenarios/seed-support-assistant.ndjson")]);
     assert!(out.status.success(), "{}", stderr(&out));
     // Alerts print to standard error as they fire; standard output keeps the summary.
@@ -315,6 +329,7 @@ fn control_characters_from_producers_never_reach_the_terminal() {
     ];
     let file = tmp.path().join("events.ndjson");
     std::fs::write(&file, events.iter().map(|e| format!("{e}\n")).collect::<String>()).unwrap();
+    common::init(&data, "cli.example/ledger");
     let out = run_in(&data, &["ingest", "--file", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let outputs = [
@@ -362,6 +377,7 @@ fn an_event_canonical_json_would_change_is_quarantined_and_the_ledger_carries_on
     ];
     let file = tmp.path().join("events.ndjson");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    common::init(&data, "cli.example/ledger");
     let out = run_in(&data, &["ingest", "--file", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "accepted 1, duplicate 0, quarantined 4");
@@ -391,7 +407,15 @@ fn settings_out_of_range_unsafe_key_files_and_a_byte_order_mark_get_a_sentence()
     assert!(!data.exists(), "nothing was created");
     // A key file others can read is refused, naming its mode.
     let key = tmp.path().join("open.key");
-    assert!(evidence().args(["keygen", "--origin", "t.example/k", "--out"]).arg(&key).status().unwrap().success());
+    let init = evidence()
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--signer-key")
+        .arg(&key)
+        .args(["init", "--origin", "t.example/k"])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", stderr(&init));
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = evidence()
         .arg("--data-dir")
@@ -420,6 +444,7 @@ fn settings_out_of_range_unsafe_key_files_and_a_byte_order_mark_get_a_sentence()
     let bom = tmp.path().join("bom.ndjson");
     let first = std::fs::read_to_string(&events).unwrap().lines().next().unwrap().to_string();
     std::fs::write(&bom, format!("\u{feff}{first}\n")).unwrap();
+    common::init(&tmp.path().join("data2"), "t.example/bom");
     let out = run_in(&tmp.path().join("data2"), &["ingest", "--file", bom.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3));
     assert!(
@@ -452,6 +477,7 @@ fn a_closed_pipe_or_a_full_device_on_standard_output_is_no_panic() {
 fn a_store_in_use_is_named_with_its_process_never_audited_torn() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
+    common::init(&data, "cli.example/ledger");
     let out = run_in(&data, &["ingest", "--file", &example("scenarios/clean-release.ndjson")]);
     assert!(out.status.success(), "{}", stderr(&out));
     let vkey = stdout(&run_in(&data, &["status", "--json"]));
@@ -472,4 +498,214 @@ fn a_store_in_use_is_named_with_its_process_never_audited_torn() {
     drop(held);
     let v = common::verify_store(&data, &vkey, None);
     assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
+}
+
+/// Item 11 of the hardening issue: stores are created on purpose, keys stay out of them, and a
+/// copy of a store reads without any key.
+#[test]
+fn stores_are_made_on_purpose_and_their_keys_stay_out_of_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let events = example("scenarios/clean-release.ndjson");
+    // A mistyped --data-dir creates nothing: every command names the path.
+    let typo = tmp.path().join("dtaa");
+    for args in [&["ingest", "--file", &events][..], &["policy", "publish", &example("policy.toml")], &["status"]] {
+        let out = run_in(&typo, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let want = format!("There is no ledger at {}", typo.display());
+        assert!(stderr(&out).contains(&want), "{args:?}: {}", stderr(&out));
+        assert!(!typo.exists() && !tmp.path().join("dtaa.key").exists(), "{args:?} created something");
+    }
+    // A directory holding something else is not a store, and init will not take it over.
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    assert!(stderr(&run_in(&other, &["alerts"])).contains(&format!("There is no ledger at {}", other.display())));
+    let out = run_in(&other, &["init", "--origin", "t.example/x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not empty and holds no ledger"), "{}", stderr(&out));
+
+    // init: the key beside the data directory, mode 0600, nothing secret inside.
+    let data = tmp.path().join("data");
+    let vkey = common::init(&data, "t.example/ledger");
+    let key = tmp.path().join("data.key");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(common::private_keys_in(&data).is_empty(), "a private key inside the data directory");
+    assert_eq!(run_in(&data, &["init", "--origin", "t.example/ledger"]).status.code(), Some(1));
+    assert!(run_in(&data, &["ingest", "--file", &events]).status.success());
+
+    // The auditor's copy: every read-only command works without the key.
+    let copy = tmp.path().join("elsewhere/copy");
+    common::copy_dir(&data, &copy);
+    for args in [
+        &["status"][..],
+        &["alerts"],
+        &["checkpoint"],
+        &["proof", "--seq", "1"],
+        &["policy", "show"],
+        &["query", "state", "--app", "claims-helper", "--env", "prod"],
+    ] {
+        let out = run_in(&copy, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("keygen"), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!tmp.path().join("elsewhere/copy.key").exists(), "a key was made for the copy");
+    let v = common::verify_store(&copy, &vkey, None);
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+    assert!(!stderr(&v).contains("warning"), "{}", stderr(&v));
+    // Appending to the copy needs the key, and says where it looked.
+    let out = run_in(&copy, &["ingest", "--file", &events]);
+    assert!(stderr(&out).contains("The signer key is not at"), "{}", stderr(&out));
+    // A store handed over with its key is warned about.
+    std::fs::copy(&key, copy.join("checkpoint.key")).unwrap();
+    let v = common::verify_store(&copy, &vkey, None);
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+    assert!(stderr(&v).contains("checkpoint.key holds a private signer key"), "{}", stderr(&v));
+
+    // Two inits racing on one new directory: exactly one makes the store.
+    for round in 0..5 {
+        let dir = tmp.path().join(format!("race{round}"));
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                evidence()
+                    .arg("--data-dir")
+                    .arg(&dir)
+                    .args(["init", "--origin", "t.example/race"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+        let won = outs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(won, 1, "round {round}: {:?}", outs.iter().map(stderr).collect::<Vec<_>>());
+        let lost = outs.iter().find(|o| !o.status.success()).unwrap();
+        assert!(stderr(lost).contains("There is already a ledger at"), "round {round}: {}", stderr(lost));
+        assert!(run_in(&dir, &["status"]).status.success());
+    }
+}
+
+/// Item 4: the signing key is never replaced silently; rotating is deliberate and recorded.
+#[test]
+fn the_signer_key_is_never_replaced_silently_and_a_rotation_is_evidence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (k1, k2, k3) = (tmp.path().join("k1.key"), tmp.path().join("k2.key"), tmp.path().join("k3.key"));
+    let with_key = |key: &std::path::Path, args: &[&str]| {
+        evidence().arg("--data-dir").arg(&data).arg("--signer-key").arg(key).args(args).output().unwrap()
+    };
+    let v1 = stdout(&with_key(&k1, &["init", "--origin", "t.example/keys"])).trim().to_string();
+    let first: Vec<String> = (0..10).map(evidence_schemas::sample::sample_event).collect();
+    let file = tmp.path().join("events.ndjson");
+    std::fs::write(&file, first.join("\n")).unwrap();
+    assert!(with_key(&k1, &["ingest", "--file", file.to_str().unwrap()]).status.success());
+
+    // Without --signer-key: no key is made, nothing is appended.
+    let out = run_in(&data, &["ingest", "--file", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("The signer key is not at"), "{}", stderr(&out));
+    assert!(!tmp.path().join("data.key").exists());
+    // Another key with the same origin: refused, naming the store's key.
+    let v2 = stdout(&evidence().args(["keygen", "--origin", "t.example/keys", "--out"]).arg(&k2).output().unwrap());
+    let out = with_key(&k2, &["ingest", "--file", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("({}) is not this store's: the store signs with {v1}", v2.trim())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(common::status(&data)["entries"].as_u64(), Some(10));
+
+    // A producer cannot forge a rotation.
+    let forged = serde_json::json!({"specversion": "1.0", "id": "key-x", "source": "evil", "type": "ledger.key",
+        "time": "2026-04-01T00:00:00Z", "actor": "mallory", "data": {"verifier_key": v2.trim(), "previous_key": v1}});
+    std::fs::write(&file, format!("{forged}\n")).unwrap();
+    let out = with_key(&k1, &["ingest", "--file", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("\"ledger.key\" is written by the ledger itself"), "{}", stderr(&out));
+
+    // A rotation on purpose: recorded in the log, covered by a checkpoint both keys signed.
+    let out = with_key(&k1, &["key", "rotate", "--new-key", k3.to_str().unwrap(), "--reason", "yearly"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v3 = stdout(&out).trim().to_string();
+    let s = common::status(&data);
+    assert_eq!(s["verifier_keys"], serde_json::json!([v1, v3]));
+    let note = stdout(&run_in(&data, &["checkpoint"]));
+    for key in [&v1, &v3] {
+        let cp = Checkpoint::open(note.as_bytes(), &[VerifierKey::parse(key).unwrap()], None).unwrap();
+        assert_eq!(cp.size, 11, "the rotation checkpoint covers the rotation entry");
+    }
+    let out = run_in(&data, &["proof", "--seq", "10", "--json"]);
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(p["tree_size"].as_u64(), Some(11), "{}", stderr(&out));
+    // The old key is retired: refused, and named as such.
+    let more: Vec<String> = (10..20).map(evidence_schemas::sample::sample_event).collect();
+    std::fs::write(&file, more.join("\n")).unwrap();
+    let out = with_key(&k1, &["ingest", "--file", file.to_str().unwrap()]);
+    assert!(stderr(&out).contains("was this store's until a rotation"), "{}", stderr(&out));
+    assert!(with_key(&k3, &["ingest", "--file", file.to_str().unwrap()]).status.success());
+    // An auditor needs both keys for the whole log, and the log shows why.
+    assert_eq!(common::verify_store(&data, &v1, None).status.code(), Some(1));
+    let both = std::process::Command::new(common::evidence_verify())
+        .arg("store")
+        .arg(&data)
+        .args(["--key", &v1, "--key", &v3])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(0), "{}", stdout(&both));
+}
+
+/// Item 9: a policy that leaves a control out keeps the default's; a typo'd env is refused; a
+/// policy can be checked before it is published.
+#[test]
+fn a_policy_is_secure_by_default_and_checked_before_it_is_published() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let write = |name: &str, text: &str| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let empty = write("empty.toml", "version = \"empty\"\n[policy]\n");
+    let typo = write("typo.toml", "version = \"typo\"\n[policy]\nrequired_gates = { production = [\"leakage\"] }\n");
+    let off = write("off.toml", "version = \"off\"\n[policy]\nseparation_of_duties = false\ndrift = \"off\"\n");
+    let canary = write(
+        "canary.json",
+        r#"{"version": "canary", "policy": {"envs": ["canary"], "required_approvals": {"canary": 2}}}"#,
+    );
+
+    // Checked with no ledger: against the default, which an empty policy leaves as it is.
+    let out = run_in(&data, &["policy", "check", &empty, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    assert_eq!(report["defaulted"].as_array().unwrap().len(), 7, "{report}");
+    assert_eq!(report["effective"]["separation_of_duties"], true);
+    assert_eq!(report["effective"]["required_gates"]["prod"], serde_json::json!(["prompt-injection", "leakage"]));
+    assert!(!data.exists(), "check creates nothing");
+
+    // An env nobody declared is refused with its pointer, by check and by publish alike.
+    common::init(&data, "t.example/policy");
+    for args in [&["policy", "check", &typo][..], &["policy", "publish", &typo]] {
+        let out = run_in(&data, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let want =
+            "/data/policy/required_gates/production: the environment \"production\" is neither dev, staging nor prod";
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+    assert!(run_in(&data, &["policy", "check", &canary]).status.success(), "a declared env is fine");
+
+    // Turning controls off is written out, and check names what changes.
+    let out = run_in(&data, &["policy", "check", &off]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("separation_of_duties: true -> false"), "{text}");
+    assert!(text.contains("drift: {"), "{text}");
+    assert!(text.contains("-> null"), "{text}");
+
+    // Published, the empty policy keeps every control of the default in force.
+    assert!(run_in(&data, &["policy", "publish", &empty]).status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&run_in(&data, &["policy", "show"]).stdout).unwrap();
+    assert_eq!(shown["version"], "empty");
+    assert_eq!(shown["policy"], report["effective"], "{shown}");
 }

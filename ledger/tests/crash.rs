@@ -74,12 +74,13 @@ fn main() {
     f.flush().unwrap();
     drop(f);
     let data = tmp.path().join("data");
+    common::init(&data, "crash.example/ledger");
 
     let ingest = |log: bool| {
         let mut cmd = evidence();
         cmd.arg("--data-dir")
             .arg(&data)
-            .args(["--origin", "crash.example/ledger", "ingest", "--file"])
+            .args(["ingest", "--file"])
             .arg(&input)
             .args(["--checkpoint-every", "25000"])
             .env("RUST_LOG", "evidence_ledger=debug")

@@ -141,7 +141,7 @@ impl Serve {
         let mut child = evidence()
             .arg("--data-dir")
             .arg(data)
-            .args(["--origin", "kafka.example/ledger", "serve", "--kafka-brokers", broker, "--topics", topic])
+            .args(["serve", "--kafka-brokers", broker, "--topics", topic])
             .args(["--group", "ledger-test", "--batch-wait-ms", "50", "--checkpoint-every", "20000"])
             .args(extra)
             .env("RUST_LOG", "evidence_ledger=debug,evidence_ingest=info")
@@ -252,7 +252,7 @@ fn events(range: std::ops::Range<u64>) -> impl Iterator<Item = Vec<u8>> {
 fn every_event_from_four_partitions_is_stored_exactly_once() {
     let broker = Broker::start(&[("evidence", 4)]);
     let produced = produce(&broker.addr, "evidence", 4, events(0..100_000));
-    let data = tempfile::tempdir().unwrap();
+    let data = common::Store::new("kafka.example/ledger");
     let mut serve = Serve::start(data.path(), &broker.addr, "evidence", &[]);
     serve.wait_for(100_000, None, Duration::from_secs(300));
     assert!(serve.stop().success());
@@ -267,7 +267,7 @@ fn every_event_from_four_partitions_is_stored_exactly_once() {
 fn events_produced_twice_are_stored_once() {
     let broker = Broker::start(&[("evidence", 4)]);
     produce(&broker.addr, "evidence", 4, events(0..5_000).chain(events(0..5_000)));
-    let data = tempfile::tempdir().unwrap();
+    let data = common::Store::new("kafka.example/ledger");
     let mut serve = Serve::start(data.path(), &broker.addr, "evidence", &[]);
     serve.wait_for(5_000, None, Duration::from_secs(120));
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -301,7 +301,7 @@ fn bad_messages_are_quarantined_and_dead_lettered_without_blocking() {
         })
         .collect();
     produce(&broker.addr, "evidence", 4, messages.into_iter());
-    let data = tempfile::tempdir().unwrap();
+    let data = common::Store::new("kafka.example/ledger");
     let mut serve = Serve::start(data.path(), &broker.addr, "evidence", &["--dead-letter-topic", "evidence-dlq"]);
     serve.wait_for(total - bad, Some(bad), Duration::from_secs(300));
     std::thread::sleep(Duration::from_secs(2)); // let the outbox forward the last ones
@@ -341,7 +341,7 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let broker = Broker::start(&[("evidence", 4)]);
     let total = 200_000u64;
     produce(&broker.addr, "evidence", 4, events(0..total));
-    let data = tempfile::tempdir().unwrap();
+    let data = common::Store::new("kafka.example/ledger");
     let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     println!("KAFKA_CRASH_SEED={seed}");
     let mut kills = 0;
@@ -375,7 +375,7 @@ fn a_frozen_broker_is_waited_for() {
     let broker = Broker::start(&[("evidence", 4)]);
     let total = 60_000u64;
     produce(&broker.addr, "evidence", 4, events(0..total));
-    let data = tempfile::tempdir().unwrap();
+    let data = common::Store::new("kafka.example/ledger");
     let mut serve = Serve::start(data.path(), &broker.addr, "evidence", &["--batch-size", "200"]);
     serve.wait_for(1_000, None, Duration::from_secs(120));
     broker.signal("-STOP");
@@ -428,7 +428,7 @@ print(n)
     let out = Command::new(kafka_python()).args(["-c", script, &broker.addr]).arg(&file).output().unwrap();
     assert!(out.status.success(), "kafka-python failed: {}", stderr(&out));
     assert_eq!(stdout(&out).trim(), total.to_string());
-    let data = tempfile::tempdir().unwrap();
+    let data = common::Store::new("kafka.example/ledger");
     let mut serve = Serve::start(data.path(), &broker.addr, "evidence", &[]);
     serve.wait_for(total, None, Duration::from_secs(300));
     assert!(serve.stop().success());
@@ -509,7 +509,7 @@ fn offsets_a_broker_skips_on_resume_are_counted() {
     let broker = Broker::start_on("memory://tansu/", &[("evidence", 4)]);
     let total = 40_000u64;
     produce(&broker.addr, "evidence", 4, events(0..total));
-    let data = tempfile::tempdir().unwrap();
+    let data = common::Store::new("kafka.example/ledger");
     // Six resumes of four partitions: each resume lands inside a producer batch and loses
     // records about a third of the time here, so all 24 serving exactly is vanishingly rare.
     for round in 1..=6u64 {
@@ -545,7 +545,7 @@ fn offsets_a_broker_skips_on_resume_are_counted() {
 fn with_no_broker_serve_keeps_retrying_and_still_stops_cleanly() {
     // A loopback port with nothing listening.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let data = tempfile::tempdir().unwrap();
+    let data = common::Store::new("kafka.example/ledger");
     let mut child = evidence()
         .arg("--data-dir")
         .arg(data.path())

@@ -134,6 +134,8 @@ pub struct Validator {
     envelope: jsonschema::Validator,
     /// Indexed like [`EventType::ALL`].
     data: Vec<jsonschema::Validator>,
+    /// Whether the ledger's own event types ([`EventType::reserved`]) pass.
+    reserved: bool,
 }
 
 impl fmt::Debug for Validator {
@@ -163,7 +165,14 @@ impl Validator {
             limits,
             envelope: compile(&envelope_schema()),
             data: EventType::ALL.iter().map(|t| compile(&data_schema(*t))).collect(),
+            reserved: false,
         }
+    }
+
+    /// The validator the ledger uses for the events it writes itself: like the default one,
+    /// and it also passes the reserved `ledger.*` types, which intake refuses from producers.
+    pub fn for_ledger() -> Self {
+        Validator { reserved: true, ..Validator::default() }
     }
 
     /// The limits in force.
@@ -195,6 +204,10 @@ impl Validator {
         collect(&self.envelope, &value, "", &mut problems);
         let ty = value.get("type").and_then(Value::as_str).and_then(|t| t.parse::<EventType>().ok());
         let data = value.get("data").filter(|d| d.is_object());
+        if let Some(ty) = ty.filter(|t| t.reserved() && !self.reserved) {
+            let message = format!("\"{ty}\" is written by the ledger itself; no producer may send it");
+            problems.push(Problem { pointer: "/type".into(), message });
+        }
         if let (Some(ty), Some(data)) = (ty, data) {
             let index = EventType::ALL.iter().position(|t| *t == ty).expect("ALL lists every type");
             collect(&self.data[index], data, "/data", &mut problems);
@@ -232,6 +245,22 @@ fn typed(value: &Value) -> Result<Event, Rejection> {
     let data = EventData::from_value(envelope.ty, &data).map_err(|e| invalid("/data", &e))?;
     let time = DateTime::parse_from_rfc3339(&envelope.time)
         .map_err(|e| invalid("/time", &format!("expected an RFC 3339 date-time with offset ({e})")))?;
+    if let EventData::RegistryPolicy(policy) = &data {
+        let problems: Vec<Problem> = policy
+            .policy
+            .undeclared_envs()
+            .into_iter()
+            .map(|(pointer, env)| Problem {
+                pointer: format!("/data{pointer}"),
+                message: format!(
+                    "the environment {env:?} is neither dev, staging nor prod, and the policy does not declare it in envs"
+                ),
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(Rejection::Invalid { problems });
+        }
+    }
     if let (Some(env), Some(target)) = (&envelope.env, target_env(&data)) {
         if env != target {
             return Err(invalid(

@@ -93,18 +93,35 @@ fn valid_events() -> Vec<Value> {
         env("feedback.vet", true, None, json!({"batch": "b1", "decision": "accepted"})),
         env("training.start", true, None, json!({"job_id": "j1", "base": artifact(), "feedback_batches": ["b1"]})),
         env("training.finish", true, None, json!({"job_id": "j1", "status": "succeeded", "output": artifact()})),
+        env(
+            "ledger.key",
+            true,
+            None,
+            json!({"verifier_key": "l.example/x+01234567+AQ", "previous_key": "l.example/x+89abcdef+AQ"}),
+        ),
     ]
 }
 
 #[test]
 fn one_valid_event_of_every_type() {
-    let v = Validator::default();
+    let v = Validator::for_ledger();
     let events = valid_events();
     assert_eq!(events.len(), EventType::ALL.len());
     for e in events {
         let ok = v.validate(e.to_string().as_bytes()).unwrap_or_else(|r| panic!("{e}: {r}"));
         assert_eq!(ok.event.event_type().as_str(), e["type"].as_str().unwrap());
     }
+}
+
+/// A producer cannot write the ledger's own record of a key rotation.
+#[test]
+fn the_ledgers_own_event_types_are_refused_from_producers() {
+    let key = valid_events().into_iter().find(|e| e["type"] == "ledger.key").unwrap();
+    let rejection = Validator::default().validate(key.to_string().as_bytes()).unwrap_err();
+    assert_eq!(
+        rejection.problems().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["/type: \"ledger.key\" is written by the ledger itself; no producer may send it"]
+    );
 }
 
 /// Applies `edit` to the valid event of type `ty` and checks the exact problems reported.
@@ -164,7 +181,7 @@ fn envelope_rules() {
     check("proxy.request", |e| e["time"] = json!("2026-04-03T10:15:00"),
         &["/time: expected an RFC 3339 date-time with offset, like \"2026-04-03T10:15:00Z\", found \"2026-04-03T10:15:00\""]);
     check("proxy.request", |e| e["type"] = json!("proxy.reqest"),
-        &["/type: expected one of \"registry.register\", \"registry.sign\", \"registry.approve\", \"registry.promote\", \"registry.rollback\", \"registry.provider\", \"registry.policy\", \"pipeline.gate\", \"pipeline.deploy\", \"proxy.request\", \"feedback.submit\", \"feedback.vet\", \"training.start\", \"training.finish\", found \"proxy.reqest\""]);
+        &["/type: expected one of \"registry.register\", \"registry.sign\", \"registry.approve\", \"registry.promote\", \"registry.rollback\", \"registry.provider\", \"registry.policy\", \"pipeline.gate\", \"pipeline.deploy\", \"proxy.request\", \"feedback.submit\", \"feedback.vet\", \"training.start\", \"training.finish\", \"ledger.key\", found \"proxy.reqest\""]);
     check("proxy.request", |e| e["env"] = json!("Prod"),
         &["/env: expected an environment name (a lower-case letter, then up to 31 letters, digits, '-' or '_'), found \"Prod\""]);
     check("proxy.request", |e| e["data"] = json!([1]), &["/data: expected an object, found an array"]);
@@ -356,4 +373,26 @@ fn repeated_keys_are_refused_at_the_repetition() {
     assert_eq!(problems_of(&twice), [r#"/id: the key "id" appears more than once in this object"#]);
     let nested = text.replacen(r#""app":"#, r#""app":"a","app":"#, 1);
     assert_eq!(problems_of(&nested), [r#"/data/app: the key "app" appears more than once in this object"#]);
+}
+
+/// A policy's environments must be standard or declared; turning drift off is written out.
+#[test]
+fn a_policy_names_only_known_envs_and_writes_out_what_it_turns_off() {
+    check("registry.policy", |e| e["data"]["policy"] = json!({"required_approvals": {"prd": 1}, "require_signature": ["prod", "qa"]}), &[
+        "/data/policy/required_approvals/prd: the environment \"prd\" is neither dev, staging nor prod, and the policy does not declare it in envs",
+        "/data/policy/require_signature/1: the environment \"qa\" is neither dev, staging nor prod, and the policy does not declare it in envs",
+    ]);
+    check(
+        "registry.policy",
+        |e| e["data"]["policy"] = json!({"envs": ["qa"], "require_signature": ["qa"], "drift": "off"}),
+        &[],
+    );
+    check("registry.policy", |e| e["data"]["policy"] = json!({}), &[]);
+    let refused = |drift: Value| {
+        let mut e = valid_events().into_iter().find(|e| e["type"] == "registry.policy").unwrap();
+        e["data"]["policy"]["drift"] = drift;
+        Validator::default().validate(e.to_string().as_bytes()).unwrap_err().problems()[0].pointer.clone()
+    };
+    assert_eq!(refused(json!("on")), "/data/policy/drift");
+    assert_eq!(refused(json!(false)), "/data/policy/drift");
 }

@@ -97,3 +97,24 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Files under `dir` (at most `depth` levels down) that hold a private signer key: evidence
+/// handed over with its key lets whoever holds the copy sign checkpoints as the ledger. Only
+/// small files are read (a key file is under 200 bytes); unreadable entries are skipped.
+pub fn private_keys_in(dir: &Path, depth: usize) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(items) = std::fs::read_dir(dir) else { return found };
+    for item in items.filter_map(Result::ok) {
+        let Ok(meta) = item.metadata() else { continue };
+        if meta.is_dir() && depth > 0 {
+            found.extend(private_keys_in(&item.path(), depth - 1));
+        } else if meta.is_file() && meta.len() < 4096 {
+            let holds_key = std::fs::read(item.path()).is_ok_and(|b| b.trim_ascii_start().starts_with(b"PRIVATE+KEY+"));
+            if holds_key {
+                found.push(item.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}

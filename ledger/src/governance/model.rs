@@ -383,8 +383,9 @@ pub struct PolicyInForce {
     /// The entry that published it (none for the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
-    /// The policy.
-    pub policy: evidence_schemas::Policy,
+    /// The policy with every control set (the published document filled in from the
+    /// default, see [`evidence_schemas::Policy::filled`]).
+    pub policy: evidence_schemas::EffectivePolicy,
 }
 
 /// One published policy version.

@@ -15,14 +15,20 @@
 //! drift = { window = 500, refusal_rate = 0.10, safety_flag_rate = 0.05, tool_call_rate = 0.20 }
 //! ```
 //!
-//! In a published policy an omitted field is off. A ledger with no policy entry yet applies
-//! [`default_policy`], version [`DEFAULT_VERSION`]: the example policy of the contract
-//! (`schemas/CONTRACT.md`), above. This is the one place the default is defined.
+//! A ledger with no policy entry yet applies [`default_policy`], version [`DEFAULT_VERSION`]:
+//! the example policy of the contract (`schemas/CONTRACT.md`), above. In a published policy an
+//! omitted field keeps the default's value (secure by default); turning a control off is
+//! written out: `required_gates = {}`, `separation_of_duties = false`, `drift = "off"`, ...
+//! This is the one place the default is defined. [`check`] explains a policy file before it
+//! is published: what it leaves to the default, and how it differs from the policy in force.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use evidence_schemas::{DriftPolicy, Env, Policy, RegistryPolicy};
+use evidence_schemas::{DriftPolicy, EffectivePolicy, Env, Problem, RegistryPolicy, Validator};
+use serde::Serialize;
+
+use crate::text::esc;
 
 /// The version name alerts cite while no policy entry is in force.
 pub const DEFAULT_VERSION: &str = "default";
@@ -32,9 +38,9 @@ pub const DEFAULT_VERSION: &str = "default";
 /// promoter or deployer, and a verified signature; staging needs `prompt-injection`; pickled
 /// models need an exception; training needs feedback vetted `accepted`; drift is checked over
 /// windows of 500 requests (refusal ±0.10, safety flags ±0.05, tool calls ±0.20).
-pub fn default_policy() -> Policy {
+pub fn default_policy() -> EffectivePolicy {
     let gates = |names: &[&str]| names.iter().map(|g| g.to_string()).collect::<Vec<_>>();
-    Policy {
+    EffectivePolicy {
         envs: Vec::new(),
         required_gates: BTreeMap::from([
             ("prod".to_string(), gates(&["prompt-injection", "leakage"])),
@@ -46,6 +52,98 @@ pub fn default_policy() -> Policy {
         unsafe_formats: vec!["pickle".into()],
         feedback_requires_vetting: true,
         drift: Some(DriftPolicy { window: 500, refusal_rate: 0.10, safety_flag_rate: 0.05, tool_call_rate: 0.20 }),
+    }
+}
+
+/// The `registry.policy` event the ledger publishes for `data`, by `actor` at `time` (RFC 3339).
+pub fn event(data: &RegistryPolicy, actor: &str, time: &str) -> serde_json::Value {
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": format!("policy-{}", data.version),
+        "source": "evidence/cli/policy",
+        "type": "registry.policy",
+        "time": time,
+        "actor": actor,
+        "data": data,
+    })
+}
+
+/// One control a policy would change.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Change {
+    /// The control (a field of the policy).
+    pub field: String,
+    /// Its value in force now.
+    pub in_force: serde_json::Value,
+    /// Its value once the checked policy is published.
+    pub checked: serde_json::Value,
+}
+
+/// What `evidence policy check` found: a valid policy, what it leaves to the default, the
+/// policy that would be in force, and how that differs from the one in force now.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PolicyCheck {
+    /// The checked policy's version.
+    pub version: String,
+    /// Controls it leaves out, which keep the default's value.
+    pub defaulted: Vec<&'static str>,
+    /// The policy in force once it is published.
+    pub effective: EffectivePolicy,
+    /// The version in force now it is compared with.
+    pub compared_with: String,
+    /// The controls that would change.
+    pub changes: Vec<Change>,
+}
+
+/// Checks a policy document without publishing it: every problem the validator would report
+/// on publishing (with its JSON pointer), or what publishing it would change against
+/// `in_force`, the policy of version `version` in force now.
+pub fn check(data: &RegistryPolicy, in_force: &EffectivePolicy, version: &str) -> Result<PolicyCheck, Vec<Problem>> {
+    let event = event(data, "policy-check", "2026-01-01T00:00:00Z");
+    Validator::default().validate(event.to_string().as_bytes()).map_err(|rejection| rejection.problems())?;
+    let effective = data.policy.filled(&default_policy());
+    let (now, then) = (serde_json::to_value(in_force), serde_json::to_value(&effective));
+    let (Ok(serde_json::Value::Object(now)), Ok(serde_json::Value::Object(then))) = (now, then) else {
+        unreachable!("policies serialize to objects")
+    };
+    let fields: std::collections::BTreeSet<&String> = now.keys().chain(then.keys()).collect();
+    let changes = fields
+        .into_iter()
+        .filter(|f| now.get(*f) != then.get(*f))
+        .map(|f| Change {
+            field: f.clone(),
+            in_force: now.get(f).cloned().unwrap_or(serde_json::Value::Null),
+            checked: then.get(f).cloned().unwrap_or(serde_json::Value::Null),
+        })
+        .collect();
+    let compared_with = version.to_string();
+    Ok(PolicyCheck {
+        version: data.version.clone(),
+        defaulted: data.policy.omitted(),
+        effective,
+        compared_with,
+        changes,
+    })
+}
+
+impl std::fmt::Display for PolicyCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "Policy {} is valid.", esc(&self.version))?;
+        if self.defaulted.is_empty() {
+            writeln!(f, "It sets every control.")?;
+        } else {
+            writeln!(f, "It leaves these controls to the default: {}.", self.defaulted.join(", "))?;
+        }
+        let effective = serde_json::to_string_pretty(&self.effective).map_err(|_| std::fmt::Error)?;
+        writeln!(f, "In force once published:\n{effective}")?;
+        if self.changes.is_empty() {
+            return writeln!(f, "No control differs from policy {} in force now.", esc(&self.compared_with));
+        }
+        writeln!(f, "Changes from policy {} in force now:", esc(&self.compared_with))?;
+        for c in &self.changes {
+            writeln!(f, "  {}: {} -> {}", c.field, c.in_force, c.checked)?;
+        }
+        Ok(())
     }
 }
 
@@ -97,7 +195,12 @@ mod tests {
             .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start()))
             .collect();
         let parsed: RegistryPolicy = toml::from_str(&toml).expect("the documented example parses");
-        assert_eq!(parsed.policy, default_policy());
+        assert_eq!(parsed.policy.filled(&default_policy()), default_policy());
+        assert!(
+            parsed.policy.omitted().is_empty(),
+            "the example writes out every control but envs: {:?}",
+            parsed.policy.omitted()
+        );
         assert_eq!(parsed.version, "2026-04-01");
     }
 }

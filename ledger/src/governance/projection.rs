@@ -30,6 +30,7 @@ use super::model::{
     LiveArtifact, LiveSet, Move, PolicyInForce, PolicyVersion, Registration, RouteView, Served, Signature, Vet, Via,
     Window,
 };
+use super::policy::default_policy;
 use super::rules;
 use super::state::State;
 use crate::store::keyspace::{prefix_end, VIEWS};
@@ -158,13 +159,15 @@ impl Views {
                 st.routes.put(keys::route(&d.provider, &d.model, &d.region), route);
             }
             EventData::RegistryPolicy(d) => {
-                st.policy = PolicyInForce { version: d.version.clone(), seq: Some(seq), policy: d.policy.clone() };
+                let policy = d.policy.filled(&default_policy());
+                st.policy = PolicyInForce { version: d.version.clone(), seq: Some(seq), policy };
                 st.policy_changed = true;
                 let version = PolicyVersion { cite, version: d.version.clone() };
                 self.history(keys::policy_version(seq), &version);
             }
             EventData::PipelineGate(d) => self.gated(cite, d),
-            EventData::ProxyRequest(_) | EventData::FeedbackSubmit(_) => {}
+            // Key rotations are read from the log by `Log` and by auditors, not from the views.
+            EventData::ProxyRequest(_) | EventData::FeedbackSubmit(_) | EventData::LedgerKey(_) => {}
             EventData::FeedbackVet(d) => {
                 st.batches.get_mut(keys::batch(&d.batch), BatchView::default).vets.push(Vet {
                     cite,

@@ -1,10 +1,14 @@
-//! A ledger directory: the sled store in `<data-dir>/log` and, by default, the checkpoint
-//! signer key in `<data-dir>/checkpoint.key`. Opening one for reading, or opening or creating
-//! one for appending, with one error type that says which step failed.
+//! A ledger directory: the sled store in `<data-dir>/log`, created on purpose by
+//! [`LedgerDir::init`] and opened by every other command, which refuses a directory that is not
+//! a store. The checkpoint signer key lives outside the data directory unless the operator puts
+//! it there (default: the sibling file `<data-dir>.key`), so copying the directory for an
+//! auditor never hands over the key. Reading needs no key; appending needs the store's own
+//! (the log checks it, see `crate::log` key continuity).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use evidence_verifier::layout::LOG_DIR;
+use evidence_verifier::note::VerifierKey;
 
 use super::{AlertHook, Ledger};
 use crate::error::ErrorKind;
@@ -13,23 +17,56 @@ use crate::keys::{self, KeyError};
 use crate::log::{CheckpointPolicy, Log, LogError};
 use crate::store::{SledStorage, StorageError};
 
-/// The signer key's file name inside a data directory, when no other path is given.
-pub const KEY_FILE: &str = "checkpoint.key";
-
-/// Why a ledger directory could not be opened.
+/// Why a ledger directory could not be created or opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// There is no store at the path and none was to be created.
-    #[error("There is no ledger at {} (set --data-dir or EVIDENCE_DATA_DIR).", path.display())]
+    /// There is no store at the path.
+    #[error(
+        "There is no ledger at {} (set --data-dir or EVIDENCE_DATA_DIR to a ledger's directory, or create one there with `evidence init`).",
+        path.display()
+    )]
     NotALedger {
         /// The data directory.
         path: PathBuf,
     },
+    /// `init` found a ledger already there (or another `init` creating one).
+    #[error("There is already a ledger at {}; `evidence init` creates new ones only.", path.display())]
+    AlreadyALedger {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// `init` found a directory holding something else.
+    #[error("{} is not empty and holds no ledger; `evidence init` needs a new or empty directory.", path.display())]
+    NotEmpty {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// The directory could not be created.
+    #[error("Cannot create {}: {source}", path.display())]
+    Create {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The signer key file is missing.
-    #[error("The signer key file {} does not exist (create one with `evidence keygen`).", path.display())]
+    #[error(
+        "The signer key is not at {} (pass --signer-key or EVIDENCE_SIGNER_KEY). Appending needs the key the store signs with; reading needs none.",
+        path.display()
+    )]
     NoKeyFile {
         /// The key file.
         path: PathBuf,
+    },
+    /// A key file's name is not the origin asked for.
+    #[error("The signer key at {} is for origin {key:?}, not {asked:?}.", path.display())]
+    OriginMismatch {
+        /// The key file.
+        path: PathBuf,
+        /// The key's origin.
+        key: String,
+        /// The origin asked for.
+        asked: String,
     },
     /// The signer key could not be read or made.
     #[error(transparent)]
@@ -59,7 +96,13 @@ impl OpenError {
     /// Which kind of failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            OpenError::NotALedger { .. } | OpenError::NoKeyFile { .. } => ErrorKind::Caller,
+            OpenError::Create { source, .. } if source.raw_os_error() == Some(28) => ErrorKind::FullDisk,
+            OpenError::NotALedger { .. }
+            | OpenError::AlreadyALedger { .. }
+            | OpenError::NotEmpty { .. }
+            | OpenError::Create { .. }
+            | OpenError::NoKeyFile { .. }
+            | OpenError::OriginMismatch { .. } => ErrorKind::Caller,
             OpenError::Key(e) => e.kind(),
             OpenError::Storage { source, .. } => source.kind(),
             OpenError::Log { source, .. } => source.kind(),
@@ -68,21 +111,47 @@ impl OpenError {
     }
 }
 
+/// What a command does with a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Reads (and keeps the views up to date): no signer key needed.
+    Read,
+    /// Appends and signs: the store's own signer key needed.
+    Append,
+}
+
+/// What [`LedgerDir::init`] made.
+#[derive(Debug)]
+pub struct Created {
+    /// The signer key file.
+    pub key_path: PathBuf,
+    /// Whether the key was generated now (rather than an existing file taken).
+    pub new_key: bool,
+    /// The verifier key to publish.
+    pub verifier_key: VerifierKey,
+}
+
 /// Where a ledger lives and how it signs.
 #[derive(Clone, Debug)]
 pub struct LedgerDir {
     /// The data directory.
     pub data_dir: PathBuf,
-    /// The signer key file (default: `<data-dir>/checkpoint.key`).
+    /// The signer key file (default: [`LedgerDir::default_key_path`]).
     pub signer_key: Option<PathBuf>,
-    /// The origin a new store's own key is made for.
-    pub origin: String,
 }
 
 impl LedgerDir {
+    /// The signer key file used when none is given: `<data-dir>.key`, beside the data
+    /// directory rather than inside it.
+    pub fn default_key_path(data_dir: &Path) -> PathBuf {
+        let mut name = data_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "evidence-data".into());
+        name.push(".key");
+        data_dir.parent().unwrap_or(Path::new("")).join(name)
+    }
+
     /// The signer key file in use.
     pub fn key_path(&self) -> PathBuf {
-        self.signer_key.clone().unwrap_or_else(|| self.data_dir.join(KEY_FILE))
+        self.signer_key.clone().unwrap_or_else(|| Self::default_key_path(&self.data_dir))
     }
 
     /// The sled store's directory.
@@ -95,40 +164,80 @@ impl LedgerDir {
         self.store_path().join("conf").exists()
     }
 
-    /// Opens the log. With `create`, a missing store is created, with its own key if none
-    /// was given.
-    pub fn open_log(&self, create: bool, policy: CheckpointPolicy) -> Result<Log<SledStorage>, OpenError> {
-        if !create && !self.exists() {
+    /// Creates a new, empty ledger signed by the key at [`LedgerDir::key_path`], generating
+    /// that key (named `origin`) if the file does not exist yet. The data directory must be
+    /// new or empty; of two `init`s racing on one directory, exactly one succeeds.
+    pub fn init(&self, origin: &str) -> Result<Created, OpenError> {
+        let data = &self.data_dir;
+        if self.exists() {
+            return Err(OpenError::AlreadyALedger { path: data.clone() });
+        }
+        std::fs::create_dir_all(data).map_err(|source| OpenError::Create { path: data.clone(), source })?;
+        let entries = std::fs::read_dir(data).map_err(|source| OpenError::Create { path: data.clone(), source })?;
+        if entries.filter_map(Result::ok).any(|e| e.file_name() != LOG_DIR) {
+            return Err(OpenError::NotEmpty { path: data.clone() });
+        }
+        // Claiming the store's directory is the one step only one process can win.
+        let store_path = self.store_path();
+        match std::fs::create_dir(&store_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(OpenError::AlreadyALedger { path: data.clone() });
+            }
+            Err(source) => return Err(OpenError::Create { path: store_path, source }),
+        }
+        let key_path = self.key_path();
+        let (signer, new_key) = if key_path.exists() {
+            let key = keys::read(&key_path)?;
+            if key.name() != origin {
+                let (key, asked) = (key.name().to_string(), origin.to_string());
+                return Err(OpenError::OriginMismatch { path: key_path, key, asked });
+            }
+            (key, false)
+        } else {
+            let key = keys::generate(origin)?;
+            keys::write_new(&key_path, &key)?;
+            (key, true)
+        };
+        let store = SledStorage::open(&store_path).map_err(|source| OpenError::Storage { path: store_path, source })?;
+        let log = Log::open(store, vec![signer], CheckpointPolicy::default())
+            .map_err(|source| OpenError::Log { path: data.clone(), source })?;
+        let verifier_key = log.verifier_keys().pop().expect("a new log has its key");
+        Ok(Created { key_path, new_key, verifier_key })
+    }
+
+    /// Opens the log of an existing store: to read (no key), or to append (the store's key).
+    pub fn open_log(&self, access: Access, policy: CheckpointPolicy) -> Result<Log<SledStorage>, OpenError> {
+        if !self.exists() {
             return Err(OpenError::NotALedger { path: self.data_dir.clone() });
         }
-        let path = self.key_path();
-        let signer = if path.exists() {
-            keys::read(&path)?
-        } else if create && self.signer_key.is_none() {
-            let key = keys::generate(&self.origin)?;
-            keys::write_new(&path, &key)?;
-            tracing::info!(
-                message = "Generated a checkpoint signer key for the new store.",
-                path = %path.display(),
-                verifier_key = %key.verifier()
-            );
-            key
-        } else {
-            return Err(OpenError::NoKeyFile { path });
+        let signer = match access {
+            Access::Read => None,
+            Access::Append => {
+                let path = self.key_path();
+                if !path.exists() {
+                    return Err(OpenError::NoKeyFile { path });
+                }
+                Some(keys::read(&path)?)
+            }
         };
         let store_path = self.store_path();
         let store = SledStorage::open(&store_path).map_err(|source| OpenError::Storage { path: store_path, source })?;
-        Log::open(store, vec![signer], policy).map_err(|source| OpenError::Log { path: self.data_dir.clone(), source })
+        let log = match signer {
+            Some(signer) => Log::open(store, vec![signer], policy),
+            None => Log::open_reader(store, policy),
+        };
+        log.map_err(|source| OpenError::Log { path: self.data_dir.clone(), source })
     }
 
     /// Opens the ledger with its views caught up; alerts raised on the way go to `on_alert`.
     pub fn open(
         &self,
-        create: bool,
+        access: Access,
         policy: CheckpointPolicy,
         on_alert: Option<AlertHook>,
     ) -> Result<Ledger<SledStorage>, OpenError> {
-        let log = self.open_log(create, policy)?;
+        let log = self.open_log(access, policy)?;
         Ok(Ledger::open_with(log, on_alert)?)
     }
 }

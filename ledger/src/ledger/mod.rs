@@ -14,19 +14,21 @@
 //!
 //! Once views exist, [`Ledger`] is the only way to append: it hands out the log for reading
 //! only, and offers the log's other writes (checkpoints, the dead-letter cursor) itself.
-//! Beside it: opening or creating a ledger directory (`dir`), ingesting NDJSON with a report
-//! (`ingest`), and publishing a policy (`publish`).
+//! Beside it: creating and opening a ledger directory (`dir`), ingesting NDJSON with a report
+//! (`ingest`), publishing a policy (`publish`) and rotating the signer key (`rotate`).
 
 mod dir;
 mod ingest;
 mod publish;
+mod rotate;
 
 use evidence_ingest::{Batch, BatchReport, Outcome, Sink, Verdict};
 use evidence_verifier::entry::EntryRef;
 
-pub use self::dir::{LedgerDir, OpenError, KEY_FILE};
+pub use self::dir::{Access, Created, LedgerDir, OpenError};
 pub use self::ingest::{ingest, IngestError, IngestOptions};
 pub use self::publish::PublishError;
+pub use self::rotate::{RotateError, Rotated};
 use crate::governance::{Alert, ViewError, Views};
 use crate::log::{Log, LogError, QuarantineRecord};
 use crate::store::Storage;

@@ -3,11 +3,11 @@
 //! published once.
 
 use evidence_ingest::{Batch, Origin, Outcome, Record, Sink, Verdict};
-use evidence_schemas::{RegistryPolicy, Validator};
+use evidence_schemas::{RegistryPolicy, ValidEvent, Validator};
 
 use super::Ledger;
 use crate::error::ErrorKind;
-use crate::governance::ViewError;
+use crate::governance::{policy, ViewError};
 use crate::log::LogError;
 use crate::query::policy_versions as query_policy_versions;
 use crate::store::Storage;
@@ -68,33 +68,23 @@ impl<S: Storage> Ledger<S> {
         if let Some(earlier) = query_policy_versions(self.store())?.into_iter().find(|p| p.version == data.version) {
             return Err(PublishError::AlreadyPublished { version: data.version.clone(), seq: earlier.cite.seq });
         }
-        let event = serde_json::json!({
-            "specversion": "1.0",
-            "id": format!("policy-{}", data.version),
-            "source": "evidence/cli/policy",
-            "type": "registry.policy",
-            "time": time,
-            "actor": actor,
-            "data": data,
-        });
+        let event = policy::event(data, actor, time);
         let valid = Validator::default().validate(event.to_string().as_bytes()).map_err(|rejection| {
             let problems: Vec<String> = rejection.problems().iter().map(ToString::to_string).collect();
             PublishError::Invalid { origin: origin.to_string(), problems: problems.join("; ") }
         })?;
-        let batch = Batch {
-            records: vec![Record {
-                origin: Origin::File { path: origin.to_string(), line: 1 },
-                verdict: Verdict::Valid(Box::new(valid)),
-            }],
-            positions: Vec::new(),
-        };
-        match self.append(&batch)?.outcomes.into_iter().next() {
-            Some(Outcome::Accepted { seq }) => Ok(seq),
-            Some(Outcome::Duplicate { seq }) => {
-                Err(PublishError::AlreadyPublished { version: data.version.clone(), seq })
-            }
-            Some(Outcome::Quarantined { reason }) => Err(PublishError::Quarantined(reason)),
-            None => unreachable!("a sink answers one outcome per record"),
+        match self.append_one(valid, Origin::File { path: origin.to_string(), line: 1 })? {
+            Outcome::Accepted { seq } => Ok(seq),
+            Outcome::Duplicate { seq } => Err(PublishError::AlreadyPublished { version: data.version.clone(), seq }),
+            Outcome::Quarantined { reason } => Err(PublishError::Quarantined(reason)),
         }
+    }
+
+    /// Appends one event the ledger itself made, as a batch of its own.
+    pub(super) fn append_one(&mut self, valid: ValidEvent, origin: Origin) -> Result<Outcome, LogError> {
+        let batch =
+            Batch { records: vec![Record { origin, verdict: Verdict::Valid(Box::new(valid)) }], positions: Vec::new() };
+        let outcome = self.append(&batch)?.outcomes.into_iter().next();
+        Ok(outcome.expect("a sink answers one outcome per record"))
     }
 }

@@ -275,6 +275,9 @@ impl<S: Storage> Sink for Log<S> {
     /// batch is committed; a checkpoint that is due but fails to be cut does not undo that: it
     /// is logged, kept in [`Log::checkpoint_failure`], and tried again after the next batch.
     fn append(&mut self, batch: &Batch) -> Result<BatchReport, LogError> {
+        if !self.can_sign() {
+            return Err(LogError::NoSigner);
+        }
         self.index.check()?;
         let now = now_micros();
         let (pass, outcomes) = self.prepare(batch, now)?;

@@ -60,6 +60,9 @@ impl<S: Storage> Log<S> {
         if size == 0 || self.latest.as_ref().is_some_and(|c| c.size >= size) {
             return Ok(None);
         }
+        if self.signers.is_empty() {
+            return Err(LogError::NoSigner);
+        }
         let root = self.head.tree.root();
         if let Some(prev) = &self.latest {
             let proof = TreeReader::new(&*self.store).consistency_proof(prev.size, size)?;

@@ -24,8 +24,24 @@ pub enum LogError {
         key: String,
     },
     /// No signer key was given.
-    #[error("no checkpoint signer key was given")]
+    #[error("the store was opened without its checkpoint signer key, which appending and signing need")]
     NoSigner,
+    /// The signer key given is not the one the store signs with.
+    #[error("{}", wrong_key(given, current, *retired))]
+    WrongKey {
+        /// The key given.
+        given: String,
+        /// The key the store signs with.
+        current: String,
+        /// Whether the given key is one the store signed with before a rotation.
+        retired: bool,
+    },
+    /// A rotation to a key the store has already used.
+    #[error("the store has already signed with {key}; rotate to a new key")]
+    KeyReused {
+        /// The key.
+        key: String,
+    },
     /// The store contradicts itself.
     #[error("the store is damaged: {0}")]
     Damaged(String),
@@ -54,6 +70,18 @@ pub enum LogError {
     IndexStopped(StorageError),
 }
 
+fn wrong_key(given: &str, current: &str, retired: bool) -> String {
+    let given = if retired {
+        format!("the signer key given ({given}) was this store's until a rotation")
+    } else {
+        format!("the signer key given ({given}) is not this store's")
+    };
+    format!(
+        "{given}: the store signs with {current}. Use that key, or change keys on purpose with \
+         `evidence key rotate`, which records the change in the log"
+    )
+}
+
 impl LogError {
     /// Which kind of failure.
     pub fn kind(&self) -> ErrorKind {
@@ -63,6 +91,8 @@ impl LogError {
             LogError::Damaged(_) => ErrorKind::Damaged,
             LogError::OriginMismatch { .. }
             | LogError::NoSigner
+            | LogError::WrongKey { .. }
+            | LogError::KeyReused { .. }
             | LogError::Signing(_)
             | LogError::NoCheckpoint { .. }
             | LogError::NotYetCheckpointed { .. } => ErrorKind::Caller,

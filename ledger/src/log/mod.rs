@@ -3,8 +3,9 @@
 //! key space on a [`Storage`]. One writer appends ([`Log`] takes `&mut self` to append);
 //! anything may read.
 //!
-//! Files: `append` (the [`evidence_ingest::Sink`]), `checkpoint`, `proof`, `quarantine`, `entries` (reads),
-//! `tree` (Merkle tiles), `index` and `filter` (the `(source, id)` index). This module owns
+//! Files: `append` (the [`evidence_ingest::Sink`]), `checkpoint`, `keys` (key continuity and
+//! rotation), `proof`, `quarantine`, `entries` (reads), `tree` (Merkle tiles), `index` and
+//! `filter` (the `(source, id)` index). This module owns
 //! every key below and nothing else: it never reads or writes the views (`v`).
 //!
 //! Key space (prefixes from [`crate::store::keyspace`]; `e` and `c` are shared with the
@@ -19,7 +20,8 @@
 //! | `q` + number (u64 BE) | quarantine record, JSON ([`QuarantineRecord`]) |
 //! | `Q` + first 16 bytes of blake3(origin, 0, raw bytes) | quarantine number: the same bad record is kept once |
 //! | `p` + source name | next source offset (i64 BE) |
-//! | `m` + name | metadata: `origin`, `counters` (JSON), `deadletters` (outbox cursor, u64 BE), `indexed` (entries the index covers, u64 BE) |
+//! | `g` + source name | offsets the source skipped, summed (u64 BE) |
+//! | `m` + name | metadata: `origin`, `counters` (JSON), `deadletters` (outbox cursor, u64 BE), `indexed` (entries the index covers, u64 BE), `keys` (verifier keys signed with, JSON; `keys`) |
 //!
 //! Durability, step by step, for [`Log::append`] (the `Sink` implementation):
 //! 1. Each valid event is looked up in the `(source, id)` index (and among the batch's own
@@ -57,6 +59,7 @@ mod entries;
 mod error;
 mod filter;
 mod index;
+mod keys;
 mod proof;
 mod quarantine;
 mod tree;
@@ -116,7 +119,8 @@ pub struct Status {
     pub checkpoint_size: u64,
     /// Merkle root of all entries (base64).
     pub root: String,
-    /// The verifier keys of the checkpoint signers.
+    /// Every verifier key the log's checkpoints were signed with, oldest first; the last
+    /// signs now.
     pub verifier_keys: Vec<String>,
     /// The next offset stored for each source position (e.g. `kafka:<topic>/<partition>`).
     pub positions: std::collections::BTreeMap<String, i64>,
@@ -132,7 +136,10 @@ pub struct Status {
 /// The ledger's log on a [`Storage`].
 pub struct Log<S: Storage> {
     store: Arc<S>,
+    /// The key that signs (none when opened for reading only; two during a rotation).
     signers: Vec<SignerKey>,
+    /// Every verifier key the store has signed with, oldest first.
+    keys: Vec<VerifierKey>,
     origin: String,
     policy: CheckpointPolicy,
     head: Head,
@@ -218,11 +225,32 @@ fn latest_checkpoint<S: Storage>(store: &S, size: u64) -> Result<Option<Checkpoi
 }
 
 impl<S: Storage> Log<S> {
-    /// Opens the log on `store`, signing checkpoints with `signers` (the first names the log:
-    /// its origin). A new store takes that origin; an existing one must already have it.
+    /// Opens the log on `store` to append, signing checkpoints with `signers` (the first
+    /// names the log: its origin, and must be the key the store signs with; see `keys`). A new
+    /// store takes that origin and key; an existing one must already have them.
     pub fn open(store: S, signers: Vec<SignerKey>, policy: CheckpointPolicy) -> Result<Self, LogError> {
         let origin = origin_of(&signers)?;
         check_origin(&store, &origin)?;
+        let keys = keys::check(&store, &signers[0])?;
+        Log::open_with(store, signers, keys, origin, policy)
+    }
+
+    /// Opens an existing log for reading, without its signer key: everything but appending
+    /// and signing works.
+    pub fn open_reader(store: S, policy: CheckpointPolicy) -> Result<Self, LogError> {
+        let origin = store.get(META_ORIGIN)?.ok_or_else(|| LogError::Damaged("the store names no origin".into()))?;
+        let origin = String::from_utf8_lossy(origin.as_ref()).into_owned();
+        let keys = keys::history(&store)?;
+        Log::open_with(store, Vec::new(), keys, origin, policy)
+    }
+
+    fn open_with(
+        store: S,
+        signers: Vec<SignerKey>,
+        keys: Vec<VerifierKey>,
+        origin: String,
+        policy: CheckpointPolicy,
+    ) -> Result<Self, LogError> {
         let (size, chain) = tail(&store)?;
         let tree = TreeReader::new(&store).frontier(size)?;
         let tiles = TileWriter::load(&store, size)?;
@@ -237,6 +265,7 @@ impl<S: Storage> Log<S> {
         Ok(Log {
             store,
             signers,
+            keys,
             origin,
             policy,
             head: Head { size, chain, tree, tiles, counters, next_quarantine },
@@ -274,11 +303,6 @@ impl<S: Storage> Log<S> {
     /// writes the keys it owns).
     pub fn shared_store(&self) -> Arc<S> {
         Arc::clone(&self.store)
-    }
-
-    /// The verifier keys matching the signers.
-    pub fn verifier_keys(&self) -> Vec<VerifierKey> {
-        self.signers.iter().map(SignerKey::verifier).collect()
     }
 
     /// A summary of the log.

@@ -77,3 +77,38 @@ pub fn status(data: &Path) -> serde_json::Value {
     assert!(out.status.success(), "status failed: {}", stderr(&out));
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// `evidence --data-dir DATA init --origin ORIGIN` (the key goes beside DATA, as `DATA.key`);
+/// returns the verifier key it prints.
+pub fn init(data: &Path, origin: &str) -> String {
+    let out = evidence().arg("--data-dir").arg(data).args(["init", "--origin", origin]).output().unwrap();
+    assert!(out.status.success(), "init failed: {}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+/// A new ledger made with `evidence init` in a temporary directory: the store at `<tmp>/data`,
+/// its key beside it at `<tmp>/data.key`; both removed on drop.
+pub struct Store {
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+    /// The verifier key `init` printed.
+    pub verifier_key: String,
+}
+
+impl Store {
+    pub fn new(origin: &str) -> Store {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let verifier_key = init(&data, origin);
+        Store { _tmp: tmp, data, verifier_key }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.data
+    }
+}
+
+/// Files under `dir` holding a private signer key.
+pub fn private_keys_in(dir: &Path) -> Vec<PathBuf> {
+    evidence_verifier::store::private_keys_in(dir, 8)
+}

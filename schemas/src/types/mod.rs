@@ -8,7 +8,7 @@
 //!
 //! Here: the shared pieces (digests, envs, artifact references), the envelope, the event
 //! types and [`Event`]. Each producer's data types have a file of their own: `registry`,
-//! `policy`, `pipeline`, `gateway`, `feedback`, `training`.
+//! `policy`, `pipeline`, `gateway`, `feedback`, `training`, and the ledger's own (`ledger`).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -21,6 +21,7 @@ use serde_json::Value;
 
 mod feedback;
 mod gateway;
+mod ledger;
 mod pipeline;
 mod policy;
 mod registry;
@@ -28,6 +29,7 @@ mod training;
 
 pub use self::feedback::*;
 pub use self::gateway::*;
+pub use self::ledger::*;
 pub use self::pipeline::*;
 pub use self::policy::*;
 pub use self::registry::*;
@@ -267,9 +269,16 @@ event_types! {
     FeedbackVet => "feedback.vet", FeedbackVet;
     TrainingStart => "training.start", TrainingStart;
     TrainingFinish => "training.finish", TrainingFinish;
+    LedgerKey => "ledger.key", LedgerKey;
 }
 
 impl EventType {
+    /// Whether only the ledger itself writes events of this type (`ledger.*`): intake refuses
+    /// them from producers.
+    pub fn reserved(self) -> bool {
+        matches!(self, EventType::LedgerKey)
+    }
+
     /// Whether the envelope must name an `actor` (every `registry.*`, `pipeline.*`,
     /// `feedback.vet`, `training.*`).
     pub fn requires_actor(self) -> bool {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use evidence_verifier::store::audit_dir;
+use evidence_verifier::store::{audit_dir, private_keys_in};
 use evidence_verifier::{Checkpoint, VerifierKey};
 
 #[derive(Parser, Debug)]
@@ -66,6 +66,14 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                     )
                 }
             };
+            for key in private_keys_in(&dir, 2) {
+                eprintln!(
+                    "warning: {} holds a private signer key: whoever has this directory can sign checkpoints \
+                     as the ledger. Keep the key out of the data directory (evidence init puts it beside it) \
+                     and out of any copy handed over.",
+                    key.display()
+                );
+            }
             // The storage engine may panic on a damaged directory: report it as unreadable.
             let audited = std::panic::catch_unwind(|| audit_dir(&dir, &keys, trusted)).unwrap_or_else(|panic| {
                 let what = panic

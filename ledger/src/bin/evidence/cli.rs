@@ -23,13 +23,10 @@ pub(crate) struct StoreArgs {
     /// The ledger's data directory.
     #[arg(long, env = "EVIDENCE_DATA_DIR", default_value = "evidence-data", global = true)]
     pub(crate) data_dir: PathBuf,
-    /// The checkpoint signer key file (default: <data-dir>/checkpoint.key, created with a new
-    /// store).
+    /// The checkpoint signer key file, which appending needs and reading does not (default:
+    /// <data-dir>.key, beside the data directory, never inside it).
     #[arg(long = "signer-key", env = "EVIDENCE_SIGNER_KEY", global = true)]
     pub(crate) signer_key: Option<PathBuf>,
-    /// The log's origin, used when a new store creates its own signer key.
-    #[arg(long, env = "EVIDENCE_ORIGIN", default_value = "evidence-ledger.local/main", global = true)]
-    pub(crate) origin: String,
 }
 
 #[derive(Args, Debug, Clone, Copy)]
@@ -50,14 +47,27 @@ impl CheckpointArgs {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
+    /// Create a new, empty ledger at --data-dir (a new or empty directory), signed by the key
+    /// at --signer-key (made now if the file does not exist); print the verifier key to publish.
+    Init {
+        /// The log's origin: a unique name, such as "ledger.example.com/prod". It names every
+        /// checkpoint, and the key.
+        #[arg(long, env = "EVIDENCE_ORIGIN")]
+        origin: String,
+    },
     /// Write a new checkpoint signer key file (mode 0600) and print its verifier key.
     Keygen {
         /// The log's origin: a unique name, such as "ledger.example.com/prod".
         #[arg(long)]
         origin: String,
-        /// Where to write the key (default: the --signer-key path, or <data-dir>/checkpoint.key).
+        /// Where to write the key (default: the --signer-key path, or <data-dir>.key).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// The store's checkpoint signer key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
     },
     /// Validate NDJSON events (one per line) and append them; bad lines are quarantined and
     /// reported with their line numbers. Exit status 3 when any line was quarantined.
@@ -150,6 +160,24 @@ pub(crate) enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+pub(crate) enum KeyCommand {
+    /// Hand checkpoint signing over to a new key: append a `ledger.key` entry naming it, cut a
+    /// checkpoint covering that entry signed by both keys, and sign with the new key from then
+    /// on (pass it as --signer-key afterwards). Needs the current key as --signer-key.
+    Rotate {
+        /// The new key file: used if it exists, made (mode 0600) with the store's origin if not.
+        #[arg(long)]
+        new_key: PathBuf,
+        /// Why, recorded in the log.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who rotates (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub(crate) enum PolicyCommand {
     /// Append the policy in FILE as a `registry.policy` event; it is in force from that entry on.
     Publish {
@@ -161,6 +189,17 @@ pub(crate) enum PolicyCommand {
     },
     /// Print the policy in force.
     Show,
+    /// Validate a policy file without publishing it: print the policy it would put in force
+    /// (controls it leaves out keep the default's value) and what it changes against the
+    /// policy in force at --data-dir (or the default, where there is no ledger). Exit status
+    /// 0 when valid, 1 with every problem when not.
+    Check {
+        /// A `.toml` or `.json` policy file.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -222,6 +261,6 @@ pub(crate) enum QueryCommand {
 impl StoreArgs {
     /// The ledger directory these flags name.
     pub(crate) fn dir(&self) -> LedgerDir {
-        LedgerDir { data_dir: self.data_dir.clone(), signer_key: self.signer_key.clone(), origin: self.origin.clone() }
+        LedgerDir { data_dir: self.data_dir.clone(), signer_key: self.signer_key.clone() }
     }
 }

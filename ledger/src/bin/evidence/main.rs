@@ -12,12 +12,12 @@ use anyhow::Context as _;
 use clap::Parser;
 use evidence_ingest::file::LineSource;
 use evidence_ledger::governance::{policy, Rule};
-use evidence_ledger::ledger::{ingest, IngestOptions, Ledger};
+use evidence_ledger::ledger::{ingest, Access, IngestOptions, Ledger};
 use evidence_ledger::query::{self, Decision};
 use evidence_ledger::text::esc;
 use evidence_ledger::{keys, CheckpointPolicy, SledStorage};
 
-use crate::cli::{Cli, Command, GateCommand, PolicyCommand, QueryCommand, StoreArgs};
+use crate::cli::{Cli, Command, GateCommand, KeyCommand, PolicyCommand, QueryCommand, StoreArgs};
 
 /// Standard output for what the command answers. A failed write keeps its kind (a closed pipe,
 /// a full disk) and says where it happened.
@@ -58,7 +58,7 @@ fn print_json_or_text<T: serde::Serialize + std::fmt::Display>(answer: &T, json:
 
 /// Opens the ledger for reading (no store is created).
 fn open_reading(store: &StoreArgs) -> anyhow::Result<Ledger<SledStorage>> {
-    Ok(store.dir().open(false, CheckpointPolicy::default(), None)?)
+    Ok(store.dir().open(Access::Read, CheckpointPolicy::default(), None)?)
 }
 
 fn ingest_command(
@@ -69,7 +69,7 @@ fn ingest_command(
 ) -> anyhow::Result<ExitCode> {
     // `evidence ingest` keeps standard output for its summary line: alerts go to standard
     // error, beside the quarantine reports.
-    let mut ledger = store.dir().open(true, policy, Some(Box::new(|a| eprintln!("ALERT {a}"))))?;
+    let mut ledger = store.dir().open(Access::Append, policy, Some(Box::new(|a| eprintln!("ALERT {a}"))))?;
     let reader: Box<dyn BufRead> = if file == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -83,7 +83,7 @@ fn ingest_command(
 }
 
 fn status_command(store: &StoreArgs, json: bool) -> anyhow::Result<()> {
-    let status = store.dir().open_log(false, CheckpointPolicy::default())?.status();
+    let status = store.dir().open_log(Access::Read, CheckpointPolicy::default())?.status();
     if json {
         writeln!(out(), "{}", serde_json::to_string_pretty(&status)?)?;
         return Ok(());
@@ -106,9 +106,49 @@ fn status_command(store: &StoreArgs, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn init_command(store: &StoreArgs, origin: &str) -> anyhow::Result<()> {
+    let dir = store.dir();
+    let created = dir.init(origin)?;
+    let key = created.key_path.display();
+    let made = if created.new_key { "made now, mode 0600" } else { "an existing file" };
+    eprintln!("Created a ledger at {} for origin {}.", dir.data_dir.display(), esc(origin));
+    eprintln!("Its signer key is {key} ({made}): keep it secret and out of any copy of the store you hand over.");
+    eprintln!("Publish its verifier key, which auditors verify checkpoints with:");
+    writeln!(out(), "{}", created.verifier_key)?;
+    Ok(())
+}
+
+fn rotate_command(
+    store: &StoreArgs,
+    new_key: &std::path::Path,
+    reason: Option<&str>,
+    actor: Option<String>,
+) -> anyhow::Result<()> {
+    let mut ledger = store.dir().open(Access::Append, CheckpointPolicy::default(), None)?;
+    let key = if new_key.exists() {
+        keys::read(new_key)?
+    } else {
+        let key = keys::generate(ledger.log().origin())?;
+        keys::write_new(new_key, &key)?;
+        key
+    };
+    let verifier = key.verifier();
+    let actor = actor.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let rotated = ledger.rotate_key(key, &actor, &time, reason)?;
+    eprintln!(
+        "Rotated the signer key at entry {}; the checkpoint of size {} covering it carries both keys' signatures.",
+        rotated.seq,
+        ledger.log().latest_size()
+    );
+    eprintln!("From now on pass --signer-key {} to append. Publish the new verifier key:", new_key.display());
+    writeln!(out(), "{verifier}")?;
+    Ok(())
+}
+
 fn publish_command(store: &StoreArgs, file: &std::path::Path, actor: Option<String>) -> anyhow::Result<()> {
     let mut ledger = store.dir().open(
-        true,
+        Access::Append,
         CheckpointPolicy::default(),
         Some(Box::new(|a| {
             let _ = writeln!(out(), "ALERT {a}");
@@ -122,6 +162,24 @@ fn publish_command(store: &StoreArgs, file: &std::path::Path, actor: Option<Stri
     let version = esc(&ledger.views().state().policy().version);
     writeln!(out(), "Published policy {version} as entry {seq}; it is in force from that entry on.")?;
     Ok(())
+}
+
+fn policy_check_command(store: &StoreArgs, file: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let data = policy::read_file(file)?;
+    let dir = store.dir();
+    let in_force = if dir.exists() {
+        dir.open(Access::Read, CheckpointPolicy::default(), None)?.views().state().policy().clone()
+    } else {
+        eprintln!("There is no ledger at {}: comparing with the default policy.", dir.data_dir.display());
+        evidence_ledger::governance::model::PolicyInForce::default()
+    };
+    match policy::check(&data, &in_force.policy, &in_force.version) {
+        Ok(report) => print_json_or_text(&report, json),
+        Err(problems) => {
+            let problems: Vec<String> = problems.iter().map(|p| esc(&p.to_string()).to_string()).collect();
+            anyhow::bail!("{} is not a valid policy:\n  {}", file.display(), problems.join("\n  "))
+        }
+    }
 }
 
 fn query_command(store: &StoreArgs, command: QueryCommand) -> anyhow::Result<()> {
@@ -167,6 +225,10 @@ fn alerts_command(store: &StoreArgs, since: Option<String>, rule: Option<String>
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let store = &cli.store;
     match cli.command {
+        Command::Init { origin } => init_command(store, &origin)?,
+        Command::Key { command: KeyCommand::Rotate { new_key, reason, actor } } => {
+            rotate_command(store, &new_key, reason.as_deref(), actor)?
+        }
         Command::Keygen { origin, out: path } => {
             let path = path.unwrap_or_else(|| store.dir().key_path());
             let key = keys::generate(&origin)?;
@@ -179,7 +241,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status { json } => status_command(store, json)?,
         Command::Checkpoint { cut } => {
-            let mut log = store.dir().open_log(false, CheckpointPolicy::default())?;
+            let access = if cut { Access::Append } else { Access::Read };
+            let mut log = store.dir().open_log(access, CheckpointPolicy::default())?;
             if cut {
                 log.checkpoint_now()?;
             }
@@ -187,20 +250,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             write!(out(), "{}", log.checkpoint_note(size)?.context("The latest checkpoint is missing.")?)?;
         }
         Command::Proof { seq, size, json } => {
-            let proof = store.dir().open_log(false, CheckpointPolicy::default())?.inclusion_proof(seq, size)?;
+            let proof = store.dir().open_log(Access::Read, CheckpointPolicy::default())?.inclusion_proof(seq, size)?;
             print_json_or_text(&proof, json)?;
         }
         Command::Consistency { from, to } => {
-            let proof = store.dir().open_log(false, CheckpointPolicy::default())?.consistency(from, to)?;
+            let proof = store.dir().open_log(Access::Read, CheckpointPolicy::default())?.consistency(from, to)?;
             writeln!(out(), "{}", serde_json::to_string_pretty(&proof)?)?;
         }
         Command::Serve(args) => {
             let config = args.resolve()?;
             let log_alert = Some(Box::new(evidence_ledger::service::log_alert) as _);
-            let ledger = store.dir().open(true, config.checkpoints, log_alert)?;
+            let ledger = store.dir().open(Access::Append, config.checkpoints, log_alert)?;
             evidence_ledger::service::run(ledger, config)?;
         }
         Command::Policy { command: PolicyCommand::Publish { file, actor } } => publish_command(store, &file, actor)?,
+        Command::Policy { command: PolicyCommand::Check { file, json } } => policy_check_command(store, &file, json)?,
         Command::Policy { command: PolicyCommand::Show } => {
             writeln!(out(), "{}", serde_json::to_string_pretty(open_reading(store)?.views().state().policy())?)?;
         }
