@@ -288,3 +288,80 @@ fn unreadable_input_is_an_error_not_a_verdict() {
     let out = verify_store(tmp.path(), "not-a-key", None);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Hardening item 6: a damaged log stops appends, with a sentence naming the first bad entry,
+/// as soon as any read meets the damage (and on open, for the tail it appends after); reads of
+/// sound entries go on.
+#[test]
+fn a_damaged_entry_stops_appends_and_sound_reads_go_on() {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let f = Fixture::new();
+    let key_file = f.root.join("signer.key");
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key_file).unwrap();
+    std::io::Write::write_all(&mut file, signer().to_key_string().as_bytes()).unwrap();
+    let flip = |db: &sled::Db, seq: u64| {
+        edit_segment(db, seq, |records, at| {
+            let n = records[at].len();
+            records[at][n - 20] ^= 0x01;
+        })
+    };
+    let events = f.root.join("more.ndjson");
+    std::fs::write(&events, (20_000..20_010).map(sample_event).collect::<Vec<_>>().join("\n")).unwrap();
+    let evidence = |dir: &Path, args: &[&str]| {
+        common::evidence().arg("--data-dir").arg(dir).arg("--signer-key").arg(&key_file).args(args).output().unwrap()
+    };
+
+    // Damage in the middle, under a signed checkpoint: nothing has read it yet.
+    let dir = f.tampered("flipped-middle", |db| flip(db, 1234));
+    let log =
+        Log::open(SledStorage::open(&dir.join(LOG_DIR)).unwrap(), vec![signer()], CheckpointPolicy::default()).unwrap();
+    assert!(log.damage().is_none());
+    // A read meets it: the bad entry is named, the sound ones around it are read.
+    let (mut sound, mut bad) = (0, Vec::new());
+    for item in log.entries(0) {
+        match item {
+            Ok(_) => sound += 1,
+            Err(e) => bad.push(e.to_string()),
+        }
+    }
+    assert_eq!((sound, bad.len()), (9999, 1), "{bad:?}");
+    assert_eq!(bad[0], "entry 1234 is damaged: its event bytes do not match their digest");
+    assert!(log.inclusion_proof(5, None).is_ok(), "proofs of sound entries still work");
+    drop(log);
+    // From then on, in every process: appends refused with the entry named; reads go on.
+    let out = evidence(&dir, &["ingest", "--file", events.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("appends are stopped: entry 1234 is damaged (its event bytes do not match their digest)"),
+        "{err}"
+    );
+    let status = evidence(&dir, &["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(s["entries"].as_u64(), Some(10_000));
+    assert_eq!(s["damaged"], "entry 1234: its event bytes do not match their digest");
+    assert!(evidence(&dir, &["proof", "--seq", "9000"]).status.success());
+    // Rebuilding the views skips the entry with an alert of its own and goes on.
+    let out = evidence(&dir, &["rebuild"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let alerts = evidence(&dir, &["alerts", "--rule", "ledger.unprojectable"]);
+    assert!(
+        stdout(&alerts).contains("Entry 1234 is in the log but the views could not apply it"),
+        "{}",
+        stdout(&alerts)
+    );
+
+    // Damage in the tail the log would append after: refused as soon as the store opens.
+    let dir = f.tampered("flipped-tail", |db| flip(db, 9999));
+    let out = evidence(&dir, &["ingest", "--file", events.to_str().unwrap()]);
+    assert!(common::stderr(&out).contains("appends are stopped: entry 9999 is damaged"), "{}", common::stderr(&out));
+    assert_eq!(evidence(&dir, &["status", "--json"]).status.code(), Some(0));
+
+    // Repaired (the damaged bytes put back), the store appends again.
+    let db = sled::open(dir.join(LOG_DIR)).unwrap();
+    flip(&db, 9999);
+    db.flush().unwrap();
+    drop(db);
+    let out = evidence(&dir, &["ingest", "--file", events.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+}

@@ -364,3 +364,52 @@ fn an_alert_whose_time_does_not_parse_is_an_error_not_kept() {
         assert!(err.to_string().contains("time \"yesterday\""), "{err}");
     }
 }
+
+/// Hardening item 1: an entry the views cannot apply (here: one an older validator accepted, a
+/// policy naming an undeclared env, and bytes that are not JSON) is recorded as an alert of its
+/// own and skipped; the entries after it are projected as usual, now and on every rebuild.
+#[test]
+fn an_entry_the_views_cannot_apply_raises_its_own_alert_and_projection_goes_on() {
+    let signer = SignerKey::from_seed("test.example/views", [7u8; 32]).unwrap();
+    let mut log = Log::open(MemStorage::default(), vec![signer], CheckpointPolicy::default()).unwrap();
+    let validator = Validator::default();
+    let text = std::fs::read_to_string(scenario_dir().join("gate-skipped.ndjson")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Stored bytes the current contract no longer reads back, as an older ledger could hold.
+    let forged = |id: &str, canonical: Vec<u8>| {
+        let mut valid = validator.validate(lines[0].as_bytes()).unwrap();
+        valid.event.id = id.into();
+        valid.digest = *blake3::hash(&canonical).as_bytes();
+        valid.canonical = canonical;
+        valid
+    };
+    let typo = json!({"specversion": "1.0", "id": "p-typo", "source": "old/registry", "type": "registry.policy",
+        "time": "2026-04-01T00:00:00Z", "actor": "board", "data": {"version": "typo",
+        "policy": {"required_gates": {"production": ["leakage"]}}}});
+    let mut records = vec![forged("p-typo", typo.to_string().into_bytes()), forged("garbled", b"{not json".to_vec())];
+    records.extend(lines.iter().map(|l| validator.validate(l.as_bytes()).unwrap()));
+    let records = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            origin: Origin::File { path: "old".into(), line: i as u64 + 1 },
+            verdict: Verdict::Valid(Box::new(v)),
+        })
+        .collect();
+    log.append(&Batch { records, positions: Vec::new() }).unwrap();
+
+    let mut ledger = Ledger::open(log).expect("the views open past the bad entries");
+    let check = |ledger: &Ledger<MemStorage>| {
+        let alerts = query::alerts(ledger.log().store(), None, None).unwrap();
+        let skipped: Vec<u64> = alerts.iter().filter(|a| a.rule == Rule::EntryUnprojectable).map(|a| a.seq).collect();
+        assert_eq!(skipped, [0, 1], "{alerts:#?}");
+        assert!(alerts[0].explanation.contains("/data/policy/required_gates/production"), "{}", alerts[0].explanation);
+        assert!(alerts.iter().any(|a| a.rule == Rule::GateSkipped), "the scenario after them still raises its alert");
+        assert_eq!(ledger.views().watermark(), ledger.log().size());
+    };
+    check(&ledger);
+    ledger.rebuild().unwrap();
+    check(&ledger);
+    let rule: Rule = "ledger.unprojectable".parse().unwrap();
+    assert_eq!(query::alerts(ledger.log().store(), None, Some(rule)).unwrap().len(), 2);
+}

@@ -1,5 +1,6 @@
 //! Alerts: what a rule raises, stored beside the views and sent to the SIEM. The eleven
-//! [`Rule`]s with their severities and titles, and the [`Alert`] record. Its serialized form
+//! [`Rule`]s of the contract with their severities and titles, the ledger's own
+//! (`ledger.unprojectable`: an entry the views could not apply), and the [`Alert`] record. Its serialized form
 //! is a wire format (stored alerts, golden files, `evidence alerts --json`): fields and
 //! spellings do not change.
 
@@ -12,10 +13,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::model::PolicyInForce;
 use crate::text::esc;
 
-/// The eleven rules.
+/// The eleven rules of the contract, and the ledger's own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[allow(missing_docs)]
 pub enum Rule {
+    /// The ledger's own: an entry the views could not apply (they skip it and go on).
+    EntryUnprojectable,
     GateSkipped,
     GateFailed,
     ApprovalMissing,
@@ -53,7 +56,10 @@ impl Severity {
 }
 
 impl Rule {
-    /// Every rule.
+    /// The ledger's own rules, beside the contract's.
+    pub const LEDGER: [Rule; 1] = [Rule::EntryUnprojectable];
+
+    /// Every rule of the contract.
     pub const ALL: [Rule; 11] = [
         Rule::GateSkipped,
         Rule::GateFailed,
@@ -71,6 +77,7 @@ impl Rule {
     /// Its name in the contract (`schemas/CONTRACT.md`).
     pub fn name(self) -> &'static str {
         match self {
+            Rule::EntryUnprojectable => "ledger.unprojectable",
             Rule::GateSkipped => "gate.skipped",
             Rule::GateFailed => "gate.failed",
             Rule::ApprovalMissing => "approval.missing",
@@ -89,7 +96,8 @@ impl Rule {
     pub fn severity(self) -> Severity {
         match self {
             Rule::ArtifactSubstituted => Severity::Critical,
-            Rule::GateSkipped
+            Rule::EntryUnprojectable
+            | Rule::GateSkipped
             | Rule::GateFailed
             | Rule::ApprovalSelf
             | Rule::ArtifactUnsafeFormat
@@ -103,6 +111,7 @@ impl Rule {
     /// Its alerts' title.
     pub fn title(self) -> &'static str {
         match self {
+            Rule::EntryUnprojectable => "An entry the views could not apply",
             Rule::GateSkipped => "Required gate skipped",
             Rule::GateFailed => "Released despite a failed gate",
             Rule::ApprovalMissing => "Released without the required approvals",
@@ -124,9 +133,9 @@ impl fmt::Display for Rule {
     }
 }
 
-/// A rule name that is not one of the eleven.
+/// A rule name that is not one of the eleven, nor the ledger's own.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown rule {name:?} (rules: {})", Rule::ALL.map(Rule::name).join(", "))]
+#[error("unknown rule {name:?} (rules: {}, {})", Rule::ALL.map(Rule::name).join(", "), Rule::LEDGER.map(Rule::name).join(", "))]
 pub struct UnknownRule {
     /// The name given.
     pub name: String,
@@ -135,7 +144,11 @@ pub struct UnknownRule {
 impl std::str::FromStr for Rule {
     type Err = UnknownRule;
     fn from_str(s: &str) -> Result<Self, UnknownRule> {
-        Rule::ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| UnknownRule { name: s.to_string() })
+        Rule::ALL
+            .into_iter()
+            .chain(Rule::LEDGER)
+            .find(|r| r.name() == s)
+            .ok_or_else(|| UnknownRule { name: s.to_string() })
     }
 }
 
@@ -239,6 +252,34 @@ impl Alert {
             entries,
             seq,
             time: ev.time,
+            app: None,
+            env: None,
+            artifact: None,
+            actors: Vec::new(),
+            violation: None,
+        }
+    }
+
+    /// The alert that entry `seq` (received at `time`) could not be applied to the views
+    /// because of `problem`; the views skip it and go on.
+    pub(crate) fn unprojectable(seq: u64, time: DateTime<FixedOffset>, policy: &PolicyInForce, problem: &str) -> Alert {
+        let rule = Rule::EntryUnprojectable;
+        let mut h = blake3::Hasher::new();
+        h.update(rule.name().as_bytes());
+        h.update(&seq.to_be_bytes());
+        Alert {
+            id: format!("alert-{}", &h.finalize().to_hex()[..24]),
+            rule,
+            severity: rule.severity(),
+            title: rule.title().to_string(),
+            explanation: format!(
+                "Entry {seq} is in the log but the views could not apply it ({problem}); every view \
+                 and alert that depends on it may be incomplete. Run evidence-verify, and report it."
+            ),
+            policy_version: policy.version.clone(),
+            entries: vec![seq],
+            seq,
+            time,
             app: None,
             env: None,
             artifact: None,

@@ -17,6 +17,8 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, FixedOffset};
+
 use evidence_schemas::{
     ArtifactKind, ArtifactRef, Env, Event, EventData, FeedbackSubmit, GateOutcome, PipelineGate, ProxyRequest,
     RegistryRegister, TrainingFinish, TrainingStart,
@@ -97,6 +99,17 @@ impl Views {
         }
         self.watermark = seq + 1;
         alerts
+    }
+
+    /// Skips entry `seq` (which must be the watermark), which cannot be applied because of
+    /// `problem`: records an alert of its own (entry received at `time`) and moves on, so one
+    /// entry never wedges the views. Returns the alert.
+    pub fn skip(&mut self, seq: u64, time: DateTime<FixedOffset>, problem: &str) -> Alert {
+        debug_assert_eq!(seq, self.watermark, "entries are projected in order");
+        let alert = Alert::unprojectable(seq, time, self.state.policy(), problem);
+        self.history(keys::alert(seq, 0), &alert);
+        self.watermark = seq + 1;
+        alert
     }
 
     /// Writes what changed since the last save, with the watermark, in one atomic batch.

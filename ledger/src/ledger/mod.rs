@@ -111,6 +111,9 @@ impl<S: Storage> Ledger<S> {
     }
 
     /// Projects every entry from the views' watermark to the end of the log. Returns how many.
+    /// An entry that cannot be read back as an event (damaged, or bytes the contract no longer
+    /// reads) is skipped with a `ledger.unprojectable` alert ([`Views::skip`]): one entry never
+    /// stops the views. (A damaged entry also stops appends: see [`Log::damage`].)
     pub fn catch_up(&mut self) -> Result<u64, ViewError> {
         let from = self.views.watermark();
         let size = self.log.size();
@@ -123,18 +126,34 @@ impl<S: Storage> Ledger<S> {
             });
         }
         let mut done = 0;
+        let unreadable = "it cannot be read: its segment is damaged before it";
         for item in self.log.entries(from) {
-            let (seq, record) = item?;
-            let entry = EntryRef::decode(&record).map_err(|e| ViewError::Entry { seq, message: e.to_string() })?;
-            let event = evidence_schemas::parse_validated(entry.event)
-                .map_err(|e| ViewError::Entry { seq, message: e.to_string() })?;
-            let alerts = self.views.project(seq, &event);
+            let (seq, record) = match item {
+                Ok(pair) => pair,
+                Err(LogError::BadEntry { seq, problem }) => {
+                    let mut alerts = skip_to(&mut self.views, seq, unreadable);
+                    alerts.push(self.views.skip(seq, received(0), &format!("it is damaged: {problem}")));
+                    fire(&mut self.on_alert, &alerts);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mut alerts = skip_to(&mut self.views, seq, unreadable);
+            alerts.extend(match EntryRef::decode(&record) {
+                Err(e) => vec![self.views.skip(seq, received(0), &e.to_string())],
+                Ok(entry) => match evidence_schemas::parse_validated(entry.event) {
+                    Ok(event) => self.views.project(seq, &event),
+                    Err(e) => vec![self.views.skip(seq, received(entry.received_micros), &e.to_string())],
+                },
+            });
             fire(&mut self.on_alert, &alerts);
             done += 1;
             if done % 10_000 == 0 {
                 self.views.save(self.log.store())?;
             }
         }
+        let alerts = skip_to(&mut self.views, size, unreadable);
+        fire(&mut self.on_alert, &alerts);
         self.views.save(self.log.store())?;
         Ok(done)
     }
@@ -176,6 +195,22 @@ impl<S: Storage> Sink for Ledger<S> {
         }
         Ok(report)
     }
+}
+
+/// Skips, with an alert each, the entries from the views' watermark up to `seq` that reading
+/// never produced.
+fn skip_to(views: &mut Views, seq: u64, problem: &str) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    while views.watermark() < seq {
+        alerts.push(views.skip(views.watermark(), received(0), problem));
+    }
+    alerts
+}
+
+/// An entry's receive time (microseconds since the epoch) as an alert time, in UTC.
+fn received(micros: i64) -> chrono::DateTime<chrono::FixedOffset> {
+    let utc = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
+    utc.fixed_offset()
 }
 
 fn fire(hook: &mut Option<AlertHook>, alerts: &[Alert]) {

@@ -278,6 +278,9 @@ impl<S: Storage> Sink for Log<S> {
         if !self.can_sign() {
             return Err(LogError::NoSigner);
         }
+        if let Some((seq, problem)) = self.damage() {
+            return Err(LogError::AppendsStopped { seq: *seq, problem: problem.clone() });
+        }
         self.index.check()?;
         let now = now_micros();
         let (pass, outcomes) = self.prepare(batch, now)?;

@@ -63,6 +63,14 @@ impl<S: Storage> Log<S> {
         if self.signers.is_empty() {
             return Err(LogError::NoSigner);
         }
+        // Never sign over damage: the entries this checkpoint adds are read back and checked.
+        let from = self.latest.as_ref().map_or(0, |c| c.size);
+        if let Some(e) = self.entries(from).take((size - from) as usize).find_map(Result::err) {
+            return Err(e);
+        }
+        if let Some((seq, problem)) = self.damage() {
+            return Err(LogError::AppendsStopped { seq: *seq, problem: problem.clone() });
+        }
         let root = self.head.tree.root();
         if let Some(prev) = &self.latest {
             let proof = TreeReader::new(&*self.store).consistency_proof(prev.size, size)?;

@@ -1,14 +1,9 @@
-//! Reading entries and source positions back: what any reader of the store may do while the
-//! single writer appends.
-
-use evidence_verifier::layout::{key_number, segment_key, segment_records};
+//! Reading source positions and gaps back: what any reader of the store may do while the
+//! single writer appends. (Entries are read, checked, in `verified`.)
 
 use super::error::LogError;
-use crate::store::keyspace::{prefix_end, prefixed, ENTRY, GAP, POSITION};
+use crate::store::keyspace::{prefix_end, prefixed, GAP, POSITION};
 use crate::store::Storage;
-
-/// Entry records with their sequence numbers, in order.
-pub(crate) type EntryRecords<'s> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>), LogError>> + 's>;
 
 /// The key of a source's stored position.
 pub(crate) fn position_key(source: &str) -> Vec<u8> {
@@ -40,35 +35,4 @@ pub(crate) fn read_by_source<S: Storage + ?Sized>(
 pub fn read_position<S: Storage + ?Sized>(store: &S, source: &str) -> Result<Option<i64>, LogError> {
     let v = store.get(&position_key(source))?;
     Ok(v.and_then(|v| v.as_ref().try_into().ok()).map(i64::from_be_bytes))
-}
-
-/// Entry records of `store` from `from` on, in order.
-pub(crate) fn read_entries<S: Storage>(store: &S, from: u64) -> EntryRecords<'_> {
-    // Start at the segment holding `from`: the last one whose first entry is at or before it.
-    let start = match store.last_in(&segment_key(0), &segment_key(from.saturating_add(1))) {
-        Ok(Some((k, _))) => k.as_ref().to_vec(),
-        Ok(None) => segment_key(from).to_vec(),
-        Err(e) => return Box::new(std::iter::once(Err(e.into()))),
-    };
-    let segments = store.range(&start, &prefix_end(ENTRY));
-    Box::new(
-        segments
-            .flat_map(|r| -> Vec<Result<(u64, Vec<u8>), LogError>> {
-                let (k, segment) = match r {
-                    Ok(pair) => pair,
-                    Err(e) => return vec![Err(e.into())],
-                };
-                let Some(first) = key_number(k.as_ref()) else {
-                    return vec![Err(LogError::Damaged("malformed segment key".into()))];
-                };
-                segment_records(segment.as_ref())
-                    .enumerate()
-                    .map(|(n, r)| {
-                        r.map(|rec| (first + n as u64, rec.to_vec()))
-                            .map_err(|e| LogError::Damaged(format!("segment {first}: {e}")))
-                    })
-                    .collect()
-            })
-            .filter(move |r| r.as_ref().map_or(true, |(seq, _)| *seq >= from)),
-    )
 }

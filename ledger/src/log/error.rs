@@ -45,6 +45,22 @@ pub enum LogError {
     /// The store contradicts itself.
     #[error("the store is damaged: {0}")]
     Damaged(String),
+    /// An entry read back is not what was appended.
+    #[error("entry {seq} is damaged: {problem}")]
+    BadEntry {
+        /// The entry.
+        seq: u64,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Appends are refused: a read met a damaged entry.
+    #[error("appends are stopped: entry {seq} is damaged ({problem}). Reads of sound entries go on; restore the store from a copy that evidence-verify passes")]
+    AppendsStopped {
+        /// The first damaged entry found.
+        seq: u64,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// Signing failed.
     #[error("cannot sign the checkpoint: {0}")]
     Signing(#[from] NoteError),
@@ -88,7 +104,7 @@ impl LogError {
         match self {
             LogError::Storage(e) | LogError::IndexStopped(e) => e.kind(),
             LogError::Proof(e) => e.kind(),
-            LogError::Damaged(_) => ErrorKind::Damaged,
+            LogError::Damaged(_) | LogError::BadEntry { .. } | LogError::AppendsStopped { .. } => ErrorKind::Damaged,
             LogError::OriginMismatch { .. }
             | LogError::NoSigner
             | LogError::WrongKey { .. }

@@ -316,8 +316,18 @@ where
         return Ok(());
     }
     let mut wb = WriteBatch::default();
-    for (expected, record) in (from..).zip(entries(from)) {
-        let (seq, record) = record?;
+    let mut expected = from;
+    for record in entries(from) {
+        let (seq, record) = match record {
+            Ok(pair) => pair,
+            // A damaged entry cannot be indexed; reading it stopped appends (`verified`).
+            Err(LogError::BadEntry { seq, problem }) if seq >= expected => {
+                tracing::warn!(message = "A damaged entry is left out of the (source, id) index.", seq, %problem);
+                expected = seq + 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if seq != expected {
             return Err(LogError::Damaged(format!("re-indexing: entry {expected} is missing (the next is {seq})")));
         }
@@ -325,11 +335,14 @@ where
         let names: Names = serde_json::from_slice(entry.event)
             .map_err(|e| LogError::Damaged(format!("entry {seq}: the event has no source and id: {e}")))?;
         wb.put(id_key(&names.source, &names.id), id_value(seq, entry.digest));
-        if wb.len() >= CATCH_UP_BATCH || seq + 1 == size {
-            wb.put(META_INDEXED, (seq + 1).to_be_bytes());
+        expected = seq + 1;
+        if wb.len() >= CATCH_UP_BATCH {
+            wb.put(META_INDEXED, expected.to_be_bytes());
             store.commit(std::mem::take(&mut wb))?;
         }
     }
+    wb.put(META_INDEXED, expected.to_be_bytes());
+    store.commit(wb)?;
     let now = indexed(store)?;
     if now != size {
         return Err(LogError::Damaged(format!("re-indexing stopped at entry {now} of {size}")));

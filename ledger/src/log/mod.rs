@@ -4,8 +4,9 @@
 //! anything may read.
 //!
 //! Files: `append` (the [`evidence_ingest::Sink`]), `checkpoint`, `keys` (key continuity and
-//! rotation), `proof`, `quarantine`, `entries` (reads), `tree` (Merkle tiles), `index` and
-//! `filter` (the `(source, id)` index). This module owns
+//! rotation), `proof`, `quarantine`, `verified` (entries read back and checked; damage stops
+//! appends), `entries` (positions and gaps), `tree` (Merkle tiles), `index` and `filter` (the
+//! `(source, id)` index). This module owns
 //! every key below and nothing else: it never reads or writes the views (`v`).
 //!
 //! Key space (prefixes from [`crate::store::keyspace`]; `e` and `c` are shared with the
@@ -48,6 +49,12 @@
 //!    after the batch's commit does not unsay step 3: the batch is reported committed, the
 //!    failure is logged and kept ([`Log::checkpoint_failure`]), and the next batch retries.
 //!
+//! Damage: every entry read is checked against its digest and chain hash (`verified`). The
+//! first damaged entry any read meets stops appends and checkpoints ([`Log::damage`]), is
+//! marked in the store so later processes refuse too, and is re-checked on open (a repaired
+//! store appends again); opening also checks the last segment, and a checkpoint re-reads the
+//! entries it is about to sign.
+//!
 //! A crash at any point leaves either the whole batch or none of it (and an index that covers
 //! a prefix of the entries, caught up on open); re-sending the same events after a restart
 //! finds them in the index, so nothing is lost or appended twice.
@@ -63,6 +70,7 @@ mod keys;
 mod proof;
 mod quarantine;
 mod tree;
+mod verified;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,14 +86,15 @@ use serde::{Deserialize, Serialize};
 
 pub use self::audit::SelfAuditError;
 pub use self::checkpoint::CheckpointPolicy;
+use self::entries::read_by_source;
 pub use self::entries::read_position;
-use self::entries::{read_by_source, read_entries};
 pub use self::error::LogError;
 use self::index::Index;
 pub use self::proof::{ConsistencyProof, InclusionProof};
 pub use self::quarantine::{Conflict, QuarantineRecord, RawEncoding};
 pub use self::tree::ProofError;
 use self::tree::{TileWriter, TreeReader};
+use self::verified::{read_entries, Damage};
 use crate::store::keyspace::{
     prefix_end, CHECKPOINT, ENTRY, GAP, META_COUNTERS, META_DEAD_LETTERS, META_ORIGIN, POSITION,
 };
@@ -131,6 +140,9 @@ pub struct Status {
     /// Why the last attempt to cut a checkpoint failed, while no later one succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint_failure: Option<String>,
+    /// The first damaged entry a read met (appends are stopped), in a sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
 }
 
 /// The ledger's log on a [`Storage`].
@@ -148,6 +160,8 @@ pub struct Log<S: Storage> {
     last_cut: Instant,
     /// Why the last checkpoint attempt failed, until one succeeds.
     checkpoint_failure: Option<String>,
+    /// The first damaged entry met: appends stop.
+    damage: Damage,
 }
 
 impl<S: Storage> std::fmt::Debug for Log<S> {
@@ -259,6 +273,7 @@ impl<S: Storage> Log<S> {
             None => Counters::default(),
         };
         let next_quarantine = quarantine::next_number(&store)?;
+        let damage = Damage::on_open(&store)?;
         let latest = latest_checkpoint(&store, size)?;
         let store = Arc::new(store);
         let index = Index::open(Arc::clone(&store), size, |from| read_entries(&*store, from))?;
@@ -273,6 +288,7 @@ impl<S: Storage> Log<S> {
             latest,
             last_cut: Instant::now(),
             checkpoint_failure: None,
+            damage,
         })
     }
 
@@ -323,6 +339,7 @@ impl<S: Storage> Log<S> {
                 .collect(),
             skipped_offsets: read_by_source(&*self.store, GAP).unwrap_or_default(),
             checkpoint_failure: self.checkpoint_failure.clone(),
+            damaged: self.damage().map(|(seq, problem)| format!("entry {seq}: {problem}")),
         }
     }
 
@@ -355,9 +372,21 @@ impl<S: Storage> Log<S> {
         Ok(self.entries(seq).next().transpose()?.filter(|(s, _)| *s == seq).map(|(_, r)| r))
     }
 
-    /// Entry records from `from` on, in order.
+    /// Entry records from `from` on, in order, each checked as it is read (`verified`). A
+    /// damaged one comes as [`LogError::BadEntry`] and reading goes on after it; the first one
+    /// met stops appends ([`Log::damage`]).
     pub fn entries(&self, from: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>), LogError>> + '_ {
-        read_entries(&*self.store, from)
+        read_entries(&*self.store, from).inspect(|r| {
+            if let Err(e) = r {
+                self.damage.note(&*self.store, e);
+            }
+        })
+    }
+
+    /// The first damaged entry a read met, with what is wrong with it: while there is one,
+    /// appends are refused.
+    pub fn damage(&self) -> Option<&(u64, String)> {
+        self.damage.get()
     }
 
     /// Quarantine records from number `from` on, at most `limit`.

@@ -13,7 +13,7 @@
 //! | `Q` + digest | `log::quarantine` | quarantine numbers by content (each bad record once) |
 //! | `p` + source | [`crate::log`] | source positions (next offsets) |
 //! | `g` + source | [`crate::log`] | offsets each source skipped (gaps, u64 BE, cumulative) |
-//! | `m` + name | [`crate::log`], `log::index` | metadata: [`META_ORIGIN`], [`META_COUNTERS`], [`META_DEAD_LETTERS`], [`META_INDEXED`], [`META_KEYS`] |
+//! | `m` + name | [`crate::log`], `log::index` | metadata: [`META_ORIGIN`], [`META_COUNTERS`], [`META_DEAD_LETTERS`], [`META_INDEXED`], [`META_KEYS`], [`META_DAMAGED`] |
 //! | `v` + table | [`crate::governance`] (read by [`crate::query`]) | views, alerts and their watermark: the tables `VIEW_*` |
 //!
 //! The test at the bottom checks that the prefixes, the metadata names and the view tables are
@@ -56,8 +56,11 @@ pub const META_INDEXED: &[u8] = b"mindexed";
 /// The verifier keys the log has signed with, oldest first (JSON array).
 pub const META_KEYS: &[u8] = b"mkeys";
 
+/// The first damaged entry a read met (JSON `[seq, problem]`): appends stop while it is there.
+pub const META_DAMAGED: &[u8] = b"mdamaged";
+
 /// Every metadata key.
-pub const METAS: [&[u8]; 5] = [META_ORIGIN, META_COUNTERS, META_DEAD_LETTERS, META_INDEXED, META_KEYS];
+pub const METAS: [&[u8]; 6] = [META_ORIGIN, META_COUNTERS, META_DEAD_LETTERS, META_INDEXED, META_KEYS, META_DAMAGED];
 
 /// View table: the views' watermark.
 pub const VIEW_WATERMARK: u8 = b'm';
