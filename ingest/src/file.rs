@@ -92,11 +92,15 @@ pub fn ingest_lines<S: Sink>(
         let len = read_line(&mut reader, &mut buf, cap).map_err(|source| FileError::Read { line: line + 1, source })?;
         let Some(len) = len else { break };
         line += 1;
-        if buf.last() == Some(&b'\r') && len == buf.len() {
-            buf.pop();
-        }
-        if buf.iter().all(u8::is_ascii_whitespace) && len == buf.len() {
-            continue;
+        // A line within the limit loses a CRLF file's carriage return, and is skipped when
+        // blank; one over the limit is quarantined whatever it holds.
+        if len <= cap {
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
         }
         let refused = (len > cap).then(|| {
             buf.truncate(cap);

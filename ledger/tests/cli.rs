@@ -709,3 +709,22 @@ fn a_policy_is_secure_by_default_and_checked_before_it_is_published() {
     assert_eq!(shown["version"], "empty");
     assert_eq!(shown["policy"], report["effective"], "{shown}");
 }
+
+/// Found while writing the NDJSON fuzz target's oracle: a CRLF file's blank lines are blank
+/// lines, not events to quarantine.
+#[test]
+fn blank_lines_of_a_crlf_file_are_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::init(&data, "cli.example/crlf");
+    let file = tmp.path().join("events.ndjson");
+    let text = format!(
+        "{}\r\n\r\n \t \r\n{}\r\n",
+        evidence_schemas::sample::sample_event(1),
+        evidence_schemas::sample::sample_event(2)
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = run_in(&data, &["ingest", "--file", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "accepted 2, duplicate 0, quarantined 0");
+}

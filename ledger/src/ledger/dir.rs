@@ -15,7 +15,7 @@ use crate::error::ErrorKind;
 use crate::governance::ViewError;
 use crate::keys::{self, KeyError};
 use crate::log::{CheckpointPolicy, Log, LogError};
-use crate::store::{SledStorage, StorageError};
+use crate::store::{SledStorage, StorageError, StorageErrorKind};
 
 /// Why a ledger directory could not be created or opened.
 #[derive(Debug, thiserror::Error)]
@@ -222,7 +222,18 @@ impl LedgerDir {
             }
         };
         let store_path = self.store_path();
-        let store = SledStorage::open(&store_path).map_err(|source| OpenError::Storage { path: store_path, source })?;
+        let store = match SledStorage::open(&store_path) {
+            // Opening may write (sled's snapshot): a reader on a full disk reads a copy instead.
+            Err(e) if e.kind == StorageErrorKind::FullDisk && access == Access::Read => {
+                tracing::warn!(
+                    message = "The disk holding the store is full; reading a temporary copy of it instead.",
+                    store = %store_path.display()
+                );
+                SledStorage::open_copy(&store_path)
+            }
+            opened => opened,
+        };
+        let store = store.map_err(|source| OpenError::Storage { path: store_path, source })?;
         let log = match signer {
             Some(signer) => Log::open(store, vec![signer], policy),
             None => Log::open_reader(store, policy),

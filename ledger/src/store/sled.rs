@@ -1,6 +1,8 @@
 //! [`SledStorage`]: the real engine, a sled database in a directory, guarded by a lock file of
 //! our own so that a store held by another process is reported as such (sled reports its own
-//! lock only as an untyped I/O error).
+//! lock only as an untyped I/O error). Two repairs for full disks: a snapshot sled could not
+//! finish is removed before sled opens (sled would read it and call the store corrupt), and
+//! [`SledStorage::open_copy`] lets a reader open a copy when opening would need to write.
 
 use std::fs::File;
 use std::io::Write as _;
@@ -46,6 +48,8 @@ pub struct SledStorage {
     db: sled::Db,
     /// Held while any clone is alive; dropped after the database handle.
     _lock: Arc<File>,
+    /// For [`SledStorage::open_copy`]: the temporary directory the copy lives in.
+    _copy: Option<Arc<tempfile::TempDir>>,
 }
 
 /// Takes the store's lock file, or says that another process holds it.
@@ -63,9 +67,28 @@ fn lock(path: &Path) -> Result<File, StorageError> {
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
     }
-    file.set_len(0)?;
-    write!(file, "{}", std::process::id())?;
+    // The process id is for messages only: on a full disk, the lock holds without it.
+    if let Err(error) = file.set_len(0).and_then(|()| write!(file, "{}", std::process::id())) {
+        tracing::warn!(message = "Cannot write the process id into the lock file.", %error);
+    }
     Ok(file)
+}
+
+/// Removes the snapshots sled began in `path` and never finished (see
+/// [`evidence_verifier::store::unfinished_snapshot`]), which would make the next open fail.
+/// Called with the store's lock held, so no other process is writing one.
+fn clear_unfinished_snapshots(path: &Path) -> Result<(), StorageError> {
+    for item in std::fs::read_dir(path)? {
+        let item = item?;
+        if evidence_verifier::store::unfinished_snapshot(&item.file_name()) {
+            tracing::warn!(
+                message = "Removing a snapshot sled never finished (a failed write, such as on a full disk).",
+                file = %item.path().display()
+            );
+            std::fs::remove_file(item.path())?;
+        }
+    }
+    Ok(())
 }
 
 impl SledStorage {
@@ -77,11 +100,12 @@ impl SledStorage {
     /// for up to five seconds: only this process can be closing it.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let lock = Arc::new(lock(path)?);
+        clear_unfinished_snapshots(path)?;
         let config = sled_config(path);
         let mut tries = 0;
         loop {
             match config.open() {
-                Ok(db) => return Ok(SledStorage { db, _lock: lock }),
+                Ok(db) => return Ok(SledStorage { db, _lock: lock, _copy: None }),
                 Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::Other && tries < 250 => {
                     tries += 1;
                     std::thread::sleep(Duration::from_millis(20));
@@ -89,6 +113,21 @@ impl SledStorage {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+impl SledStorage {
+    /// Opens a private copy of the database at `path`, made in a temporary directory while the
+    /// store is not in use (taken under a shared lock) and removed when the last clone is
+    /// dropped. For reading a store whose own disk is too full to open it: opening a sled
+    /// database may write, a copy elsewhere can. Writes go to the copy and are lost.
+    pub fn open_copy(path: &Path) -> Result<Self, StorageError> {
+        let copy = tempfile::tempdir()?;
+        evidence_verifier::store::copy_stopped(path, copy.path())
+            .map_err(|e| StorageError::new(StorageErrorKind::Other, format!("{e:#}")))?;
+        let mut storage = SledStorage::open(copy.path())?;
+        storage._copy = Some(Arc::new(copy));
+        Ok(storage)
     }
 }
 
