@@ -200,7 +200,7 @@ fn gap(resumed: &Resumed, compacted: &HashSet<String>, topic: &str, partition: i
     }
     let skipped = (offset - start) as u64;
     tracing::warn!(
-        message = "Offsets skipped: the partition's first record after resuming is past the ledger's position; records were lost before the ledger read them.",
+        message = "Offsets skipped: the partition's first record after resuming is past the ledger's position; records were lost before the ledger read them (on a transactional topic, these may be commit markers).",
         topic,
         partition,
         position = start,

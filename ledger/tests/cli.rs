@@ -561,6 +561,34 @@ fn stores_are_made_on_purpose_and_their_keys_stay_out_of_them() {
     assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
     assert!(stderr(&v).contains("checkpoint.key holds a private signer key"), "{}", stderr(&v));
 
+    // An init that fails gives the directory back: run again right, it succeeds.
+    let retry = tmp.path().join("retry");
+    let out = evidence()
+        .arg("--data-dir")
+        .arg(&retry)
+        .arg("--signer-key")
+        .arg(&key)
+        .args(["init", "--origin", "t.example/wrong"])
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("is for origin \"t.example/ledger\", not \"t.example/wrong\""), "{}", stderr(&out));
+    let out = evidence()
+        .arg("--data-dir")
+        .arg(&retry)
+        .arg("--signer-key")
+        .arg(&key)
+        .args(["init", "--origin", "t.example/ledger"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // `.` as the data directory: the key still goes beside it, never inside.
+    let here = tmp.path().join("here");
+    std::fs::create_dir(&here).unwrap();
+    let out =
+        evidence().current_dir(&here).args(["--data-dir", ".", "init", "--origin", "t.example/here"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(tmp.path().join("here.key").exists() && common::private_keys_in(&here).is_empty());
+
     // Two inits racing on one new directory: exactly one makes the store.
     for round in 0..5 {
         let dir = tmp.path().join(format!("race{round}"));
@@ -623,6 +651,20 @@ fn the_signer_key_is_never_replaced_silently_and_a_rotation_is_evidence() {
     let out = with_key(&k1, &["ingest", "--file", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("\"ledger.key\" is written by the ledger itself"), "{}", stderr(&out));
+
+    // A rotation that cannot happen appends nothing: a key of another origin, the current key.
+    let other = tmp.path().join("other.key");
+    assert!(evidence()
+        .args(["keygen", "--origin", "t.example/other", "--out"])
+        .arg(&other)
+        .status()
+        .unwrap()
+        .success());
+    for bad in [&other, &k1] {
+        let out = with_key(&k1, &["key", "rotate", "--new-key", bad.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    }
+    assert_eq!(common::status(&data)["entries"].as_u64(), Some(10), "a refused rotation left an entry");
 
     // A rotation on purpose: recorded in the log, covered by a checkpoint both keys signed.
     let out = with_key(&k1, &["key", "rotate", "--new-key", k3.to_str().unwrap(), "--reason", "yearly"]);

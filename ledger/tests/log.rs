@@ -549,3 +549,24 @@ fn a_committed_batch_is_reported_committed_when_its_checkpoint_fails() {
     assert_eq!(log.latest_size(), 11);
     assert_eq!(log.status().checkpoint_failure, None);
 }
+
+/// A store made before stores recorded their keys takes a key only if it signed the store's
+/// checkpoints: another key of the same origin is refused.
+#[test]
+fn a_store_without_a_key_history_takes_only_the_key_that_signed_it() {
+    let v = Validator::default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(SledStorage::open(dir.path()).unwrap(), vec![signer()], policy(5)).unwrap();
+    log.append(&batch(&v, (0..10).map(|i| (i, sample_event(i))))).unwrap();
+    log.checkpoint_now().unwrap();
+    // As such a store was: no key history.
+    let mut wb = evidence_ledger::store::WriteBatch::default();
+    wb.delete(b"mkeys".to_vec());
+    log.store().commit(wb).unwrap();
+    drop(log);
+    let other = SignerKey::from_seed("test.example/log", [43u8; 32]).unwrap();
+    let err = Log::open(SledStorage::open(dir.path()).unwrap(), vec![other], policy(5)).unwrap_err();
+    assert!(err.to_string().contains("did not sign this store's checkpoints"), "{err}");
+    let log = Log::open(SledStorage::open(dir.path()).unwrap(), vec![signer()], policy(5)).unwrap();
+    assert_eq!(log.verifier_keys(), vec![signer().verifier()]);
+}

@@ -393,6 +393,10 @@ fn a_policy_names_only_known_envs_and_writes_out_what_it_turns_off() {
         e["data"]["policy"]["drift"] = drift;
         Validator::default().validate(e.to_string().as_bytes()).unwrap_err().problems()[0].pointer.clone()
     };
+    let mut long = valid_events().into_iter().find(|e| e["type"] == "registry.policy").unwrap();
+    long["data"]["policy"]["unsafe_formats"] = json!(["x".repeat(257)]);
+    let problems = Validator::default().validate(long.to_string().as_bytes()).unwrap_err().problems();
+    assert_eq!(problems[0].pointer, "/data/policy/unsafe_formats/0", "{problems:?}");
     assert_eq!(refused(json!("on")), "/data/policy/drift");
     assert_eq!(refused(json!(false)), "/data/policy/drift");
 }

@@ -144,9 +144,14 @@ impl LedgerDir {
     /// The signer key file used when none is given: `<data-dir>.key`, beside the data
     /// directory rather than inside it.
     pub fn default_key_path(data_dir: &Path) -> PathBuf {
-        let mut name = data_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "evidence-data".into());
+        // `.`, `..` and the like have no name of their own: name the directory they are.
+        let named = match data_dir.file_name() {
+            Some(_) => data_dir.to_path_buf(),
+            None => data_dir.canonicalize().or_else(|_| std::path::absolute(data_dir)).unwrap_or_default(),
+        };
+        let mut name = named.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "evidence-data".into());
         name.push(".key");
-        data_dir.parent().unwrap_or(Path::new("")).join(name)
+        named.parent().unwrap_or(Path::new("/")).join(name)
     }
 
     /// The signer key file in use.
@@ -186,6 +191,17 @@ impl LedgerDir {
             }
             Err(source) => return Err(OpenError::Create { path: store_path, source }),
         }
+        // Whatever fails from here gives the directory back, so that init can be run again.
+        let created = self.create(origin, &store_path);
+        if created.is_err() {
+            let _ = std::fs::remove_dir_all(&store_path);
+        }
+        created
+    }
+
+    /// The part of [`LedgerDir::init`] after the store's directory is claimed.
+    fn create(&self, origin: &str, store_path: &Path) -> Result<Created, OpenError> {
+        let data = &self.data_dir;
         let key_path = self.key_path();
         let (signer, new_key) = if key_path.exists() {
             let key = keys::read(&key_path)?;
@@ -199,7 +215,8 @@ impl LedgerDir {
             keys::write_new(&key_path, &key)?;
             (key, true)
         };
-        let store = SledStorage::open(&store_path).map_err(|source| OpenError::Storage { path: store_path, source })?;
+        let store = SledStorage::open(store_path)
+            .map_err(|source| OpenError::Storage { path: store_path.to_path_buf(), source })?;
         let log = Log::open(store, vec![signer], CheckpointPolicy::default())
             .map_err(|source| OpenError::Log { path: data.clone(), source })?;
         let verifier_key = log.verifier_keys().pop().expect("a new log has its key");

@@ -54,9 +54,8 @@ impl<S: Storage> Ledger<S> {
         reason: Option<&str>,
     ) -> Result<Rotated, RotateError> {
         let previous = self.log().verifier_keys().pop().ok_or(LogError::NoSigner)?;
-        if !self.log().can_sign() {
-            return Err(LogError::NoSigner.into());
-        }
+        // Nothing is appended for a rotation that cannot happen.
+        self.log().check_rotation(&new)?;
         let verifier = new.verifier();
         let mut data =
             serde_json::json!({ "verifier_key": verifier.to_string(), "previous_key": previous.to_string() });

@@ -36,6 +36,12 @@ pub enum LogError {
         /// Whether the given key is one the store signed with before a rotation.
         retired: bool,
     },
+    /// A store with no key history was opened with a key that did not sign its checkpoints.
+    #[error("the signer key given ({given}) did not sign this store's checkpoints; use the key that did")]
+    NotTheSigner {
+        /// The key given.
+        given: String,
+    },
     /// A rotation to a key the store has already used.
     #[error("the store has already signed with {key}; rotate to a new key")]
     KeyReused {
@@ -108,6 +114,7 @@ impl LogError {
             LogError::OriginMismatch { .. }
             | LogError::NoSigner
             | LogError::WrongKey { .. }
+            | LogError::NotTheSigner { .. }
             | LogError::KeyReused { .. }
             | LogError::Signing(_)
             | LogError::NoCheckpoint { .. }

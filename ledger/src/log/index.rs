@@ -317,17 +317,22 @@ where
     }
     let mut wb = WriteBatch::default();
     let mut expected = from;
+    let mut after_damage = false;
     for record in entries(from) {
         let (seq, record) = match record {
             Ok(pair) => pair,
             // A damaged entry cannot be indexed; reading it stopped appends (`verified`).
             Err(LogError::BadEntry { seq, problem }) if seq >= expected => {
                 tracing::warn!(message = "A damaged entry is left out of the (source, id) index.", seq, %problem);
-                expected = seq + 1;
+                (expected, after_damage) = (seq + 1, true);
                 continue;
             }
             Err(e) => return Err(e),
         };
+        // A segment whose framing broke hides the entries after the break: skip them too.
+        if seq > expected && after_damage {
+            expected = seq;
+        }
         if seq != expected {
             return Err(LogError::Damaged(format!("re-indexing: entry {expected} is missing (the next is {seq})")));
         }
@@ -340,6 +345,9 @@ where
             wb.put(META_INDEXED, expected.to_be_bytes());
             store.commit(std::mem::take(&mut wb))?;
         }
+    }
+    if after_damage {
+        expected = size;
     }
     wb.put(META_INDEXED, expected.to_be_bytes());
     store.commit(wb)?;

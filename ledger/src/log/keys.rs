@@ -6,11 +6,12 @@
 //!
 //! Stored under `mkeys` ([`META_KEYS`]): a JSON array of C2SP verifier key strings.
 
-use evidence_verifier::note::{SignerKey, VerifierKey};
+use evidence_verifier::layout::checkpoint_key;
+use evidence_verifier::note::{Note, SignerKey, VerifierKey};
 
 use super::error::LogError;
 use super::Log;
-use crate::store::keyspace::META_KEYS;
+use crate::store::keyspace::{prefix_end, CHECKPOINT, META_KEYS};
 use crate::store::{Storage, WriteBatch};
 
 /// The verifier keys `store` has signed with, oldest first (empty for a new store).
@@ -41,6 +42,14 @@ pub(crate) fn check<S: Storage + ?Sized>(store: &S, signer: &SignerKey) -> Resul
             retired: keys.contains(&given),
         }),
         None => {
+            // A store made before keys were recorded takes the key only if it signed the
+            // store's latest checkpoint.
+            if let Some((_, note)) = store.last_in(&[CHECKPOINT], &prefix_end(CHECKPOINT))? {
+                let signed = Note::parse(note.as_ref()).is_ok_and(|n| n.verify(std::slice::from_ref(&given)).is_ok());
+                if !signed {
+                    return Err(LogError::NotTheSigner { given: given.to_string() });
+                }
+            }
             keys.push(given);
             write_history(store, &keys)?;
             Ok(keys)
@@ -55,16 +64,28 @@ impl<S: Storage> Log<S> {
         self.keys.clone()
     }
 
+    /// Adds `signer`'s signature to the latest checkpoint note and stores it again.
+    fn cosign_latest(&self, signer: &SignerKey) -> Result<String, LogError> {
+        let size = self.latest_size();
+        let stored = self.store.get(&checkpoint_key(size))?.ok_or(LogError::NoCheckpoint { size, latest: size })?;
+        let mut note =
+            Note::parse(stored.as_ref()).map_err(|e| LogError::Damaged(format!("latest checkpoint: {e}")))?;
+        note.cosign(signer);
+        let text = note.to_string();
+        let mut wb = WriteBatch::default();
+        wb.put(checkpoint_key(size), text.as_bytes());
+        self.store.commit(wb)?;
+        Ok(text)
+    }
+
     /// Whether this log was opened with its signer key (it can append and sign).
     pub fn can_sign(&self) -> bool {
         !self.signers.is_empty()
     }
 
-    /// Hands signing over to `new`: cuts a checkpoint of everything appended so far signed by
-    /// both the current key and `new` (so whoever trusts either can follow), then records
-    /// `new` as the store's key. The caller appends the record of the rotation first, so that
-    /// this checkpoint covers it. Returns the checkpoint note.
-    pub fn rotate_signer(&mut self, new: SignerKey) -> Result<String, LogError> {
+    /// Whether signing may be handed over to `new`: this log signs, `new` names its origin,
+    /// and the store has never signed with it. Checked before anything is appended.
+    pub fn check_rotation(&self, new: &SignerKey) -> Result<(), LogError> {
         let current = self.signers.first().ok_or(LogError::NoSigner)?.verifier();
         if new.name() != self.origin {
             return Err(LogError::OriginMismatch { store: self.origin.clone(), key: new.name().to_string() });
@@ -73,10 +94,24 @@ impl<S: Storage> Log<S> {
         if next == current || self.keys.contains(&next) {
             return Err(LogError::KeyReused { key: next.to_string() });
         }
+        Ok(())
+    }
+
+    /// Hands signing over to `new`: cuts a checkpoint of everything appended so far signed by
+    /// both the current key and `new` (so whoever trusts either can follow; when the latest
+    /// checkpoint already covers everything, `new` cosigns it), then records `new` as the
+    /// store's key. The caller appends the record of the rotation first, so that this
+    /// checkpoint covers it. Returns the checkpoint note.
+    pub fn rotate_signer(&mut self, new: SignerKey) -> Result<String, LogError> {
+        self.check_rotation(&new)?;
+        let next = new.verifier();
         self.signers.push(new);
         let cut = self.checkpoint_now();
         let new = self.signers.pop().expect("pushed above");
-        let note = cut?.ok_or_else(|| LogError::Damaged("no new entry to cover the key rotation".into()))?;
+        let note = match cut? {
+            Some(note) => note,
+            None => self.cosign_latest(&new)?,
+        };
         let mut keys = self.keys.clone();
         keys.push(next);
         write_history(&*self.store, &keys)?;

@@ -276,7 +276,14 @@ impl<S: Storage> Log<S> {
         let damage = Damage::on_open(&store)?;
         let latest = latest_checkpoint(&store, size)?;
         let store = Arc::new(store);
-        let index = Index::open(Arc::clone(&store), size, |from| read_entries(&*store, from))?;
+        // Re-indexing reads entries too: damage it meets stops appends like any other read.
+        let index = Index::open(Arc::clone(&store), size, |from| {
+            read_entries(&*store, from).inspect(|r| {
+                if let Err(e) = r {
+                    damage.note(&*store, e);
+                }
+            })
+        })?;
         Ok(Log {
             store,
             signers,

@@ -146,7 +146,8 @@ impl Damage {
             let seq = serde_json::from_slice::<(u64, String)>(raw.as_ref()).map_or(0, |(seq, _)| seq);
             match read_entries(store, seq).find(|r| !matches!(r, Ok((s, _)) if *s < seq)) {
                 Some(Err(e @ LogError::BadEntry { .. })) => damage.note(store, &e),
-                _ => {
+                Some(Err(e)) => return Err(e),
+                Some(Ok(_)) | None => {
                     tracing::info!(message = "The entry marked damaged reads sound now; appends resume.", seq);
                     let mut wb = WriteBatch::default();
                     wb.delete(META_DAMAGED);

@@ -93,7 +93,7 @@ pub struct Policy {
     pub require_signature: Option<Vec<Env>>,
     /// Model formats that need an approved exception (`[]`: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(inner(inner(length(max = 256))))]
+    #[schemars(inner(length(max = 256)))]
     pub unsafe_formats: Option<Vec<String>>,
     /// Whether training may only use feedback batches vetted `accepted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
