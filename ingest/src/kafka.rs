@@ -162,16 +162,13 @@ pub struct Progress {
 /// The topics among `topics` whose `cleanup.policy` includes `compact`. A broker that does not
 /// answer (or does not report the setting) yields none: gaps are then reported, erring loud.
 async fn compacted_topics(client: &ClientConfig, topics: &[String]) -> HashSet<String> {
-    let admin: AdminClient<DefaultClientContext> = match client.create() {
-        Ok(admin) => admin,
-        Err(error) => {
-            tracing::warn!(message = "Cannot ask the broker which topics are compacted; gaps on all are reported.", %error);
-            return HashSet::new();
-        }
-    };
     let specs: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
-    let results = match admin.describe_configs(&specs, &options).await {
+    let asked = match client.create::<AdminClient<DefaultClientContext>>() {
+        Ok(admin) => admin.describe_configs(&specs, &options).await,
+        Err(error) => Err(error),
+    };
+    let results = match asked {
         Ok(results) => results,
         Err(error) => {
             tracing::warn!(message = "Cannot ask the broker which topics are compacted; gaps on all are reported.", %error);

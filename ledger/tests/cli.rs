@@ -42,29 +42,12 @@ fn ingest_reports_each_bad_line_accepts_the_good_ones_and_loses_nothing() {
     let file = tmp.path().join("events.ndjson");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
 
-    let init = evidence().arg("--data-dir").arg(&data).arg("--signer-key").arg(&key).arg("init").output().unwrap();
+    let init = run_keyed(&data, &key, &["init"]);
     assert_eq!(init.status.code(), Some(2), "init names its origin: {}", stderr(&init));
-    let init = evidence()
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--signer-key")
-        .arg(&key)
-        .args(["init", "--origin", "cli.example/ledger"])
-        .output()
-        .unwrap();
+    let init = run_keyed(&data, &key, &["init", "--origin", "cli.example/ledger"]);
     assert!(init.status.success(), "{}", stderr(&init));
     assert_eq!(stdout(&init).trim(), vkey, "init takes the existing key");
-    let run = || {
-        evidence()
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--signer-key")
-            .arg(&key)
-            .args(["ingest", "--file"])
-            .arg(&file)
-            .output()
-            .unwrap()
-    };
+    let run = || run_keyed(&data, &key, &["ingest", "--file", file.to_str().unwrap()]);
     let out = run();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "accepted 5, duplicate 0, quarantined 3");
@@ -82,14 +65,7 @@ fn ingest_reports_each_bad_line_accepts_the_good_ones_and_loses_nothing() {
     // Nothing lost: the same file again stores nothing new and quarantines nothing new.
     let out = run();
     assert_eq!(stdout(&out).trim(), "accepted 0, duplicate 5, quarantined 3");
-    let status = evidence()
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--signer-key")
-        .arg(&key)
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
+    let status = run_keyed(&data, &key, &["status", "--json"]);
     let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(
         (s["entries"].as_u64(), s["duplicates"].as_u64(), s["quarantined"].as_u64(), s["checkpoint_size"].as_u64()),
@@ -97,14 +73,7 @@ fn ingest_reports_each_bad_line_accepts_the_good_ones_and_loses_nothing() {
     );
 
     // A proof from the CLI verifies with the verifier's code against the signed checkpoint.
-    let proof = evidence()
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--signer-key")
-        .arg(&key)
-        .args(["proof", "--seq", "3", "--json"])
-        .output()
-        .unwrap();
+    let proof = run_keyed(&data, &key, &["proof", "--seq", "3", "--json"]);
     assert!(proof.status.success(), "{}", stderr(&proof));
     let p: serde_json::Value = serde_json::from_slice(&proof.stdout).unwrap();
     let keys = [VerifierKey::parse(&vkey).unwrap()];
@@ -115,8 +84,7 @@ fn ingest_reports_each_bad_line_accepts_the_good_ones_and_loses_nothing() {
     verify_inclusion(3, 5, &B64.decode(p["leaf_hash"].as_str().unwrap()).unwrap(), &hashes, &cp.root).unwrap();
 
     // The checkpoint command prints the same signed note.
-    let cp_out =
-        evidence().arg("--data-dir").arg(&data).arg("--signer-key").arg(&key).arg("checkpoint").output().unwrap();
+    let cp_out = run_keyed(&data, &key, &["checkpoint"]);
     assert_eq!(stdout(&cp_out), p["checkpoint"].as_str().unwrap());
 
     // And the store verifies.
@@ -177,6 +145,11 @@ fn consistency_proof_between_checkpoints_verifies() {
 /// Runs `evidence --data-dir DATA ARGS...`.
 fn run_in(data: &std::path::Path, args: &[&str]) -> std::process::Output {
     evidence().arg("--data-dir").arg(data).args(args).output().unwrap()
+}
+
+/// Runs `evidence --data-dir DATA --signer-key KEY ARGS...`.
+fn run_keyed(data: &std::path::Path, key: &std::path::Path, args: &[&str]) -> std::process::Output {
+    evidence().arg("--data-dir").arg(data).arg("--signer-key").arg(key).args(args).output().unwrap()
 }
 
 fn example(path: &str) -> String {
@@ -407,24 +380,10 @@ fn settings_out_of_range_unsafe_key_files_and_a_byte_order_mark_get_a_sentence()
     assert!(!data.exists(), "nothing was created");
     // A key file others can read is refused, naming its mode.
     let key = tmp.path().join("open.key");
-    let init = evidence()
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--signer-key")
-        .arg(&key)
-        .args(["init", "--origin", "t.example/k"])
-        .output()
-        .unwrap();
+    let init = run_keyed(&data, &key, &["init", "--origin", "t.example/k"]);
     assert!(init.status.success(), "{}", stderr(&init));
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = evidence()
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--signer-key")
-        .arg(&key)
-        .args(["ingest", "--file", &events])
-        .output()
-        .unwrap();
+    let out = run_keyed(&data, &key, &["ingest", "--file", &events]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("has mode 0644: a signer key must be readable by its owner only"),
@@ -563,23 +522,9 @@ fn stores_are_made_on_purpose_and_their_keys_stay_out_of_them() {
 
     // An init that fails gives the directory back: run again right, it succeeds.
     let retry = tmp.path().join("retry");
-    let out = evidence()
-        .arg("--data-dir")
-        .arg(&retry)
-        .arg("--signer-key")
-        .arg(&key)
-        .args(["init", "--origin", "t.example/wrong"])
-        .output()
-        .unwrap();
+    let out = run_keyed(&retry, &key, &["init", "--origin", "t.example/wrong"]);
     assert!(stderr(&out).contains("is for origin \"t.example/ledger\", not \"t.example/wrong\""), "{}", stderr(&out));
-    let out = evidence()
-        .arg("--data-dir")
-        .arg(&retry)
-        .arg("--signer-key")
-        .arg(&key)
-        .args(["init", "--origin", "t.example/ledger"])
-        .output()
-        .unwrap();
+    let out = run_keyed(&retry, &key, &["init", "--origin", "t.example/ledger"]);
     assert!(out.status.success(), "{}", stderr(&out));
     // `.` as the data directory: the key still goes beside it, never inside.
     let here = tmp.path().join("here");
@@ -619,9 +564,7 @@ fn the_signer_key_is_never_replaced_silently_and_a_rotation_is_evidence() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let (k1, k2, k3) = (tmp.path().join("k1.key"), tmp.path().join("k2.key"), tmp.path().join("k3.key"));
-    let with_key = |key: &std::path::Path, args: &[&str]| {
-        evidence().arg("--data-dir").arg(&data).arg("--signer-key").arg(key).args(args).output().unwrap()
-    };
+    let with_key = |key: &std::path::Path, args: &[&str]| run_keyed(&data, key, args);
     let v1 = stdout(&with_key(&k1, &["init", "--origin", "t.example/keys"])).trim().to_string();
     let first: Vec<String> = (0..10).map(evidence_schemas::sample::sample_event).collect();
     let file = tmp.path().join("events.ndjson");

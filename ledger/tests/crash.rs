@@ -19,22 +19,11 @@ use std::io::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{evidence, status, stderr, stdout, verify_store};
+use common::{evidence, status, stderr, stdout, verify_store, Rng};
 use evidence_schemas::sample::sample_event;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// xorshift64*: reproducible from the printed seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 /// `evidence status --json` on a store a kill has just left, and the index rebuild it logged

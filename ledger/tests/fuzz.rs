@@ -6,31 +6,18 @@
 //! coverage-guided under cargo-fuzz (`ledger/fuzz/`, nightly; see ops/README.md), where
 //! `FUZZ_SEEDS_OUT=DIR` writes these seeds as its starting corpus.
 
+mod common;
 mod fuzz_targets;
 
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
+use common::Rng;
 use evidence_ingest::{Batch, Origin, Record, Sink, Verdict};
 use evidence_ledger::{CheckpointPolicy, Log, MemStorage, Storage};
 use evidence_schemas::sample::sample_event;
 use evidence_schemas::Validator;
 use fuzz_targets::*;
-
-/// xorshift64*: deterministic, seeded per run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Bytes parsers of these formats trip on.
 const TOKENS: &[&[u8]] = &[

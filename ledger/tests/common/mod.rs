@@ -112,3 +112,20 @@ impl Store {
 pub fn private_keys_in(dir: &Path) -> Vec<PathBuf> {
     evidence_verifier::store::private_keys_in(dir, 8)
 }
+
+/// xorshift64*: a deterministic generator, reproducible from the seed a test prints.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
