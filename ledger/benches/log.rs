@@ -177,7 +177,7 @@ fn summary(_: &mut Criterion) {
         t_viewed += t.elapsed();
     }
     let mut by_rule = std::collections::BTreeMap::<evidence_ledger::Rule, usize>::new();
-    for a in evidence_ledger::query::alerts(viewed.log().store(), None, None).unwrap() {
+    for a in evidence_ledger::query::alerts(viewed.log().store(), None, None, None).unwrap() {
         *by_rule.entry(a.rule).or_default() += 1;
     }
     let alerts: Vec<String> = by_rule.iter().map(|(r, n)| format!("{r} {n}")).collect();

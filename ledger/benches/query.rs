@@ -56,7 +56,7 @@ fn main() {
         next += BATCH;
     }
     ledger.checkpoint_now().unwrap();
-    let alerts = query::alerts(ledger.log().store(), None, None).unwrap().len();
+    let alerts = query::alerts(ledger.log().store(), None, None, None).unwrap().len();
     println!(
         "query: built a ledger of {} entries with views in {:.1} s ({alerts} alerts)",
         ledger.log().size(),

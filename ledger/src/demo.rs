@@ -114,7 +114,7 @@ fn answer_questions(out: &mut dyn Write, ledger: &Ledger<SledStorage>) -> Result
     let batches = ["fb-support-w14".to_string(), "fb-support-w15".to_string()];
     write!(out, "{}", query::training_gate(store, "ft-next", &base, &batches)?)?;
     writeln!(out, "\n== Audit question 5: every alert of the seed case")?;
-    let alerts = query::alerts(store, None, None)?;
+    let alerts = query::alerts(store, None, None, None)?;
     writeln!(out, "$ evidence alerts --json   (the seed case's, of {} in all)", alerts.len())?;
     let seed = |a: &&crate::governance::Alert| {
         a.app.as_deref() == Some("support-assistant") || a.explanation.contains("support-assistant")

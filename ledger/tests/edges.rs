@@ -123,7 +123,7 @@ proptest! {
         }
         // From the stored canonical bytes, as a restart or a rebuild reads them.
         ledger.rebuild().unwrap();
-        let alerts = query::alerts(ledger.log().store(), None, Some(Rule::EntryUnprojectable)).unwrap();
+        let alerts = query::alerts(ledger.log().store(), None, Some(Rule::EntryUnprojectable), None).unwrap();
         prop_assert!(alerts.is_empty(), "accepted but not projectable: {alerts:#?}");
         prop_assert_eq!(ledger.views().watermark(), accepted);
         prop_assert_eq!(ledger.log().size(), accepted);

@@ -7,6 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use common::stream::{feed, ledger};
 use evidence_ingest::{Batch, Origin, Record, Sink, Verdict};
 use evidence_ledger::examples::SCENARIOS;
 use evidence_ledger::governance::Views;
@@ -16,30 +19,6 @@ use evidence_schemas::Validator;
 use evidence_verifier::SignerKey;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-
-fn ledger() -> Ledger<MemStorage> {
-    let signer = SignerKey::from_seed("test.example/views", [7u8; 32]).unwrap();
-    let log = Log::open(MemStorage::default(), vec![signer], CheckpointPolicy::default()).unwrap();
-    Ledger::open(log).unwrap()
-}
-
-/// Appends `lines` in batches of `batch` (every line must be valid).
-fn feed(ledger: &mut Ledger<MemStorage>, validator: &Validator, lines: &[String], batch: usize) {
-    for (n, chunk) in lines.chunks(batch.max(1)).enumerate() {
-        let records = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, line)| {
-                let valid = validator.validate(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"));
-                Record {
-                    origin: Origin::File { path: "stream".into(), line: (n * batch + i + 1) as u64 },
-                    verdict: Verdict::Valid(Box::new(valid)),
-                }
-            })
-            .collect();
-        ledger.append(&Batch { records, positions: Vec::new() }).unwrap();
-    }
-}
 
 fn view_keys(store: &MemStorage) -> Vec<(Vec<u8>, Vec<u8>)> {
     store.range(b"v", b"w").map(|r| r.unwrap()).map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
@@ -71,7 +50,7 @@ fn alerts_of(path: &Path) -> Vec<Alert> {
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
     let mut l = ledger();
     feed(&mut l, &Validator::default(), &lines, 1000);
-    query::alerts(l.log().store(), None, None).unwrap()
+    query::alerts(l.log().store(), None, None, None).unwrap()
 }
 
 #[test]
@@ -131,113 +110,7 @@ fn each_focused_scenario_raises_its_own_rule() {
 
 // ---- property test: random valid streams from the contract ----
 
-const KINDS: [&str; 4] = ["model", "prompt", "index", "config"];
-const ENVS: [&str; 2] = ["staging", "prod"];
-const ACTORS: [&str; 3] = ["ana@x", "bo@x", "cy@x"];
-const GATES: [&str; 3] = ["prompt-injection", "leakage", "quality"];
-const DECISIONS: [&str; 4] = ["approved", "approved", "rejected", "revoked"];
-const RESULTS: [&str; 4] = ["pass", "pass", "fail", "warn"];
-
-fn artifact(a: u8) -> Value {
-    // 4 kinds x 2 names x 2 versions, each with one of two digests.
-    let kind = KINDS[usize::from(a % 4)];
-    let name = format!("n{}", (a / 4) % 2);
-    let version = format!("{}", (a / 8) % 2);
-    let digest = format!("sha256:{:064x}", u32::from(a % 32));
-    json!({"kind": kind, "name": name, "version": version, "digest": digest})
-}
-
-fn event(i: usize, choice: (u8, u8, u8, u8, u8)) -> String {
-    let (ty, a, b, c, d) = choice;
-    let env = ENVS[usize::from(b % 2)];
-    let actor = ACTORS[usize::from(c % 3)];
-    let time = format!("2026-05-01T{:02}:{:02}:00Z", (i / 60) % 24, i % 60);
-    let mut e = json!({"specversion": "1.0", "id": format!("e{i}"), "source": "prop", "time": time, "actor": actor});
-    let (t, data) = match ty % 12 {
-        0 => (
-            "registry.register",
-            json!({"artifact": artifact(a), "owner": "o", "format": if d % 5 == 0 { "pickle" } else { "safetensors" }}),
-        ),
-        1 => ("registry.sign", json!({"artifact": artifact(a), "key_id": "k", "verified": d % 4 != 0})),
-        2 => {
-            e["env"] = json!(env);
-            let mut data =
-                json!({"artifact": artifact(a), "target_env": env, "decision": DECISIONS[usize::from(d % 4)]});
-            if d % 3 == 0 {
-                data["exception"] =
-                    json!({"control": GATES[usize::from(c % 3)], "reason": "r", "expires": "2026-05-01T12:00:00Z"});
-            }
-            ("registry.approve", data)
-        }
-        3 => {
-            e["env"] = json!(env);
-            ("registry.promote", json!({"artifact": artifact(a), "target_env": env}))
-        }
-        4 => {
-            e["env"] = json!(env);
-            (
-                "pipeline.deploy",
-                json!({"app": format!("app{}", d % 2), "target_env": env, "artifacts": [artifact(a), artifact(a.wrapping_add(d))]}),
-            )
-        }
-        5 => {
-            e["env"] = json!(env);
-            ("registry.rollback", json!({"artifact": artifact(a), "app": format!("app{}", d % 2), "target_env": env}))
-        }
-        6 => (
-            "pipeline.gate",
-            json!({"gate": GATES[usize::from(c % 3)], "category": "eval", "artifact": artifact(a), "result": RESULTS[usize::from(d % 4)]}),
-        ),
-        7 => (
-            "registry.provider",
-            json!({"provider": "p", "model": format!("m{}", a % 2), "region": "r", "data_classes": if d % 2 == 0 { json!(["pii"]) } else { json!(["public"]) }, "envs": [env], "decision": if d % 5 == 0 { "revoked" } else { "approved" }}),
-        ),
-        8 => {
-            e["env"] = json!(env);
-            e.as_object_mut().unwrap().remove("actor");
-            let mut data = json!({"request_id": format!("r{i}"), "app": format!("app{}", d % 2), "provider": "p", "model": format!("m{}", a % 2), "region": "r", "data_class": if c % 2 == 0 { "pii" } else { "public" }, "refused": d % 3 == 0, "tool_calls": if c % 4 == 0 { json!(["t"]) } else { json!([]) }, "safety_flags": if b % 5 == 0 { json!(["f"]) } else { json!([]) }});
-            if a % 3 == 0 {
-                data["prompt"] = artifact(a);
-            }
-            if a % 2 == 0 {
-                data["model_digest"] = artifact(a)["digest"].clone();
-            }
-            ("proxy.request", data)
-        }
-        9 => {
-            e.as_object_mut().unwrap().remove("actor");
-            (
-                "feedback.submit",
-                json!({"feedback_id": format!("f{i}"), "batch": format!("b{}", d % 3), "channel": "user"}),
-            )
-        }
-        10 => (
-            "feedback.vet",
-            json!({"batch": format!("b{}", d % 3), "decision": if c % 3 == 0 { "rejected" } else { "accepted" }}),
-        ),
-        _ => match d % 3 {
-            0 => (
-                "registry.policy",
-                json!({"version": format!("v{i}"), "policy": {
-                "required_gates": {"prod": ["prompt-injection", "leakage"], "staging": [GATES[usize::from(c % 3)]]},
-                "required_approvals": {"prod": 1 + c % 2},
-                "separation_of_duties": b % 2 == 0,
-                "require_signature": ["prod"],
-                "unsafe_formats": ["pickle"],
-                "feedback_requires_vetting": a % 2 == 0,
-                "drift": {"window": 2 + u32::from(a % 4), "refusal_rate": 0.1, "safety_flag_rate": 0.1, "tool_call_rate": 0.1}}}),
-            ),
-            1 => (
-                "training.start",
-                json!({"job_id": format!("j{}", a % 3), "base": artifact(a), "feedback_batches": [format!("b{}", b % 3), format!("b{}", c % 3)]}),
-            ),
-            _ => ("training.finish", json!({"job_id": format!("j{}", a % 3), "status": "succeeded"})),
-        },
-    };
-    e["type"] = json!(t);
-    e["data"] = data;
-    e.to_string()
-}
+use common::stream::event;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
@@ -258,7 +131,7 @@ proptest! {
         let mut l = Ledger::open(l.into_log()).unwrap();
         feed(&mut l, &validator, &lines[cut..], batch);
         let incremental = view_keys(l.log().store());
-        let alerts = query::alerts(l.log().store(), None, None).unwrap();
+        let alerts = query::alerts(l.log().store(), None, None, None).unwrap();
         for a in &alerts {
             prop_assert!(a.entries.iter().all(|&e| e < l.log().size()), "{a:?}");
         }
@@ -296,7 +169,7 @@ fn the_random_streams_exercise_the_rules() {
     let mut l = ledger();
     feed(&mut l, &validator, &lines, 100);
     let rules: std::collections::BTreeSet<Rule> =
-        query::alerts(l.log().store(), None, None).unwrap().into_iter().map(|a| a.rule).collect();
+        query::alerts(l.log().store(), None, None, None).unwrap().into_iter().map(|a| a.rule).collect();
     println!("rules raised by a random stream: {rules:?}");
     assert!(rules.len() >= 9, "only {rules:?}");
 }
@@ -333,7 +206,7 @@ fn names_are_capped_by_the_contract_and_long_ones_never_share_a_view() {
     let lines = [submit("s1", &vetted), submit("s2", &other), vet("v1", &vetted)];
     for (seq, line) in lines.iter().enumerate() {
         let event = evidence_schemas::parse_validated(line.as_bytes()).unwrap();
-        views.project(seq as u64, &event);
+        views.project(seq as u64, &event, &evidence_ledger::governance::NoHistory);
     }
     views.save(&store).unwrap();
     let base: query::ArtifactName = "model/base@1".parse().unwrap();
@@ -359,7 +232,7 @@ fn an_alert_whose_time_does_not_parse_is_an_error_not_kept() {
     l.store().commit(wb).unwrap();
     let since = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap();
     for since in [None, Some(since)] {
-        let err = query::alerts(l.store(), since, None).unwrap_err();
+        let err = query::alerts(l.store(), since, None, None).unwrap_err();
         assert!(err.to_string().contains("does not decode"), "{err}");
         assert!(err.to_string().contains("time \"yesterday\""), "{err}");
     }
@@ -400,7 +273,7 @@ fn an_entry_the_views_cannot_apply_raises_its_own_alert_and_projection_goes_on()
 
     let mut ledger = Ledger::open(log).expect("the views open past the bad entries");
     let check = |ledger: &Ledger<MemStorage>| {
-        let alerts = query::alerts(ledger.log().store(), None, None).unwrap();
+        let alerts = query::alerts(ledger.log().store(), None, None, None).unwrap();
         let skipped: Vec<u64> = alerts.iter().filter(|a| a.rule == Rule::EntryUnprojectable).map(|a| a.seq).collect();
         assert_eq!(skipped, [0, 1], "{alerts:#?}");
         assert!(alerts[0].explanation.contains("/data/policy/required_gates/production"), "{}", alerts[0].explanation);
@@ -411,5 +284,5 @@ fn an_entry_the_views_cannot_apply_raises_its_own_alert_and_projection_goes_on()
     ledger.rebuild().unwrap();
     check(&ledger);
     let rule: Rule = "ledger.unprojectable".parse().unwrap();
-    assert_eq!(query::alerts(ledger.log().store(), None, Some(rule)).unwrap().len(), 2);
+    assert_eq!(query::alerts(ledger.log().store(), None, Some(rule), None).unwrap().len(), 2);
 }

@@ -7,7 +7,7 @@
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset};
-use evidence_schemas::{ArtifactRef, Env, Event};
+use evidence_schemas::{ArtifactRef, Env};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::model::PolicyInForce;
@@ -180,10 +180,82 @@ mod rfc3339 {
     }
 }
 
+/// Where an alert stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The violation stands on the evidence so far.
+    Open,
+    /// Evidence dated before the violation cured it (`resolved_by`, `resolution`).
+    Resolved,
+}
+
+impl Status {
+    /// `open` or `resolved`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "open" => Ok(Status::Open),
+            "resolved" => Ok(Status::Resolved),
+            _ => Err(format!("unknown status {s:?} (statuses: open, resolved)")),
+        }
+    }
+}
+
+/// A folded traffic alert: the requests (or drift windows) that repeat one violation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fold {
+    /// How many requests (windows, for drift) it stands for.
+    pub occurrences: u64,
+    /// The first one's entry.
+    pub first: u64,
+    /// The latest one's entry.
+    pub last: u64,
+    /// Distinct digests, data classes or models seen, the first [`Fold::SAMPLE`] of them.
+    pub sample: Vec<String>,
+    /// Whether more distinct ones were seen than the sample holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
+}
+
+impl Fold {
+    /// How many distinct values the sample keeps.
+    pub const SAMPLE: usize = 8;
+
+    /// A fold of the one occurrence `seq`, showing `variant`.
+    pub fn of(seq: u64, variant: &str) -> Self {
+        Fold { occurrences: 1, first: seq, last: seq, sample: vec![variant.to_string()], more: false }
+    }
+
+    /// Counts occurrence `seq`, showing `variant`.
+    pub fn count(&mut self, seq: u64, variant: &str) {
+        self.occurrences += 1;
+        self.first = self.first.min(seq);
+        self.last = self.last.max(seq);
+        if !self.sample.iter().any(|s| s == variant) {
+            if self.sample.len() < Fold::SAMPLE {
+                self.sample.push(variant.to_string());
+            } else {
+                self.more = true;
+            }
+        }
+    }
+}
+
 /// A detection: derived state, stored beside the views, and what the SIEM receives.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
-    /// Stable: derived from the rule, what it is about and the entries that prove it.
+    /// Stable: derived from the rule, what it is about and the entries that proved it when it
+    /// was opened.
     pub id: String,
     /// The rule.
     pub rule: Rule,
@@ -195,9 +267,11 @@ pub struct Alert {
     pub explanation: String,
     /// The policy version applied.
     pub policy_version: String,
-    /// The entries that prove it, ascending (the policy entry applied is among them).
+    /// The entries that prove it, ascending (the policy entry applied is among them, and the
+    /// entry that opened it; for a fold, its first occurrence: `fold` names its last).
     pub entries: Vec<u64>,
-    /// The entry that raised it.
+    /// The entry that violated: the release, the registration, the training job, or a
+    /// folded alert's first request.
     pub seq: u64,
     /// That entry's event time.
     #[serde(with = "rfc3339")]
@@ -211,22 +285,39 @@ pub struct Alert {
     /// The artifact (`kind/name@version`), where one applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<String>,
+    /// The provider route (`provider/model/region`), for `routing.unapproved`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
     /// The actors involved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actors: Vec<String>,
-    /// For traffic rules: the violation this alert stands for, so that later requests with
-    /// the same violation do not raise it again.
+    /// Open or resolved.
+    pub status: Status,
+    /// The entry whose arrival opened it: `seq` itself, or later evidence dated before `seq`
+    /// that made it a violation.
+    pub opened_by: u64,
+    /// The entry whose arrival resolved it: evidence dated before the violation that cures it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<u64>,
+    /// Why it was resolved, in a sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    /// For traffic rules: the occurrences folded into it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<Fold>,
+    /// What it is about, as its id is derived (not stored: the id carries it).
     #[serde(skip)]
-    pub(crate) violation: Option<String>,
+    pub(crate) subject: String,
 }
 
 impl Alert {
-    /// An alert of `rule` raised by entry `seq` (event `ev`) under `policy`, about `subject`,
-    /// proven by `entries` (with `seq` and the policy's entry added).
+    /// An open alert of `rule` on entry `seq` (event time `time`) under `policy`, about
+    /// `subject`, proven by `entries` (with `seq` and the policy's entry added). Its id is
+    /// sealed when it is opened ([`Alert::open`]).
     pub(crate) fn new(
         rule: Rule,
         policy: &PolicyInForce,
-        (seq, ev): (u64, &Event),
+        (seq, time): (u64, DateTime<FixedOffset>),
         subject: &str,
         mut entries: Vec<u64>,
         explanation: String,
@@ -235,15 +326,8 @@ impl Alert {
         entries.extend(policy.seq);
         entries.sort_unstable();
         entries.dedup();
-        let mut h = blake3::Hasher::new();
-        h.update(rule.name().as_bytes());
-        h.update(&[0]);
-        h.update(subject.as_bytes());
-        for e in &entries {
-            h.update(&e.to_be_bytes());
-        }
         Alert {
-            id: format!("alert-{}", &h.finalize().to_hex()[..24]),
+            id: String::new(),
             rule,
             severity: rule.severity(),
             title: rule.title().to_string(),
@@ -251,13 +335,45 @@ impl Alert {
             policy_version: policy.version.clone(),
             entries,
             seq,
-            time: ev.time,
+            time,
             app: None,
             env: None,
             artifact: None,
+            route: None,
             actors: Vec::new(),
-            violation: None,
+            status: Status::Open,
+            opened_by: seq,
+            resolved_by: None,
+            resolution: None,
+            fold: None,
+            subject: subject.to_string(),
         }
+    }
+
+    /// Opens it on the arrival of entry `by`: cites `by` (when it is not the violating entry
+    /// itself) and derives the id from the rule, the subject and the entries.
+    pub(crate) fn open(mut self, by: u64) -> Alert {
+        self.opened_by = by;
+        if !self.entries.contains(&by) {
+            self.entries.push(by);
+            self.entries.sort_unstable();
+        }
+        let mut h = blake3::Hasher::new();
+        h.update(self.rule.name().as_bytes());
+        h.update(&[0]);
+        h.update(self.subject.as_bytes());
+        for e in &self.entries {
+            h.update(&e.to_be_bytes());
+        }
+        self.id = format!("alert-{}", &h.finalize().to_hex()[..24]);
+        self
+    }
+
+    /// Resolves it: entry `by` cured it, for the reason `why`.
+    pub(crate) fn resolve(&mut self, by: u64, why: String) {
+        self.status = Status::Resolved;
+        self.resolved_by = Some(by);
+        self.resolution = Some(why);
     }
 
     /// The alert that entry `seq` (received at `time`) could not be applied to the views
@@ -267,25 +383,14 @@ impl Alert {
         let mut h = blake3::Hasher::new();
         h.update(rule.name().as_bytes());
         h.update(&seq.to_be_bytes());
-        Alert {
-            id: format!("alert-{}", &h.finalize().to_hex()[..24]),
-            rule,
-            severity: rule.severity(),
-            title: rule.title().to_string(),
-            explanation: format!(
-                "Entry {seq} is in the log but the views could not apply it ({problem}); every view \
-                 and alert that depends on it may be incomplete. Run evidence-verify, and report it."
-            ),
-            policy_version: policy.version.clone(),
-            entries: vec![seq],
-            seq,
-            time,
-            app: None,
-            env: None,
-            artifact: None,
-            actors: Vec::new(),
-            violation: None,
-        }
+        let explanation = format!(
+            "Entry {seq} is in the log but the views could not apply it ({problem}); every view \
+             and alert that depends on it may be incomplete. Run evidence-verify, and report it."
+        );
+        let mut alert = Alert::new(rule, policy, (seq, time), "", vec![seq], explanation);
+        alert.entries = vec![seq];
+        alert.id = format!("alert-{}", &h.finalize().to_hex()[..24]);
+        alert
     }
 
     /// Names the app, env and artifact it is about.
@@ -303,23 +408,29 @@ impl Alert {
         self.actors.dedup();
         self
     }
-
-    /// Marks a traffic alert as standing for `violation`, raised once.
-    pub(crate) fn once(mut self, violation: String) -> Self {
-        self.violation = Some(violation);
-        self
-    }
-
-    /// The violation a traffic alert stands for.
-    pub fn violation(&self) -> Option<&str> {
-        self.violation.as_deref()
-    }
 }
 
 impl fmt::Display for Alert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "[{}] {} {}: {}", self.severity.name(), self.rule, self.id, self.title)?;
+        writeln!(f, "[{}] {} {} ({}): {}", self.severity.name(), self.rule, self.id, self.status.name(), self.title)?;
         writeln!(f, "    {}", esc(&self.explanation))?;
+        if let Some(fold) = &self.fold {
+            let more = if fold.more { ", ..." } else { "" };
+            let sample: Vec<String> = fold.sample.iter().map(|s| esc(s).to_string()).collect();
+            writeln!(
+                f,
+                "    {} occurrence(s), entries {}..={}, seen: {}{more}",
+                fold.occurrences,
+                fold.first,
+                fold.last,
+                sample.join(", ")
+            )?;
+        }
+        if let Some(why) = &self.resolution {
+            writeln!(f, "    resolved: {}", esc(why))?;
+        } else if self.opened_by != self.seq {
+            writeln!(f, "    opened by entry {}, which arrived late", self.opened_by)?;
+        }
         write!(f, "    policy {}, entries {:?}", esc(&self.policy_version), self.entries)
     }
 }

@@ -14,28 +14,36 @@
 //! | `va` kind name version | [`ArtifactView`](super::model::ArtifactView) | state |
 //! | `vg` digest gate | [`GateView`](super::model::GateView): the latest and first passing run | state |
 //! | `vs` kind name version | [`Served`](super::model::Served): requests served with the artifact | state |
-//! | `vl` app env | [`LiveSet`](super::model::LiveSet): what serves `app` in `env` now | state |
-//! | `vr` provider model region | [`RouteView`](super::model::RouteView) | state |
+//! | `vf` | the views' format ([`FORMAT`]): views of another format are rebuilt on open | meta |
+//! | `vl` app env | [`LiveHistory`](super::model::LiveHistory): every deploy and rollback of `app` in `env` | state |
+//! | `vr` provider model region | [`RouteHistory`](super::model::RouteHistory) | state |
 //! | `vb` batch | [`BatchView`](super::model::BatchView) | state |
 //! | `vj` job | [`JobView`](super::model::JobView) | state |
 //! | `vw` app env model | [`Window`](super::model::Window): drift counters | state |
-//! | `vx` violation | seq: a traffic alert already raised for it | state |
+//! | `vt` kind app env name | [`TrafficSummary`](super::model::TrafficSummary): the requests of one route, prompt or model | state |
+//! | `vu` traffic-key seq | the folds of a traffic key over its requests before `seq` (a rung: where re-judging may start), with their subjects | state |
+//! | `vo` violation | where its open alert is stored: seq (u64 BE), n (u16 BE) | state |
 //! | `vG` digest gate time seq | [`GateRun`](super::model::GateRun): every run of a gate, by event time | history |
 //! | `vP` seq | [`PolicyVersion`](super::model::PolicyVersion) | history |
-//! | `vd` app env time seq | [`LiveSet`](super::model::LiveSet) after each deploy or rollback | history |
-//! | `vA` seq n (u16 BE) | [`Alert`](super::alert::Alert) raised by entry `seq` | history |
+//! | `vA` seq n (u16 BE) | the `n`th [`Alert`](super::alert::Alert) opened by entry `seq`: rewritten while it is open (folds count, a resolution closes it) | history |
 
 use evidence_schemas::{ArtifactKind, Digest};
 
 use crate::store::keyspace::{
-    successor, VIEWS, VIEW_ALERTS, VIEW_ARTIFACTS, VIEW_BATCHES, VIEW_GATES, VIEW_GATE_RUNS, VIEW_JOBS, VIEW_LIVE,
-    VIEW_POLICIES, VIEW_POLICY, VIEW_REPORTED, VIEW_ROUTES, VIEW_SERVED, VIEW_TIMELINE, VIEW_WATERMARK, VIEW_WINDOWS,
+    successor, VIEWS, VIEW_ALERTS, VIEW_ARTIFACTS, VIEW_BATCHES, VIEW_FORMAT, VIEW_GATES, VIEW_GATE_RUNS, VIEW_JOBS,
+    VIEW_LIVE, VIEW_OPEN, VIEW_POLICIES, VIEW_POLICY, VIEW_ROUTES, VIEW_RUNGS, VIEW_SERVED, VIEW_TRAFFIC,
+    VIEW_WATERMARK, VIEW_WINDOWS,
 };
 
 /// The watermark's key.
 pub const WATERMARK: &[u8] = &[VIEWS, VIEW_WATERMARK];
 /// The policy in force's key.
 pub const POLICY: &[u8] = &[VIEWS, VIEW_POLICY];
+/// The views' format key.
+pub const FORMAT_KEY: &[u8] = &[VIEWS, VIEW_FORMAT];
+/// The views' format: views written by a ledger of another format are dropped and rebuilt
+/// from the log when it opens. 2: alerts with a lifecycle, judged on event time (2026-12).
+pub const FORMAT: u32 = 2;
 
 /// A view key: `v`, the table, then each part length-prefixed (see the module docs).
 pub fn key(table: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -124,18 +132,21 @@ pub fn window(app: &str, env: &str, model: &str) -> Vec<u8> {
     key(VIEW_WINDOWS, &[app.as_bytes(), env.as_bytes(), model.as_bytes()])
 }
 
-/// The key recording that a traffic violation was alerted.
-pub fn reported(violation: &[u8]) -> Vec<u8> {
-    key(VIEW_REPORTED, &[violation])
+/// The key of a traffic summary: `kind` (a byte), app, env and the route, prompt or model.
+pub fn traffic(kind: u8, app: &str, env: &str, name: &str) -> Vec<u8> {
+    key(VIEW_TRAFFIC, &[&[kind], app.as_bytes(), env.as_bytes(), name.as_bytes()])
 }
 
-/// The timeline key of a live set: the (app, env) prefix, then event time and seq, so that
-/// the set live at time T is the last key at or before T.
-pub fn timeline(app: &str, env: &str, micros: i64, seq: u64) -> Vec<u8> {
-    let mut k = key(VIEW_TIMELINE, &[app.as_bytes(), env.as_bytes()]);
-    k.extend_from_slice(&order_micros(micros).to_be_bytes());
+/// The key of a rung's fold snapshot: the traffic summary's key, then the rung's seq.
+pub fn rung(summary: &[u8], seq: u64) -> Vec<u8> {
+    let mut k = key(VIEW_RUNGS, &[summary]);
     k.extend_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// The key of an open alert's violation.
+pub fn open(violation: &str) -> Vec<u8> {
+    key(VIEW_OPEN, &[violation.as_bytes()])
 }
 
 /// Event time (µs since the epoch, signed) as a u64 that sorts the same way.

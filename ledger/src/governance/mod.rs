@@ -1,25 +1,33 @@
 //! Governance: what the ledger concludes from its entries. The view model ([`model`], and
-//! [`State`], the read-only state the rules see), the eleven rules ([`rules`], one file per
-//! rule), the [`Alert`]s they raise, the [`policy`] in force, and the projection ([`Views`])
-//! that runs the rules and applies each entry, in that order. The views' keys are in
-//! [`keys`].
+//! [`State`], the read-only state the rules see; [`asof`], evidence as it stood at an event
+//! time), the eleven rules ([`rules`], one file per rule; its module docs give the semantics:
+//! event time, late evidence, the lifecycle of an alert, folding), the [`Alert`]s they raise,
+//! the open alerts and their lifecycle (`lifecycle`), traffic summaries and re-judging
+//! (`traffic`), the [`policy`] in force, and the projection ([`Views`]) that applies each
+//! entry (`apply`) and judges what it may change. The views' keys are in [`keys`].
 //!
-//! Dependencies run one way: `model` ← `state` ← `rules` ← `projection`. The rules read
-//! `&State` and return alerts; only the projection writes. Nothing here appends to the log
-//! or reads the clock; everything here can be rebuilt from the log.
+//! Dependencies run one way: `model` ← `asof`, `state` ← `rules` ← `traffic`, `lifecycle`,
+//! `apply` ← `projection`. The rules read `&State` and return alerts; only the projection
+//! writes. Nothing here appends to the log or reads the clock; everything here can be rebuilt
+//! from the log.
 
 pub mod alert;
+mod apply;
+pub mod asof;
 mod codec;
 mod error;
 pub mod keys;
+mod lifecycle;
 pub mod model;
 pub mod policy;
 mod projection;
 pub mod rules;
 mod state;
+mod traffic;
 
-pub use self::alert::{Alert, Rule, Severity, UnknownRule};
+pub use self::alert::{Alert, Fold, Rule, Severity, Status, UnknownRule};
 pub use self::codec::{decode, read, read_range};
 pub use self::error::ViewError;
 pub use self::projection::Views;
+pub use self::rules::{History, NoHistory};
 pub use self::state::State;

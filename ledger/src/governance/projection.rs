@@ -1,9 +1,14 @@
-//! The projection: [`Views`] follows the log entry by entry. For each entry it runs the rules
-//! against the state as of the entry before, then applies the entry to the state and to the
-//! history keys (gate runs, policy versions, the deployment timeline, alerts). Everything here
-//! is derived from the log: it can be dropped and rebuilt from entry 0, and a rebuild writes
-//! exactly the bytes that incremental projection wrote (values are JSON with ordered maps;
-//! nothing reads the clock). The key space is in [`super::keys`].
+//! The projection: [`Views`] follows the log entry by entry. A request is judged by the
+//! traffic rules as it arrives, counted into its folds, then applied. Any other entry is
+//! applied to the state and the history keys first; then everything it may judge
+//! differently is judged again, on all the evidence dated at or before it: the entry's own
+//! releases, registration or training job, and the releases, registrations, jobs and traffic
+//! it is late evidence for. The [`Open`] alerts are reconciled with what each judgement
+//! finds (opened, refreshed, resolved). The semantics are at the top of [`super::rules`].
+//!
+//! Everything here is derived from the log: it can be dropped and rebuilt from entry 0, and a
+//! rebuild writes exactly the bytes that incremental projection wrote (values are JSON with
+//! ordered maps; nothing reads the clock). The key space is in [`super::keys`].
 //!
 //! *State* keys are held in memory by [`State`] (the rules read them at every entry) and
 //! written back when they change, so they are kept small: what grows with traffic (gate runs,
@@ -15,40 +20,44 @@
 //! After a crash they are at most behind it, and [`crate::Ledger`] projects the missing
 //! entries from the watermark on.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset};
 
-use evidence_schemas::{
-    ArtifactKind, ArtifactRef, Env, Event, EventData, FeedbackSubmit, GateOutcome, PipelineGate, ProxyRequest,
-    RegistryRegister, TrainingFinish, TrainingStart,
-};
+use evidence_schemas::{Event, EventData, ProxyRequest};
 
-use super::alert::{Alert, Rule};
+use super::alert::{Alert, Fold};
 use super::error::ViewError;
 use super::keys;
-use super::model::{
-    Approval, ArtifactView, BatchVerdict, BatchView, Cite, GateRun, GateView, JobFinish, JobStart, JobView,
-    LiveArtifact, LiveSet, Move, PolicyInForce, PolicyVersion, Registration, RouteView, Served, Signature, Vet, Via,
-    Window,
-};
-use super::policy::default_policy;
-use super::rules;
+use super::lifecycle::{violation, Open};
+use super::rules::{self, History, Release, Traffic};
 use super::state::State;
+use super::traffic::{self, Recent};
 use crate::store::keyspace::{prefix_end, VIEWS};
 use crate::store::{Storage, WriteBatch};
 
-/// The projector: the in-memory state, the watermark, and the writes not yet saved.
+/// The projector: the in-memory state, the open alerts, the watermark, and the writes not
+/// yet saved.
 #[derive(Debug)]
 pub struct Views {
     state: State,
+    open: Open,
+    recent: Recent,
     watermark: u64,
     pending: WriteBatch,
 }
 
 impl Views {
-    /// Loads the views' state and watermark from the store.
+    /// Loads the views' state and watermark from the store. Views of another format (written
+    /// by an older ledger) are dropped first, so that the ledger projects the log again.
     pub fn load<S: Storage>(store: &S) -> Result<Self, ViewError> {
+        let format = store.get(keys::FORMAT_KEY)?.map(|v| v.as_ref().to_vec());
+        if format.as_deref() != Some(&keys::FORMAT.to_be_bytes()[..]) && store.get(keys::WATERMARK)?.is_some() {
+            tracing::warn!(
+                message = "The views were written by another version of the ledger; projecting the log again."
+            );
+            Views::clear(store)?;
+        }
         let watermark = match store.get(keys::WATERMARK)? {
             Some(v) => u64::from_be_bytes(
                 v.as_ref()
@@ -57,7 +66,13 @@ impl Views {
             ),
             None => 0,
         };
-        Ok(Views { state: State::load(store)?, watermark, pending: WriteBatch::default() })
+        Ok(Views {
+            state: State::load(store)?,
+            open: Open::load(store)?,
+            recent: Recent::default(),
+            watermark,
+            pending: WriteBatch::default(),
+        })
     }
 
     /// Deletes every view key (state, history, alerts and the watermark).
@@ -84,21 +99,21 @@ impl Views {
         &self.state
     }
 
-    /// Projects entry `seq` (which must be the watermark): runs the rules against the state
-    /// as of the entry before it, then applies the entry. Returns the alerts it raised.
-    pub fn project(&mut self, seq: u64, ev: &Event) -> Vec<Alert> {
+    /// Projects entry `seq` (which must be the watermark), reading earlier entries back from
+    /// `history` where a re-judgement needs them. Returns the alerts it opened or resolved,
+    /// as they stand after it.
+    pub fn project(&mut self, seq: u64, ev: &Event, history: &dyn History) -> Vec<Alert> {
         debug_assert_eq!(seq, self.watermark, "entries are projected in order");
-        let alerts = rules::check(&self.state, seq, ev);
-        self.apply(seq, ev, &alerts);
-        for (n, alert) in alerts.iter().enumerate() {
-            let n = u16::try_from(n).unwrap_or(u16::MAX);
-            self.history(keys::alert(seq, n), alert);
-            if let Some(violation) = alert.violation() {
-                self.state.reported.put(keys::reported(violation.as_bytes()), seq);
+        let mut changed = Vec::new();
+        match &ev.data {
+            EventData::ProxyRequest(d) => self.request(seq, ev, d, &mut changed),
+            _ => {
+                self.state.apply(seq, ev, &mut self.pending, false);
+                self.rejudge(seq, ev, history, &mut changed);
             }
         }
         self.watermark = seq + 1;
-        alerts
+        changed
     }
 
     /// Skips entry `seq` (which must be the watermark), which cannot be applied because of
@@ -107,7 +122,7 @@ impl Views {
     pub fn skip(&mut self, seq: u64, time: DateTime<FixedOffset>, problem: &str) -> Alert {
         debug_assert_eq!(seq, self.watermark, "entries are projected in order");
         let alert = Alert::unprojectable(seq, time, self.state.policy(), problem);
-        self.history(keys::alert(seq, 0), &alert);
+        self.open.record(alert.clone(), seq);
         self.watermark = seq + 1;
         alert
     }
@@ -116,221 +131,154 @@ impl Views {
     pub fn save<S: Storage>(&mut self, store: &S) -> Result<(), ViewError> {
         let mut batch = std::mem::take(&mut self.pending);
         self.state.write(&mut batch);
+        self.open.write(&mut batch);
         batch.put(keys::WATERMARK, self.watermark.to_be_bytes().to_vec());
+        batch.put(keys::FORMAT_KEY, keys::FORMAT.to_be_bytes().to_vec());
         store.apply(batch)?;
         Ok(())
     }
 
-    /// Writes a history key (written once, read by queries).
-    fn history(&mut self, key: Vec<u8>, value: &impl serde::Serialize) {
-        self.pending.put(key, serde_json::to_vec(value).expect("view values serialize"));
-    }
-
-    /// Applies entry `seq` to the state and the history; `alerts` are the rules' on it.
-    fn apply(&mut self, seq: u64, ev: &Event, alerts: &[Alert]) {
-        // Requests and feedback, most of the traffic, are counted rather than cited.
-        match &ev.data {
-            EventData::ProxyRequest(d) => return self.count_request(seq, ev, d, alerts),
-            EventData::FeedbackSubmit(d) => return self.submitted(seq, d),
-            _ => {}
-        }
-        let cite = Cite::of(seq, ev);
-        let st = &mut self.state;
-        match &ev.data {
-            EventData::RegistryRegister(d) => self.registered(cite, d),
-            EventData::RegistrySign(d) => st.artifact_mut(&d.artifact).signatures.push(Signature {
-                cite,
-                digest: d.artifact.digest.clone(),
-                key_id: d.key_id.clone(),
-                verified: d.verified,
-            }),
-            EventData::RegistryApprove(d) => st.artifact_mut(&d.artifact).approvals.push(Approval {
-                cite,
-                digest: d.artifact.digest.clone(),
-                env: d.target_env.clone(),
-                decision: d.decision,
-                role: d.role.clone(),
-                exception: d.exception.clone(),
-            }),
-            EventData::RegistryPromote(d) => st.artifact_mut(&d.artifact).promotions.push(Move {
-                cite,
-                digest: d.artifact.digest.clone(),
-                env: d.target_env.clone(),
-                app: None,
-            }),
-            EventData::RegistryRollback(d) => {
-                self.moved(&d.app, &d.target_env, std::slice::from_ref(&d.artifact), &cite, Via::Rollback)
-            }
-            EventData::PipelineDeploy(d) => self.moved(&d.app, &d.target_env, &d.artifacts, &cite, Via::Deploy),
-            EventData::RegistryProvider(d) => {
-                let route = RouteView {
-                    cite,
-                    decision: d.decision,
-                    data_classes: d.data_classes.clone(),
-                    envs: d.envs.clone(),
-                };
-                st.routes.put(keys::route(&d.provider, &d.model, &d.region), route);
-            }
-            EventData::RegistryPolicy(d) => {
-                let policy = d.policy.filled(&default_policy());
-                st.policy = PolicyInForce { version: d.version.clone(), seq: Some(seq), policy };
-                st.policy_changed = true;
-                let version = PolicyVersion { cite, version: d.version.clone() };
-                self.history(keys::policy_version(seq), &version);
-            }
-            EventData::PipelineGate(d) => self.gated(cite, d),
-            // Key rotations are read from the log by `Log` and by auditors, not from the views.
-            EventData::ProxyRequest(_) | EventData::FeedbackSubmit(_) | EventData::LedgerKey(_) => {}
-            EventData::FeedbackVet(d) => {
-                st.batches.get_mut(keys::batch(&d.batch), BatchView::default).vets.push(Vet {
-                    cite,
-                    decision: d.decision,
-                    reason: d.reason.clone(),
-                });
-            }
-            EventData::TrainingStart(d) => self.training_started(cite, d),
-            EventData::TrainingFinish(d) => self.training_finished(cite, d),
-        }
-    }
-
-    fn registered(&mut self, cite: Cite, d: &RegistryRegister) {
-        let st = &mut self.state;
-        let reg =
-            Registration { cite, digest: d.artifact.digest.clone(), owner: d.owner.clone(), format: d.format.clone() };
-        let view = st.artifact_mut(&d.artifact);
-        if view.registered.is_some() {
-            view.reregistered.push(reg);
-            return;
-        }
-        // The registered digest is the artifact's identity from now on, even if an earlier
-        // event named it with another one.
-        let old = std::mem::replace(&mut view.artifact.digest, d.artifact.digest.clone());
-        view.registered = Some(reg);
-        if old != d.artifact.digest {
-            let k = keys::artifact(d.artifact.kind, &d.artifact.name, &d.artifact.version);
-            st.by_digest.entry(old).or_default().remove(&k);
-            st.by_digest.entry(d.artifact.digest.clone()).or_default().insert(k);
-        }
-    }
-
-    fn submitted(&mut self, seq: u64, d: &FeedbackSubmit) {
-        let b = self.state.batches.get_mut(keys::batch(&d.batch), BatchView::default);
-        b.submitted += 1;
-        b.first_seq.get_or_insert(seq);
-        b.last_seq = Some(seq);
-    }
-
-    fn gated(&mut self, cite: Cite, d: &PipelineGate) {
-        let seq = cite.seq;
-        let run = GateRun {
-            cite,
-            gate: d.gate.clone(),
-            result: d.result,
-            artifact: d.artifact.clone(),
-            target_env: d.target_env.clone(),
+    /// A gateway request: counted into its traffic summaries (and kept in [`Recent`]), judged
+    /// by the traffic rules on the evidence so far (weighed by its time), counted into its
+    /// folds, and the drift rule run on its window.
+    fn request(&mut self, seq: u64, ev: &Event, d: &ProxyRequest, changed: &mut Vec<Alert>) {
+        let Some(env) = &ev.env else {
+            return self.state.apply(seq, ev, &mut self.pending, false);
         };
-        self.history(keys::gate_run(&d.artifact.digest, &d.gate, run.cite.at, seq), &run);
-        let view = self.state.gates.get_mut(keys::gate(&d.artifact.digest, &d.gate), || GateView {
-            gate: d.gate.clone(),
-            latest: d.result,
-            latest_seq: seq,
-            first_pass_seq: None,
-            runs: 0,
-        });
-        view.runs += 1;
-        (view.latest, view.latest_seq) = (d.result, seq);
-        if view.first_pass_seq.is_none() && d.result == GateOutcome::Pass {
-            view.first_pass_seq = Some(seq);
+        let at = ev.time.timestamp_micros();
+        let shared = Arc::new(ev.clone());
+        for kind in Traffic::ALL {
+            let Some((name, variant)) = kind.of(d) else { continue };
+            let key: traffic::Key = (kind, d.app.clone(), env.0.clone(), name);
+            let scope = traffic::scope(kind, &key.1, &key.2, &key.3);
+            let open = &self.open;
+            traffic::count(&mut self.state, (seq, at), &key, variant, || open.alerts_within(&scope));
+            self.recent.push(traffic::summary_key(kind, &key.1, &key.2, &key.3), seq, &shared);
+            let Some(hit) = rules::judge_request(&self.state, self.state.policy(), (seq, ev), d, env, kind) else {
+                continue;
+            };
+            let v = format!("{scope}\0{}\0{}", hit.rule.name(), hit.subject);
+            if !self.open.count(&v, seq, &hit.variant) {
+                let mut alert = (hit.alert)();
+                alert.fold = Some(Fold::of(seq, &hit.variant));
+                changed.push(self.open.open(v, alert, seq));
+            }
         }
+        let drift = rules::drift(&self.state, seq, ev, d, env);
+        if let Some(mut alert) = drift.clone() {
+            let v = violation(&format!("f drift {}|{env}|{}", d.app, d.model), &alert);
+            if !self.open.count(&v, seq, &d.model) {
+                alert.fold = Some(Fold::of(seq, &d.model));
+                changed.push(self.open.open(v, alert, seq));
+            }
+        }
+        self.state.apply(seq, ev, &mut self.pending, drift.is_some());
     }
 
-    fn training_started(&mut self, cite: Cite, d: &TrainingStart) {
-        let st = &mut self.state;
-        let batches: Vec<BatchVerdict> =
-            d.feedback_batches.iter().flatten().map(|b| rules::batch_verdict(&st.policy, st.batch(b), b)).collect();
-        for b in d.feedback_batches.iter().flatten() {
-            st.batches.get_mut(keys::batch(b), BatchView::default).used_by.push((d.job_id.clone(), cite.seq));
+    /// Judges again everything entry `seq` (event `ev`, already applied) may change the
+    /// verdict on, and reconciles the open alerts with what it finds.
+    fn rejudge(&mut self, seq: u64, ev: &Event, history: &dyn History, changed: &mut Vec<Alert>) {
+        let why = format!(
+            "entry {seq} ({}, dated {}) arrived after it but is dated at or before it; on all the evidence dated at or before the violation, the violation no longer holds",
+            ev.event_type(),
+            ev.time.to_rfc3339()
+        );
+        let (st, open) = (&self.state, &mut self.open);
+        for view in touched_views(st, ev) {
+            let Some(view) = st.artifacts.get(&view) else { continue };
+            for r in Release::all(view).filter(|r| concerns(seq, ev, r)) {
+                changed.extend(open.reconcile(&r.scope(), rules::judge_release(st, &r), seq, &why));
+            }
+            if matches!(ev.data, EventData::RegistryRegister(_)) {
+                for reg in view.registered.iter().chain(&view.reregistered) {
+                    let found = rules::judge_registration(st, view, reg);
+                    changed.extend(open.reconcile(&rules::registration_scope(reg), found, seq, &why));
+                }
+            }
         }
-        st.jobs.get_mut(keys::job(&d.job_id), JobView::default).start = Some(JobStart {
-            cite,
-            base: d.base.clone(),
-            datasets: d.datasets.clone().unwrap_or_default(),
-            output: d.output.clone(),
-            permit: d.permit.clone(),
-            batches,
-        });
+        let mut rungs = Vec::new();
+        for key in traffic::touched(st, seq, ev) {
+            let found = traffic::rejudge(st, &key, ev.time.timestamp_micros(), &self.recent, history);
+            changed.extend(open.reconcile(&traffic::scope(key.0, &key.1, &key.2, &key.3), found.folds, seq, &why));
+            rungs.extend(found.rungs);
+        }
+        for (k, snapshot) in rungs {
+            self.state.snapshots.put(k, snapshot);
+        }
+        self.rejudge_jobs(seq, ev, history, &why, changed);
     }
 
-    fn training_finished(&mut self, cite: Cite, d: &TrainingFinish) {
-        self.state.jobs.get_mut(keys::job(&d.job_id), JobView::default).finish =
-            Some(JobFinish { cite, status: d.status, output: d.output.clone() });
-    }
-
-    /// A gateway request: served counters and the drift window of its (app, env, model). The
-    /// drift rule has already compared a window this request fills; a window that raised an
-    /// alert becomes the baseline, as does the first full one.
-    fn count_request(&mut self, seq: u64, ev: &Event, d: &ProxyRequest, alerts: &[Alert]) {
-        let st = &mut self.state;
-        let mut served: Vec<Vec<u8>> = d.prompt.iter().map(|a| keys::served(a.kind, &a.name, &a.version)).collect();
-        if let Some(digest) = &d.model_digest {
-            served.extend(
-                st.artifacts_with_digest(digest)
-                    .map(|v| &v.artifact)
-                    .filter(|a| a.kind == ArtifactKind::Model)
-                    .map(|a| keys::served(a.kind, &a.name, &a.version)),
-            );
-        }
-        for k in served {
-            let s = st.served.get_mut(k, || Served { requests: 0, first_seq: seq, last_seq: seq });
-            s.requests += 1;
-            s.last_seq = seq;
-        }
-        let (Some(env), Some(drift)) = (&ev.env, st.policy.policy.drift.as_ref()) else { return };
-        let window = u64::from(drift.window);
-        let w = st.windows.get_mut(keys::window(&d.app, &env.0, &d.model), Window::default);
-        w.current.count(seq, d);
-        if w.current.requests >= window {
-            let current = std::mem::take(&mut w.current);
-            if w.baseline.is_none() || alerts.iter().any(|a| a.rule == Rule::DriftBehavior) {
-                w.baseline = Some(current);
+    /// Judges again the training jobs entry `seq` may change the verdict on: its own start,
+    /// or the starts dated at or after it of jobs that use the batch it vets or feeds.
+    fn rejudge_jobs(&mut self, seq: u64, ev: &Event, history: &dyn History, why: &str, changed: &mut Vec<Alert>) {
+        let at = ev.time.timestamp_micros();
+        let (jobs, from): (Vec<String>, i64) = match &ev.data {
+            EventData::TrainingStart(d) => (vec![d.job_id.clone()], i64::MIN),
+            EventData::FeedbackVet(d) => (self.jobs_using(&d.batch), at),
+            EventData::FeedbackSubmit(d) => (self.jobs_using(&d.batch), at),
+            _ => return,
+        };
+        for name in jobs {
+            let key = keys::job(&name);
+            let Some(job) = self.state.jobs.get(&key) else { continue };
+            let starts: Vec<_> =
+                job.start.iter().chain(&job.other_starts).filter(|s| s.cite.at >= from).cloned().collect();
+            for start in starts {
+                if matches!(ev.data, EventData::TrainingStart(_)) && start.cite.seq != seq {
+                    continue;
+                }
+                let (found, verdicts) = rules::judge_job(&self.state, &start, &name, history);
+                changed.extend(self.open.reconcile(&rules::job_scope(&start), found, seq, why));
+                let job = self.state.jobs.get_mut(key.clone(), Default::default);
+                let stored =
+                    job.start.iter_mut().chain(job.other_starts.iter_mut()).find(|s| s.cite.seq == start.cite.seq);
+                if let Some(s) = stored {
+                    s.batches = verdicts;
+                }
             }
         }
     }
 
-    /// Puts `artifacts` live for `app` in `env`, records the moves on each artifact and the new
-    /// live set on the timeline.
-    fn moved(&mut self, app: &str, env: &Env, artifacts: &[ArtifactRef], cite: &Cite, via: Via) {
-        for a in artifacts {
-            let view = self.state.artifact_mut(a);
-            let moved =
-                Move { cite: cite.clone(), digest: a.digest.clone(), env: env.clone(), app: Some(app.to_string()) };
-            match via {
-                Via::Deploy => view.deployments.push(moved),
-                Via::Rollback => view.rollbacks.push(moved),
-            }
-        }
-        let set = self.state.live.get_mut(keys::live(app, &env.0), || LiveSet {
-            app: app.to_string(),
-            env: env.clone(),
-            slots: BTreeMap::new(),
-        });
-        for a in artifacts {
-            let slot = format!("{}/{}", a.kind.as_str(), a.name);
-            set.slots.insert(slot, LiveArtifact { artifact: a.clone(), cite: cite.clone(), via });
-        }
-        let value = serde_json::to_vec(&*set).expect("view values serialize");
-        self.pending.put(keys::timeline(app, &env.0, cite.at, cite.seq), value);
+    /// The jobs that use `batch`.
+    fn jobs_using(&self, batch: &str) -> Vec<String> {
+        let Some(b) = self.state.batch(batch) else { return Vec::new() };
+        let mut out: Vec<String> = b.used_by.iter().map(|(job, _)| job.clone()).collect();
+        out.sort();
+        out.dedup();
+        out
     }
 }
 
-impl State {
-    /// The view of `a`, created on first sight.
-    fn artifact_mut(&mut self, a: &ArtifactRef) -> &mut ArtifactView {
-        let k = keys::artifact(a.kind, &a.name, &a.version);
-        if !self.artifacts.contains(&k) {
-            self.by_digest.entry(a.digest.clone()).or_default().insert(k.clone());
-            self.by_name.entry((a.kind, a.name.clone())).or_default().insert(k.clone());
-        }
-        self.artifacts.get_mut(k, || ArtifactView::new(a))
+/// The artifact views whose releases (or registrations) evidence `ev` may judge differently.
+fn touched_views(st: &State, ev: &Event) -> Vec<Vec<u8>> {
+    let view = |a: &evidence_schemas::ArtifactRef| keys::artifact(a.kind, &a.name, &a.version);
+    let mut out = match &ev.data {
+        EventData::PipelineGate(d) => st.released.get(&d.artifact.digest).into_iter().flatten().cloned().collect(),
+        EventData::RegistrySign(d) => vec![view(&d.artifact)],
+        EventData::RegistryApprove(d) => vec![view(&d.artifact)],
+        EventData::RegistryRegister(d) => vec![view(&d.artifact)],
+        EventData::RegistryPromote(d) => vec![view(&d.artifact)],
+        EventData::RegistryRollback(d) => vec![view(&d.artifact)],
+        EventData::PipelineDeploy(d) => d.artifacts.iter().map(view).collect(),
+        _ => Vec::new(),
+    };
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether evidence `ev` may change the verdict on release `r`: the release itself, or
+/// evidence about its digest (and env) dated at or before it.
+fn concerns(seq: u64, ev: &Event, r: &Release<'_>) -> bool {
+    let at = ev.time.timestamp_micros();
+    let later = r.m.cite.at >= at;
+    match &ev.data {
+        EventData::PipelineGate(d) => later && r.a.digest == d.artifact.digest,
+        EventData::RegistrySign(d) => later && r.a.digest == d.artifact.digest,
+        EventData::RegistryApprove(d) => later && r.a.digest == d.artifact.digest && r.m.env == d.target_env,
+        EventData::RegistryPromote(d) => later && r.a.digest == d.artifact.digest && r.m.env == d.target_env,
+        EventData::RegistryRegister(_) => later,
+        EventData::PipelineDeploy(_) | EventData::RegistryRollback(_) => r.m.cite.seq == seq,
+        _ => false,
     }
 }

@@ -2,18 +2,22 @@
 //! held in memory (loaded from the store when the views open) and written back by the
 //! projection when they change. The rules get `&State` only: they cannot change it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use evidence_schemas::{ArtifactKind, ArtifactRef, Digest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::alert::Alert;
 use super::codec::decode;
 use super::error::ViewError;
 use super::keys;
-use super::model::{ArtifactView, BatchView, GateView, JobView, LiveSet, PolicyInForce, RouteView, Served, Window};
+use super::model::{
+    ArtifactView, BatchView, GateView, JobView, LiveHistory, PolicyInForce, PolicyVersion, RouteHistory, Served,
+    TrafficSummary, Window,
+};
 use crate::store::keyspace::{
-    VIEW_ARTIFACTS, VIEW_BATCHES, VIEW_GATES, VIEW_JOBS, VIEW_LIVE, VIEW_REPORTED, VIEW_ROUTES, VIEW_SERVED,
+    VIEW_ARTIFACTS, VIEW_BATCHES, VIEW_GATES, VIEW_JOBS, VIEW_LIVE, VIEW_ROUTES, VIEW_RUNGS, VIEW_SERVED, VIEW_TRAFFIC,
     VIEW_WINDOWS,
 };
 use crate::store::{Storage, WriteBatch};
@@ -23,6 +27,7 @@ use crate::store::{Storage, WriteBatch};
 pub(crate) struct Table<V> {
     rows: HashMap<Vec<u8>, V>,
     dirty: HashSet<Vec<u8>>,
+    removed: HashSet<Vec<u8>>,
 }
 
 impl<V: Serialize + DeserializeOwned> Table<V> {
@@ -33,7 +38,7 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
             let (k, v) = item?;
             rows.insert(k.as_ref().to_vec(), decode(k.as_ref(), v.as_ref())?);
         }
-        Ok(Table { rows, dirty: HashSet::default() })
+        Ok(Table { rows, dirty: HashSet::default(), removed: HashSet::default() })
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Option<&V> {
@@ -44,6 +49,11 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         self.rows.contains_key(key)
     }
 
+    /// Every row.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &V)> {
+        self.rows.iter()
+    }
+
     pub(crate) fn get_mut(&mut self, key: Vec<u8>, default: impl FnOnce() -> V) -> &mut V {
         if !self.dirty.contains(&key) {
             self.dirty.insert(key.clone());
@@ -52,13 +62,23 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     }
 
     pub(crate) fn put(&mut self, key: Vec<u8>, value: V) {
-        if !self.dirty.contains(&key) {
-            self.dirty.insert(key.clone());
-        }
+        self.removed.remove(&key);
+        self.dirty.insert(key.clone());
         self.rows.insert(key, value);
     }
 
+    pub(crate) fn remove(&mut self, key: Vec<u8>) {
+        self.rows.remove(&key);
+        self.dirty.remove(&key);
+        self.removed.insert(key);
+    }
+
     fn write(&mut self, batch: &mut WriteBatch) {
+        let mut removed: Vec<Vec<u8>> = self.removed.drain().collect();
+        removed.sort_unstable();
+        for k in removed {
+            batch.delete(k);
+        }
         let mut dirty: Vec<Vec<u8>> = self.dirty.drain().collect();
         dirty.sort_unstable();
         for k in dirty {
@@ -73,17 +93,24 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
 pub struct State {
     pub(crate) policy: PolicyInForce,
     pub(crate) policy_changed: bool,
+    /// Every published policy, by the entry that published it (the default has none).
+    pub(crate) policies: BTreeMap<u64, PolicyInForce>,
+    pub(crate) default_policy: PolicyInForce,
     pub(crate) artifacts: Table<ArtifactView>,
     pub(crate) gates: Table<GateView>,
     pub(crate) served: Table<Served>,
-    pub(crate) live: Table<LiveSet>,
-    pub(crate) routes: Table<RouteView>,
+    pub(crate) live: Table<LiveHistory>,
+    pub(crate) routes: Table<RouteHistory>,
     pub(crate) batches: Table<BatchView>,
     pub(crate) jobs: Table<JobView>,
     pub(crate) windows: Table<Window>,
-    pub(crate) reported: Table<u64>,
+    pub(crate) traffic: Table<TrafficSummary>,
+    /// Rung snapshots: a traffic key's folds over its requests before the rung.
+    pub(crate) snapshots: Table<Vec<(String, Alert)>>,
     /// Artifact view keys by each view's digest: derived, rebuilt on load.
     pub(crate) by_digest: HashMap<Digest, BTreeSet<Vec<u8>>>,
+    /// Artifact view keys by each digest they were released with: derived, rebuilt on load.
+    pub(crate) released: HashMap<Digest, BTreeSet<Vec<u8>>>,
     /// Artifact view keys by kind and name: derived, rebuilt on load.
     pub(crate) by_name: HashMap<(ArtifactKind, String), BTreeSet<Vec<u8>>>,
 }
@@ -98,13 +125,26 @@ impl State {
         let artifacts: Table<ArtifactView> = Table::load(store, VIEW_ARTIFACTS)?;
         let mut by_digest: HashMap<Digest, BTreeSet<Vec<u8>>> = HashMap::default();
         let mut by_name: HashMap<(ArtifactKind, String), BTreeSet<Vec<u8>>> = HashMap::default();
+        let mut released: HashMap<Digest, BTreeSet<Vec<u8>>> = HashMap::default();
         for (k, v) in &artifacts.rows {
             by_digest.entry(v.artifact.digest.clone()).or_default().insert(k.clone());
             by_name.entry((v.artifact.kind, v.artifact.name.clone())).or_default().insert(k.clone());
+            for m in v.promotions.iter().chain(&v.deployments).chain(&v.rollbacks) {
+                released.entry(m.digest.clone()).or_default().insert(k.clone());
+            }
+        }
+        let mut policies = BTreeMap::new();
+        let (from, to) = keys::policies();
+        for item in store.range(&from, &to) {
+            let (k, v) = item?;
+            let p: PolicyVersion = decode(k.as_ref(), v.as_ref())?;
+            policies.insert(p.cite.seq, PolicyInForce { version: p.version, seq: Some(p.cite.seq), policy: p.policy });
         }
         Ok(State {
             policy,
             policy_changed: false,
+            policies,
+            default_policy: PolicyInForce::default(),
             artifacts,
             gates: Table::load(store, VIEW_GATES)?,
             served: Table::load(store, VIEW_SERVED)?,
@@ -113,8 +153,10 @@ impl State {
             batches: Table::load(store, VIEW_BATCHES)?,
             jobs: Table::load(store, VIEW_JOBS)?,
             windows: Table::load(store, VIEW_WINDOWS)?,
-            reported: Table::load(store, VIEW_REPORTED)?,
+            traffic: Table::load(store, VIEW_TRAFFIC)?,
+            snapshots: Table::load(store, VIEW_RUNGS)?,
             by_digest,
+            released,
             by_name,
         })
     }
@@ -132,12 +174,18 @@ impl State {
         self.batches.write(batch);
         self.jobs.write(batch);
         self.windows.write(batch);
-        self.reported.write(batch);
+        self.traffic.write(batch);
+        self.snapshots.write(batch);
     }
 
     /// The policy in force.
     pub fn policy(&self) -> &PolicyInForce {
         &self.policy
+    }
+
+    /// The policy in force at entry `seq`: the last one published by an entry before it.
+    pub fn policy_at(&self, seq: u64) -> &PolicyInForce {
+        self.policies.range(..seq).next_back().map_or(&self.default_policy, |(_, p)| p)
     }
 
     /// The view of `(kind, name, version)`.
@@ -160,13 +208,13 @@ impl State {
         self.gates.get(&keys::gate(digest, gate))
     }
 
-    /// What serves `app` in `env`.
-    pub fn live(&self, app: &str, env: &str) -> Option<&LiveSet> {
+    /// Every deploy and rollback of `app` in `env`.
+    pub fn live(&self, app: &str, env: &str) -> Option<&LiveHistory> {
         self.live.get(&keys::live(app, env))
     }
 
-    /// The registry's latest decision on a route.
-    pub fn route(&self, provider: &str, model: &str, region: &str) -> Option<&RouteView> {
+    /// The registry's decisions on a route.
+    pub fn route(&self, provider: &str, model: &str, region: &str) -> Option<&RouteHistory> {
         self.routes.get(&keys::route(provider, model, region))
     }
 
@@ -178,10 +226,5 @@ impl State {
     /// The drift window of one (app, env, model).
     pub fn window(&self, app: &str, env: &str, model: &str) -> Option<&Window> {
         self.windows.get(&keys::window(app, env, model))
-    }
-
-    /// Whether a traffic alert was already raised for this violation.
-    pub fn reported(&self, violation: &[u8]) -> bool {
-        self.reported.contains(&keys::reported(violation))
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! Steps of [`Ledger::append`]:
 //! 1. The log appends and flushes the batch ([`Log::append`]); its report is final.
-//! 2. Each accepted entry is projected in sequence order: the rules run against the views as
-//!    of the entry before, then the entry updates the views. Alerts go to the alert hook.
+//! 2. Each accepted entry is projected in sequence order: judged and applied to the views, and
+//!    what it is late evidence for judged again (reading earlier entries back from the log
+//!    where the views keep only a summary). Alerts opened or resolved go to the alert hook.
 //! 3. The views' changes and their watermark are saved in one atomic, unflushed write.
 //!
 //! A failure in steps 2–3 cannot undo step 1, so it does not fail the append: it is logged and
@@ -29,7 +30,7 @@ pub use self::dir::{Access, Created, LedgerDir, OpenError};
 pub use self::ingest::{ingest, IngestError, IngestOptions};
 pub use self::publish::PublishError;
 pub use self::rotate::{RotateError, Rotated};
-use crate::governance::{Alert, ViewError, Views};
+use crate::governance::{Alert, History, ViewError, Views};
 use crate::log::{Log, LogError, QuarantineRecord};
 use crate::store::Storage;
 
@@ -142,7 +143,7 @@ impl<S: Storage> Ledger<S> {
             alerts.extend(match EntryRef::decode(&record) {
                 Err(e) => vec![self.views.skip(seq, received(0), &e.to_string())],
                 Ok(entry) => match evidence_schemas::parse_validated(entry.event) {
-                    Ok(event) => self.views.project(seq, &event),
+                    Ok(event) => self.views.project(seq, &event, &Replay(&self.log)),
                     Err(e) => vec![self.views.skip(seq, received(entry.received_micros), &e.to_string())],
                 },
             });
@@ -175,7 +176,7 @@ impl<S: Storage> Ledger<S> {
         }
         for (record, outcome) in batch.records.iter().zip(&report.outcomes) {
             if let (Verdict::Valid(valid), Outcome::Accepted { seq }) = (&record.verdict, outcome) {
-                let alerts = self.views.project(*seq, &valid.event);
+                let alerts = self.views.project(*seq, &valid.event, &Replay(&self.log));
                 fire(&mut self.on_alert, &alerts);
             }
         }
@@ -194,6 +195,35 @@ impl<S: Storage> Sink for Ledger<S> {
             self.behind = true;
         }
         Ok(report)
+    }
+}
+
+/// The log read back for the views' re-judgements.
+struct Replay<'a, S: Storage>(&'a Log<S>);
+
+impl<S: Storage> History for Replay<'_, S> {
+    fn replay(&self, from: u64, to: u64, needles: &[&[u8]], each: &mut dyn FnMut(u64, &evidence_schemas::Event)) {
+        for item in self.0.entries(from) {
+            let (seq, record) = match item {
+                Ok(pair) => pair,
+                // A damaged entry has its own alert; the entries after it still count.
+                Err(LogError::BadEntry { .. }) => continue,
+                Err(error) => {
+                    tracing::error!(message = "Failed to read entries back for a re-judgement.", %error);
+                    return;
+                }
+            };
+            if seq > to {
+                return;
+            }
+            let Ok(entry) = EntryRef::decode(&record) else { continue };
+            if !needles.iter().all(|n| memchr::memmem::find(entry.event, n).is_some()) {
+                continue;
+            }
+            if let Ok(event) = evidence_schemas::parse_validated(entry.event) {
+                each(seq, &event);
+            }
+        }
     }
 }
 

@@ -5,11 +5,12 @@ use std::fmt;
 use evidence_schemas::{ArtifactRef, Digest};
 use serde::{Deserialize, Serialize};
 
+use super::alerts::alerts;
 use super::live::gate_runs;
 use super::{who, ArtifactName};
 use crate::governance::model::{ArtifactView, Cite, Served};
 use crate::governance::rules::word;
-use crate::governance::{keys, read, ViewError};
+use crate::governance::{keys, read, Alert, ViewError};
 use crate::store::Storage;
 use crate::text::esc;
 
@@ -34,6 +35,8 @@ pub struct ArtifactHistory {
     pub history: Vec<Step>,
     /// Requests served with it.
     pub served: Option<Served>,
+    /// The alerts about it, open and resolved, in the order they were opened.
+    pub alerts: Vec<Alert>,
     /// Every entry the answer rests on.
     pub entries: Vec<u64>,
 }
@@ -108,9 +111,14 @@ pub fn artifact<S: Storage>(store: &S, name: &ArtifactName) -> Result<Option<Art
     if let Some(s) = &served {
         entries.extend([s.first_seq, s.last_seq]);
     }
+    let about = name.to_string();
+    let alerts: Vec<Alert> = alerts(store, None, None, None)?
+        .into_iter()
+        .filter(|a| a.artifact.as_deref() == Some(about.as_str()))
+        .collect();
     entries.sort_unstable();
     entries.dedup();
-    Ok(Some(ArtifactHistory { artifact: view.artifact, history: steps, served, entries }))
+    Ok(Some(ArtifactHistory { artifact: view.artifact, history: steps, served, alerts, entries }))
 }
 
 impl fmt::Display for ArtifactHistory {
@@ -129,8 +137,37 @@ impl fmt::Display for ArtifactHistory {
             )?;
         }
         match &self.served {
-            Some(s) => writeln!(f, "  served {} request(s), entries {}..={}", s.requests, s.first_seq, s.last_seq),
-            None => writeln!(f, "  served no recorded requests"),
+            Some(s) => writeln!(f, "  served {} request(s), entries {}..={}", s.requests, s.first_seq, s.last_seq)?,
+            None => writeln!(f, "  served no recorded requests")?,
+        }
+        lifecycle(f, &self.alerts)
+    }
+}
+
+/// The alerts of an answer, one line each: status, rule, id, and the entries that opened and
+/// resolved it.
+pub(super) fn lifecycle(f: &mut fmt::Formatter<'_>, alerts: &[Alert]) -> fmt::Result {
+    if alerts.is_empty() {
+        return writeln!(f, "  alerts: none");
+    }
+    writeln!(f, "  alerts:")?;
+    for a in alerts {
+        write!(
+            f,
+            "    {:<8} {:<22} {} about entry {}, opened by entry {}",
+            a.status.name(),
+            a.rule,
+            a.id,
+            a.seq,
+            a.opened_by
+        )?;
+        if let Some(fold) = &a.fold {
+            write!(f, ", {} occurrence(s)", fold.occurrences)?;
+        }
+        match a.resolved_by {
+            Some(by) => writeln!(f, ", resolved by entry {by}")?,
+            None => writeln!(f)?,
         }
     }
+    Ok(())
 }

@@ -1,15 +1,14 @@
 //! Audit question 1: what was live in an app in an env at a time.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset};
-use evidence_schemas::{ApprovalDecision, ArtifactRef, Digest, Env, GateOutcome};
+use evidence_schemas::{ArtifactRef, Digest, Env, GateOutcome};
 use serde::{Deserialize, Serialize};
 
 use super::who;
 use crate::governance::model::{
-    Approval, ArtifactView, Cite, GateRun, GateView, LiveSet, Registration, Signature, Via,
+    Approval, ArtifactView, Cite, GateRun, GateView, LiveHistory, Registration, Signature, Via,
 };
 use crate::governance::rules::word;
 use crate::governance::{decode, keys, read, read_range, ViewError};
@@ -35,18 +34,6 @@ fn gates_at<S: Storage>(store: &S, digest: &Digest, micros: i64) -> Result<Vec<G
         }
     }
     Ok(out)
-}
-
-/// Approvals standing at `at` for a digest and env: each approver's latest decision, if
-/// approved.
-fn standing<'v>(view: &'v ArtifactView, digest: &Digest, env: &Env, at: i64) -> Vec<&'v Approval> {
-    let mut latest: BTreeMap<Option<&str>, &Approval> = BTreeMap::new();
-    for x in view.approvals.iter().filter(|x| &x.env == env && &x.digest == digest && x.cite.at <= at) {
-        latest.insert(x.cite.actor.as_deref(), x);
-    }
-    let mut out: Vec<_> = latest.into_values().filter(|x| x.decision == ApprovalDecision::Approved).collect();
-    out.sort_by_key(|x| x.cite.seq);
-    out
 }
 
 /// The latest run of a gate at a time.
@@ -106,26 +93,27 @@ pub fn state<S: Storage>(
     at: DateTime<FixedOffset>,
 ) -> Result<Option<LiveAnswer>, ViewError> {
     let micros = at.timestamp_micros();
-    let from = keys::timeline(app, env, i64::MIN, 0);
-    let to = keys::timeline(app, env, micros, u64::MAX);
-    let Some((k, v)) = store.last_in(&from, &to)? else { return Ok(None) };
-    let set: LiveSet = decode(k.as_ref(), v.as_ref())?;
+    let Some(history): Option<LiveHistory> = read(store, &keys::live(app, env))? else { return Ok(None) };
+    let slots = history.slots_at(micros);
+    if slots.is_empty() {
+        return Ok(None);
+    }
     let mut artifacts = Vec::new();
     let mut entries = Vec::new();
-    for live in set.slots.values() {
+    for live in slots.values() {
         let a = &live.artifact;
         let view: Option<ArtifactView> = read(store, &keys::artifact(a.kind, &a.name, &a.version))?;
         let env = Env(env.to_string());
         let approvals: Vec<Approval> = view
             .as_ref()
-            .map(|v| standing(v, &a.digest, &env, micros).into_iter().cloned().collect())
+            .map(|v| v.approvals_at(&a.digest, &env, micros).into_iter().cloned().collect())
             .unwrap_or_default();
         let gates = gates_at(store, &a.digest, micros)?;
         let signature = view
             .as_ref()
             .and_then(|v| v.signatures.iter().rfind(|s| s.verified && s.digest == a.digest && s.cite.at <= micros))
             .cloned();
-        let registered = view.as_ref().and_then(|v| v.registered.clone());
+        let registered = view.as_ref().and_then(|v| v.registered_at(micros).cloned());
         entries.push(live.cite.seq);
         entries.extend(registered.iter().map(|r| r.cite.seq));
         entries.extend(approvals.iter().map(|x| x.cite.seq));
@@ -144,7 +132,7 @@ pub fn state<S: Storage>(
     }
     entries.sort_unstable();
     entries.dedup();
-    Ok(Some(LiveAnswer { app: set.app, env: set.env.0, at: at.to_rfc3339(), artifacts, entries }))
+    Ok(Some(LiveAnswer { app: history.app, env: history.env.0, at: at.to_rfc3339(), artifacts, entries }))
 }
 
 impl fmt::Display for LiveAnswer {

@@ -5,10 +5,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::alerts::alerts;
+use super::artifact::lifecycle;
 use super::{who, ArtifactName};
 use crate::governance::model::{ArtifactView, BatchVerdict, BatchView, JobView, PolicyInForce};
 use crate::governance::rules::{batch_verdict, word};
-use crate::governance::{keys, read, ViewError};
+use crate::governance::{keys, read, Alert, NoHistory, Rule, ViewError};
 use crate::store::Storage;
 use crate::text::esc;
 
@@ -35,7 +37,8 @@ impl Decision {
 /// A feedback batch a training job used (question 4).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BatchUse {
-    /// The verdict on it as the ledger stood when the job started.
+    /// The verdict on it on the evidence dated at or before the job's start (however late it
+    /// arrived).
     pub at_start: BatchVerdict,
     /// The batch as the ledger stands now.
     pub now: Option<BatchView>,
@@ -50,6 +53,8 @@ pub struct TrainingAnswer {
     pub job: JobView,
     /// Its feedback batches.
     pub batches: Vec<BatchUse>,
+    /// Its `feedback.unvetted` alerts, open and resolved (late vetting resolves them).
+    pub alerts: Vec<Alert>,
     /// Every entry the answer rests on.
     pub entries: Vec<u64>,
 }
@@ -65,9 +70,14 @@ pub fn training<S: Storage>(store: &S, job_id: &str) -> Result<Option<TrainingAn
         let now: Option<BatchView> = read(store, &keys::batch(&verdict.batch))?;
         batches.push(BatchUse { at_start: verdict.clone(), now });
     }
+    let starts: Vec<u64> = job.start.iter().chain(&job.other_starts).map(|s| s.cite.seq).collect();
+    let alerts: Vec<Alert> = alerts(store, None, Some(Rule::FeedbackUnvetted), None)?
+        .into_iter()
+        .filter(|a| starts.contains(&a.seq))
+        .collect();
     entries.sort_unstable();
     entries.dedup();
-    Ok(Some(TrainingAnswer { job_id: job_id.to_string(), job, batches, entries }))
+    Ok(Some(TrainingAnswer { job_id: job_id.to_string(), job, batches, alerts, entries }))
 }
 
 /// The retraining gate's answer: may this job train on these batches?
@@ -90,7 +100,9 @@ pub struct TrainingDecision {
 }
 
 /// The retraining gate: allow only a registered base and batches vetted `accepted` (when the
-/// policy in force requires vetting), judged on the ledger as it stands.
+/// policy in force requires vetting), judged on all the evidence in the ledger by event time:
+/// a batch's latest vetting decision by event time counts, and feedback dated after it (however
+/// early it arrived) means the batch changed since it was vetted.
 pub fn training_gate<S: Storage>(
     store: &S,
     job: &str,
@@ -113,7 +125,7 @@ pub fn training_gate<S: Storage>(
     let mut verdicts = Vec::new();
     for b in batches {
         let batch: Option<BatchView> = read(store, &keys::batch(b))?;
-        verdicts.push(batch_verdict(&policy, batch.as_ref(), b));
+        verdicts.push(batch_verdict(&policy, batch.as_ref(), b, None, &NoHistory));
     }
     let allowed = registration.is_some() && verdicts.iter().all(|v| v.allowed);
     let mut entries: Vec<u64> = registration.map(|r| r.cite.seq).into_iter().chain(policy.seq).collect();
@@ -147,12 +159,13 @@ impl fmt::Display for TrainingAnswer {
         if let Some(e) = &self.job.finish {
             writeln!(f, "  finished {} ({}, entry {})", e.cite.time, word(&e.status), e.cite.seq)?;
         }
-        writeln!(f, "  {:<24} {:>9}  vetted when the job started?", "batch", "submitted")?;
+        writeln!(f, "  {:<24} {:>9}  vetted by the job's start?", "batch", "submitted")?;
         for b in &self.batches {
             let submitted = b.now.as_ref().map_or(0, |n| n.submitted);
             let ok = if b.at_start.allowed { "yes" } else { "NO" };
             writeln!(f, "  {:<24} {:>9}  {ok}: {}", esc(&b.at_start.batch), submitted, esc(&b.at_start.reason))?;
         }
+        lifecycle(f, &self.alerts)?;
         writeln!(f, "  entries: {:?}", self.entries)
     }
 }

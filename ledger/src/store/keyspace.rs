@@ -84,17 +84,21 @@ pub const VIEW_BATCHES: u8 = b'b';
 pub const VIEW_JOBS: u8 = b'j';
 /// View table: drift windows.
 pub const VIEW_WINDOWS: u8 = b'w';
-/// View table: traffic violations already alerted.
-pub const VIEW_REPORTED: u8 = b'x';
+/// View table: traffic summaries per (app, env, route, prompt or model).
+pub const VIEW_TRAFFIC: u8 = b't';
+/// View table: the fold snapshots of traffic rungs.
+pub const VIEW_RUNGS: u8 = b'u';
+/// View table: the open alerts, by violation.
+pub const VIEW_OPEN: u8 = b'o';
+/// View table: the views' format version.
+pub const VIEW_FORMAT: u8 = b'f';
 /// View table: policy versions (history).
 pub const VIEW_POLICIES: u8 = b'P';
-/// View table: the deployment timeline (history).
-pub const VIEW_TIMELINE: u8 = b'd';
 /// View table: alerts (history).
 pub const VIEW_ALERTS: u8 = b'A';
 
 /// Every view table.
-pub const VIEW_TABLES: [u8; 15] = [
+pub const VIEW_TABLES: [u8; 17] = [
     VIEW_WATERMARK,
     VIEW_POLICY,
     VIEW_ARTIFACTS,
@@ -106,9 +110,11 @@ pub const VIEW_TABLES: [u8; 15] = [
     VIEW_BATCHES,
     VIEW_JOBS,
     VIEW_WINDOWS,
-    VIEW_REPORTED,
+    VIEW_TRAFFIC,
+    VIEW_RUNGS,
+    VIEW_OPEN,
+    VIEW_FORMAT,
     VIEW_POLICIES,
-    VIEW_TIMELINE,
     VIEW_ALERTS,
 ];
 

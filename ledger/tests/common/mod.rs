@@ -1,6 +1,8 @@
 //! Shared helpers for the ledger's integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod stream;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

@@ -139,14 +139,18 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: QueryCommand,
     },
-    /// List alerts, oldest first (`--json`: one JSON object a line).
+    /// List alerts in the order they were opened (`--json`: one JSON object a line). An alert
+    /// is open, or resolved by evidence dated before its violation that arrived later.
     Alerts {
-        /// Only alerts raised by entries whose event time is at or after this RFC 3339 time.
+        /// Only alerts about entries whose event time is at or after this RFC 3339 time.
         #[arg(long)]
         since: Option<String>,
         /// Only this rule (e.g. gate.skipped).
         #[arg(long)]
         rule: Option<String>,
+        /// Only alerts with this status: open or resolved.
+        #[arg(long)]
+        status: Option<String>,
         /// One JSON object a line.
         #[arg(long)]
         json: bool,

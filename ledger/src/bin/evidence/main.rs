@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Parser;
 use evidence_ingest::file::LineSource;
-use evidence_ledger::governance::{policy, Rule};
+use evidence_ledger::governance::{policy, Rule, Status as AlertStatus};
 use evidence_ledger::ledger::{ingest, Access, IngestOptions, Ledger};
 use evidence_ledger::query::{self, Decision};
 use evidence_ledger::text::esc;
@@ -208,11 +208,19 @@ fn query_command(store: &StoreArgs, command: QueryCommand) -> anyhow::Result<()>
     }
 }
 
-fn alerts_command(store: &StoreArgs, since: Option<String>, rule: Option<String>, json: bool) -> anyhow::Result<()> {
-    let rule = rule.as_deref().map(str::parse::<Rule>).transpose()?;
-    let since = since.as_deref().map(parse_time).transpose()?;
+/// What `evidence alerts` selects.
+struct AlertFilter {
+    since: Option<String>,
+    rule: Option<String>,
+    status: Option<String>,
+}
+
+fn alerts_command(store: &StoreArgs, filter: AlertFilter, json: bool) -> anyhow::Result<()> {
+    let rule = filter.rule.as_deref().map(str::parse::<Rule>).transpose()?;
+    let status = filter.status.as_deref().map(str::parse::<AlertStatus>).transpose().map_err(anyhow::Error::msg)?;
+    let since = filter.since.as_deref().map(parse_time).transpose()?;
     let ledger = open_reading(store)?;
-    for alert in query::alerts(ledger.store(), since, rule)? {
+    for alert in query::alerts(ledger.store(), since, rule, status)? {
         if json {
             writeln!(out(), "{}", serde_json::to_string(&alert)?)?;
         } else {
@@ -276,14 +284,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Query { command } => query_command(store, command)?,
-        Command::Alerts { since, rule, json } => alerts_command(store, since, rule, json)?,
+        Command::Alerts { since, rule, status, json } => {
+            alerts_command(store, AlertFilter { since, rule, status }, json)?
+        }
         Command::Rebuild => {
             let mut ledger = open_reading(store)?;
             let started = Instant::now();
             let entries = ledger.rebuild()?;
-            let alerts = query::alerts(ledger.store(), None, None)?.len();
+            let alerts = query::alerts(ledger.store(), None, None, None)?;
+            let open = alerts.iter().filter(|a| a.status == AlertStatus::Open).count();
             let secs = started.elapsed().as_secs_f64();
-            writeln!(out(), "Rebuilt the views from {entries} entries in {secs:.1} s: {alerts} alert(s).")?;
+            writeln!(
+                out(),
+                "Rebuilt the views from {entries} entries in {secs:.1} s: {} alert(s), {open} open.",
+                alerts.len()
+            )?;
         }
         Command::Demo => evidence_ledger::demo::run(&mut out())?,
     }

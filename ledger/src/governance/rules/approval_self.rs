@@ -2,24 +2,23 @@
 //! the registrant, an earlier promoter, or the actor of the entry itself (separation of
 //! duties).
 
-use super::{approvers, effective_approvals, Check, Entering};
+use super::{approvers, Entering, Judge};
 use crate::governance::alert::Rule;
 use crate::governance::model::Approval;
 
 /// Raises `approval.self` when separation of duties is required and fewer than `min` of the
 /// standing approvals are independent.
-pub(super) fn check(c: &mut Check<'_>, e: &Entering<'_>, min: u32) {
-    if !c.st.policy().policy.separation_of_duties {
+pub(super) fn check(j: &mut Judge<'_>, e: &Entering<'_>, min: u32) {
+    if !j.policy.policy.separation_of_duties {
         return;
     }
-    let approvals = effective_approvals(e.view, e.a, e.env);
+    let approvals = e.view.map(|v| v.approvals_at(&e.a.digest, e.env, j.at)).unwrap_or_default();
     let mut insiders: Vec<&str> = vec![e.actor.as_str()];
     insiders.extend(e.reg.and_then(|r| r.cite.actor.as_deref()));
     insiders.extend(
         e.view
             .into_iter()
-            .flat_map(|v| &v.promotions)
-            .filter(|p| &p.env == e.env && p.digest == e.a.digest)
+            .flat_map(|v| v.promotions_at(&e.a.digest, e.env, j.at))
             .filter_map(|p| p.cite.actor.as_deref()),
     );
     let is_insider = |x: &Approval| x.cite.actor.as_deref().is_some_and(|who| insiders.contains(&who));
@@ -42,6 +41,6 @@ pub(super) fn check(c: &mut Check<'_>, e: &Entering<'_>, min: u32) {
     );
     let mut entries = e.reg_seq.clone();
     entries.extend(own.iter().map(|x| x.cite.seq));
-    let alert = c.alert(Rule::ApprovalSelf, &e.subject("approvals"), entries, text);
-    c.out.push(e.about(alert).by(names.into_iter().chain([e.actor.clone()])));
+    let alert = j.alert(Rule::ApprovalSelf, &e.subject("approvals"), entries, text);
+    j.out.push(e.about(alert).by(names.into_iter().chain([e.actor.clone()])));
 }

@@ -1,20 +1,22 @@
 //! `artifact.unsigned`: an artifact entering an env that requires a signature, with no
-//! verified signature on its digest and no approved exception.
+//! verified signature on its digest dated at or before the release and no approved
+//! exception.
 
-use super::{short, Check, Entering};
+use super::{short, Entering, Judge};
 use crate::governance::alert::Rule;
 
 /// Raises `artifact.unsigned` for the artifact `e` enters with.
-pub(super) fn check(c: &mut Check<'_>, e: &Entering<'_>) {
-    let policy = &c.st.policy().policy;
-    if !policy.require_signature.contains(e.env)
-        || e.view.is_some_and(|v| v.signatures.iter().any(|s| s.verified && s.digest == e.a.digest))
-        || c.exception(e.view, e.a, e.env, Rule::ArtifactUnsigned.name()).is_some()
+pub(super) fn check(j: &mut Judge<'_>, e: &Entering<'_>) {
+    if !j.policy.policy.require_signature.contains(e.env)
+        || e.view.is_some_and(|v| v.signed_at(&e.a.digest, j.at).is_some())
+        || j.exception(e.view, e.a, e.env, Rule::ArtifactUnsigned.name()).is_some()
     {
         return;
     }
-    let failed: Vec<u64> =
-        e.view.into_iter().flat_map(|v| &v.signatures).filter(|s| s.digest == e.a.digest).map(|s| s.cite.seq).collect();
+    let failed: Vec<u64> = e
+        .view
+        .map(|v| v.failed_signatures_at(&e.a.digest, j.at).iter().map(|s| s.cite.seq).collect())
+        .unwrap_or_default();
     let text = format!(
         "{} was {} {} by {} without a verified signature on digest {}{}.",
         e.a,
@@ -26,6 +28,6 @@ pub(super) fn check(c: &mut Check<'_>, e: &Entering<'_>) {
     );
     let mut entries = e.reg_seq.clone();
     entries.extend(failed);
-    let alert = c.alert(Rule::ArtifactUnsigned, &e.subject("signature"), entries, text);
-    c.out.push(e.about(alert).by([e.actor.clone()]));
+    let alert = j.alert(Rule::ArtifactUnsigned, &e.subject("signature"), entries, text);
+    j.out.push(e.about(alert).by([e.actor.clone()]));
 }

@@ -5,13 +5,13 @@
 
 use evidence_schemas::{Env, ProxyRequest};
 
-use super::Check;
+use super::Judge;
 use crate::governance::alert::Rule;
 use crate::governance::model::Rates;
 
 /// Raises `drift.behavior` when request `d` completes a window that drifted from the baseline.
-pub(super) fn check(c: &mut Check<'_>, d: &ProxyRequest, env: &Env) {
-    let Some(drift) = &c.st.policy().policy.drift else { return };
+pub(super) fn check(c: &mut Judge<'_>, d: &ProxyRequest, env: &Env) {
+    let Some(drift) = &c.policy.policy.drift else { return };
     let Some(w) = c.st.window(&d.app, &env.0, &d.model) else { return };
     let Some(baseline) = &w.baseline else { return };
     let mut current = w.current.clone();

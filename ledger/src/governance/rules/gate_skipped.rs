@@ -1,17 +1,15 @@
 //! `gate.skipped`: an artifact released with no passing run of a required gate on its digest
-//! (a gate whose latest run failed is `gate.failed` instead).
+//! dated at or before the release (a gate whose latest run failed is `gate.failed` instead).
 
 use std::fmt::Write as _;
 
-use evidence_schemas::GateOutcome;
-
-use super::{short, word, Check, Entering};
+use super::{short, word, Entering, Judge};
 use crate::governance::alert::Rule;
 
 /// Raises `gate.skipped` for `gate` on the artifact `e` enters with.
-pub(super) fn check(c: &mut Check<'_>, e: &Entering<'_>, gate: &str) {
-    let latest = c.st.gate(&e.a.digest, gate);
-    if latest.is_some_and(|g| g.latest == GateOutcome::Fail || g.first_pass_seq.is_some()) {
+pub(super) fn check(j: &mut Judge<'_>, e: &Entering<'_>, gate: &str) {
+    let at = j.st.gate(&e.a.digest, gate).map(|g| g.at(j.at)).unwrap_or_default();
+    if at.failed() || at.first_pass.is_some() {
         return;
     }
     let mut text = format!(
@@ -22,14 +20,14 @@ pub(super) fn check(c: &mut Check<'_>, e: &Entering<'_>, gate: &str) {
         e.actor,
         short(&e.a.digest)
     );
-    match latest {
+    match at.latest {
         Some(r) => {
-            let _ = write!(text, " (latest run: {} at entry {}).", word(&r.latest), r.latest_seq);
+            let _ = write!(text, " (latest run: {} at entry {}).", word(&r.result), r.seq);
         }
         None => text.push_str(" (it never ran)."),
     }
     let mut entries = e.reg_seq.clone();
-    entries.extend(latest.map(|r| r.latest_seq));
-    let alert = c.alert(Rule::GateSkipped, &e.subject(gate), entries, text);
-    c.out.push(e.about(alert).by([e.actor.clone()]));
+    entries.extend(at.latest.map(|r| r.seq));
+    let alert = j.alert(Rule::GateSkipped, &e.subject(gate), entries, text);
+    j.out.push(e.about(alert).by([e.actor.clone()]));
 }

@@ -1,15 +1,18 @@
 //! The view model: the records the views hold, each citing the entries it rests on. Plain
 //! data with their serialized forms (stored under `v`, and part of the audit answers); no
-//! storage and no rules here.
+//! storage and no rules here. The records of traffic (requests served, drift windows, traffic
+//! summaries) and of provider routes are in `traffic.rs`.
+
+mod traffic;
 
 use std::collections::BTreeMap;
 
 use evidence_schemas::{
-    ApprovalDecision, ArtifactRef, Digest, Env, Event, Exception, GateOutcome, ProviderDecision, ProxyRequest,
-    TrainingStatus, VetDecision,
+    ApprovalDecision, ArtifactRef, Digest, Env, Event, Exception, GateOutcome, TrainingStatus, VetDecision,
 };
 use serde::{Deserialize, Serialize};
 
+pub use self::traffic::{Rates, RouteHistory, RouteView, Rung, Served, TrafficSummary, Window};
 use super::policy::{default_policy, DEFAULT_VERSION};
 
 /// How an artifact went live in an app.
@@ -136,17 +139,6 @@ pub struct Move {
     pub app: Option<String>,
 }
 
-/// Requests served with the artifact (as model digest or prompt).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Served {
-    /// How many.
-    pub requests: u64,
-    /// The first one's entry.
-    pub first_seq: u64,
-    /// The latest one's entry.
-    pub last_seq: u64,
-}
-
 /// Everything the ledger knows about one `(kind, name, version)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ArtifactView {
@@ -208,20 +200,73 @@ pub struct GateRun {
     pub target_env: Option<Env>,
 }
 
-/// What the rules need of one gate on one digest (every run is a history key).
+/// One run of a gate, as the rules weigh it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunAt {
+    /// The run's entry.
+    pub seq: u64,
+    /// Its event time (µs since the epoch).
+    pub at: i64,
+    /// pass, fail or warn.
+    pub result: GateOutcome,
+}
+
+/// Every run of one gate on one digest, in event-time order (a failing run sorts after a
+/// passing one at the same time, so a tie never depends on arrival order). Every run is also
+/// a history key, with its whole record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GateView {
     /// The gate.
     pub gate: String,
-    /// The latest run's result.
-    pub latest: GateOutcome,
-    /// The latest run's entry.
-    pub latest_seq: u64,
-    /// The first passing run's entry, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_pass_seq: Option<u64>,
-    /// How many runs.
-    pub runs: u64,
+    /// Its runs.
+    pub runs: Vec<RunAt>,
+}
+
+/// A gate as it stood at a time: its latest run then, and its first passing run by then.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GateAt<'a> {
+    /// The latest run at or before the time.
+    pub latest: Option<&'a RunAt>,
+    /// The first passing run at or before the time.
+    pub first_pass: Option<&'a RunAt>,
+}
+
+impl GateAt<'_> {
+    /// The gate counts: a run passed and the latest did not fail.
+    pub fn passed(&self) -> bool {
+        self.first_pass.is_some() && self.latest.is_some_and(|r| r.result != GateOutcome::Fail)
+    }
+
+    /// Its latest run failed.
+    pub fn failed(&self) -> bool {
+        self.latest.is_some_and(|r| r.result == GateOutcome::Fail)
+    }
+}
+
+impl GateView {
+    /// Records run `seq` at `at`.
+    pub fn record(&mut self, seq: u64, at: i64, result: GateOutcome) {
+        let run = RunAt { seq, at, result };
+        let key = |r: &RunAt| (r.at, outcome_rank(r.result), r.seq);
+        let i = self.runs.partition_point(|r| key(r) <= key(&run));
+        self.runs.insert(i, run);
+    }
+
+    /// The gate as it stood at event time `t`.
+    pub fn at(&self, t: i64) -> GateAt<'_> {
+        let until = self.runs.partition_point(|r| r.at <= t);
+        let runs = &self.runs[..until];
+        GateAt { latest: runs.last(), first_pass: runs.iter().find(|r| r.result == GateOutcome::Pass) }
+    }
+}
+
+/// How a result ranks against another at the same event time: the worse one counts.
+fn outcome_rank(result: GateOutcome) -> u8 {
+    match result {
+        GateOutcome::Pass => 0,
+        GateOutcome::Warn => 1,
+        GateOutcome::Fail => 2,
+    }
 }
 
 /// An artifact serving an app, and the entry that put it there.
@@ -236,30 +281,54 @@ pub struct LiveArtifact {
     pub via: Via,
 }
 
-/// What serves one app in one env: one artifact per (kind, name), replaced by later deploys
-/// and rollbacks of the same (kind, name); a deploy leaves the slots it does not name alone.
+/// Every deploy and rollback of one app in one env, in event-time order. What serves the app
+/// at a time is one artifact per (kind, name): the one the latest move at or before that time
+/// named; a deploy leaves the slots it does not name alone.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LiveSet {
+pub struct LiveHistory {
     /// The app.
     pub app: String,
     /// The env.
     pub env: Env,
-    /// `kind/name` → what serves it.
-    pub slots: BTreeMap<String, LiveArtifact>,
+    /// The moves.
+    pub moves: Vec<LiveMove>,
 }
 
-/// The registry's latest decision on a provider route.
+/// One deploy or rollback.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RouteView {
-    /// The entry.
+pub struct LiveMove {
+    /// Its entry.
     #[serde(flatten)]
     pub cite: Cite,
-    /// approved or revoked.
-    pub decision: ProviderDecision,
-    /// Data classes it may carry.
-    pub data_classes: Vec<String>,
-    /// Envs it may serve.
-    pub envs: Vec<Env>,
+    /// Deploy or rollback.
+    pub via: Via,
+    /// The artifacts it put live.
+    pub artifacts: Vec<ArtifactRef>,
+}
+
+impl LiveHistory {
+    /// Records a move, in event-time order (ties by sequence number).
+    pub fn record(&mut self, m: LiveMove) {
+        let i = self.moves.partition_point(|x| (x.cite.at, x.cite.seq) <= (m.cite.at, m.cite.seq));
+        self.moves.insert(i, m);
+    }
+
+    /// What served the app at event time `t`: `kind/name` → the artifact, with its move.
+    /// Two moves at the same time naming one slot: the greater digest stands, whatever
+    /// arrived first.
+    pub fn slots_at(&self, t: i64) -> BTreeMap<String, LiveArtifact> {
+        let mut slots: BTreeMap<String, LiveArtifact> = BTreeMap::new();
+        for m in self.moves.iter().take_while(|m| m.cite.at <= t) {
+            for a in &m.artifacts {
+                let slot = format!("{}/{}", a.kind.as_str(), a.name);
+                let tie = slots.get(&slot).is_some_and(|s| s.cite.at == m.cite.at && s.artifact.digest > a.digest);
+                if !tie {
+                    slots.insert(slot, LiveArtifact { artifact: a.clone(), cite: m.cite.clone(), via: m.via });
+                }
+            }
+        }
+        slots
+    }
 }
 
 /// A vetting decision on a feedback batch.
@@ -275,6 +344,15 @@ pub struct Vet {
     pub reason: Option<String>,
 }
 
+/// An entry and its event time (µs since the epoch).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct At {
+    /// The entry.
+    pub seq: u64,
+    /// Its event time.
+    pub at: i64,
+}
+
 /// A feedback batch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BatchView {
@@ -286,7 +364,14 @@ pub struct BatchView {
     /// The latest submission's entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seq: Option<u64>,
-    /// Vetting decisions, in ledger order.
+    /// The submission with the earliest event time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earliest: Option<At>,
+    /// The submission with the latest event time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<At>,
+    /// Vetting decisions, in event-time order (a rejection sorts after an acceptance at the
+    /// same time).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vets: Vec<Vet>,
     /// Training jobs that started with it: (job, start entry).
@@ -331,48 +416,15 @@ pub struct JobFinish {
 /// A training job.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
-    /// Its start, if seen.
+    /// Its start, if seen: the latest by event time, if it started more than once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<JobStart>,
+    /// Its other starts under the same id, if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_starts: Vec<JobStart>,
     /// Its end, if seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish: Option<JobFinish>,
-}
-
-/// Behaviour counters over consecutive requests of one (app, env, model).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Rates {
-    /// The first request's entry.
-    pub first_seq: u64,
-    /// The latest request's entry.
-    pub last_seq: u64,
-    /// Requests.
-    pub requests: u64,
-    /// Refused requests.
-    pub refused: u64,
-    /// Requests with safety flags.
-    pub flagged: u64,
-    /// Requests with tool calls.
-    pub tool_calls: u64,
-}
-
-impl Rates {
-    /// (refusal, safety-flag, tool-call) rates.
-    pub fn rates(&self) -> [f64; 3] {
-        let n = self.requests.max(1) as f64;
-        [self.refused as f64 / n, self.flagged as f64 / n, self.tool_calls as f64 / n]
-    }
-}
-
-/// The drift window of one (app, env, model): the baseline (the first full window, and again
-/// the window after each drift alert) and the window filling now.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Window {
-    /// The window compared against.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<Rates>,
-    /// The window filling now.
-    pub current: Rates,
 }
 
 /// The policy in force.
@@ -396,25 +448,13 @@ pub struct PolicyVersion {
     pub cite: Cite,
     /// Its version name.
     pub version: String,
+    /// The policy it put in force, every control set.
+    pub policy: evidence_schemas::EffectivePolicy,
 }
 
 impl Default for PolicyInForce {
     /// The default policy ([`default_policy`]), in force before any `registry.policy` entry.
     fn default() -> Self {
         PolicyInForce { version: DEFAULT_VERSION.into(), seq: None, policy: default_policy() }
-    }
-}
-
-impl Rates {
-    /// Counts request `seq` into the window.
-    pub fn count(&mut self, seq: u64, d: &ProxyRequest) {
-        if self.requests == 0 {
-            self.first_seq = seq;
-        }
-        self.last_seq = seq;
-        self.requests += 1;
-        self.refused += u64::from(d.refused == Some(true));
-        self.flagged += u64::from(d.safety_flags.as_ref().is_some_and(|f| !f.is_empty()));
-        self.tool_calls += u64::from(d.tool_calls.as_ref().is_some_and(|t| !t.is_empty()));
     }
 }
