@@ -713,3 +713,43 @@ fn blank_lines_of_a_crlf_file_are_skipped() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "accepted 2, duplicate 0, quarantined 0");
 }
+
+/// The clean release with its gate runs arriving after the deploy, as a user sees it: the
+/// alerts the deploy raised are listed as resolved, each by the gate run that cured it, none
+/// stays open, the artifact's history shows that lifecycle, and a status that does not exist
+/// gets a sentence.
+#[test]
+fn late_gate_runs_resolve_what_the_deploy_raised_and_alerts_filter_by_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::init(&data, "cli.example/ledger");
+    let text = std::fs::read_to_string(example("scenarios/clean-release.ndjson")).unwrap();
+    let (gates, mut lines): (Vec<&str>, Vec<&str>) =
+        text.lines().partition(|l| l.contains(r#""type":"pipeline.gate""#));
+    lines.extend(gates);
+    let file = tmp.path().join("late-gates.ndjson");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = run_in(&data, &["ingest", "--file", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("(open): Required gate skipped"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("(resolved): Required gate skipped"), "{}", stderr(&out));
+
+    let open = run_in(&data, &["alerts", "--status", "open"]);
+    assert!(open.status.success() && stdout(&open).is_empty(), "{}{}", stdout(&open), stderr(&open));
+    let resolved = run_in(&data, &["alerts", "--status", "resolved", "--json"]);
+    let resolved: Vec<serde_json::Value> =
+        stdout(&resolved).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!resolved.is_empty());
+    let gate_entries: Vec<u64> = (lines.len() as u64 - 6..lines.len() as u64).collect();
+    for a in &resolved {
+        let by = a["resolved_by"].as_u64().unwrap();
+        assert!(gate_entries.contains(&by), "{a}");
+        assert!(a["resolution"].as_str().unwrap().contains(&format!("entry {by} (pipeline.gate")), "{a}");
+    }
+    let history = run_in(&data, &["query", "artifact", "model/claims-model@2.0.0"]);
+    assert!(stdout(&history).contains("resolved gate.skipped"), "{}", stdout(&history));
+
+    let bad = run_in(&data, &["alerts", "--status", "closed"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains(r#"unknown status "closed" (statuses: open, resolved)"#), "{}", stderr(&bad));
+}

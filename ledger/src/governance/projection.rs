@@ -149,15 +149,17 @@ impl Views {
         let shared = Arc::new(ev.clone());
         for kind in Traffic::ALL {
             let Some((name, variant)) = kind.of(d) else { continue };
-            let key: traffic::Key = (kind, d.app.clone(), env.0.clone(), name);
-            let scope = traffic::scope(kind, &key.1, &key.2, &key.3);
+            let summary = traffic::summary_key(kind, &d.app, &env.0, &name);
+            // Built only when a rung is due or the request violates: most requests need neither.
+            let scope = || traffic::scope(kind, &d.app, &env.0, &name);
             let open = &self.open;
-            traffic::count(&mut self.state, (seq, at), &key, variant, || open.alerts_within(&scope));
-            self.recent.push(traffic::summary_key(kind, &key.1, &key.2, &key.3), seq, &shared);
+            let key = (kind, d.app.as_str(), env.0.as_str(), name.as_str());
+            traffic::count(&mut self.state, (seq, at), &summary, key, variant, || open.alerts_within(&scope()));
+            self.recent.push(summary, seq, &shared);
             let Some(hit) = rules::judge_request(&self.state, self.state.policy(), (seq, ev), d, env, kind) else {
                 continue;
             };
-            let v = format!("{scope}\0{}\0{}", hit.rule.name(), hit.subject);
+            let v = format!("{}\0{}\0{}", scope(), hit.rule.name(), hit.subject);
             if !self.open.count(&v, seq, &hit.variant) {
                 let mut alert = (hit.alert)();
                 alert.fold = Some(Fold::of(seq, &hit.variant));

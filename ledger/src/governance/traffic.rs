@@ -110,21 +110,27 @@ pub(crate) fn summary_key(kind: Traffic, app: &str, env: &str, name: &str) -> Ve
 /// Counts request `seq` (event time `at`, of traffic key `key`, showing `variant`) into its
 /// summary. Every [`RUNG_SPACING`] requests it first adds a rung at `seq` with `folds`, the
 /// key's open folds over the requests before it (each with its subject), thinning old rungs.
-pub(crate) fn count(st: &mut State, (seq, at): (u64, i64), key: &Key, variant: &str, folds: impl FnOnce() -> Snapshot) {
-    let (kind, app, env, name) = key;
-    let summary = summary_key(*kind, app, env, name);
-    let s = st.traffic.get_mut(summary.clone(), || TrafficSummary::of(kind.name(), app, env, name, seq, at, variant));
+pub(crate) fn count(
+    st: &mut State,
+    (seq, at): (u64, i64),
+    summary: &[u8],
+    (kind, app, env, name): (Traffic, &str, &str, &str),
+    variant: &str,
+    folds: impl FnOnce() -> Snapshot,
+) {
+    let s = st.traffic.get_mut(summary.to_vec(), || TrafficSummary::of(kind.name(), app, env, name, seq, at, variant));
     let since = s.rungs.last().map_or(s.first_seq, |r| r.seq);
     if s.requests > 0 && (s.requests.is_multiple_of(RUNG_SPACING) || seq - since >= RUNG_DISTANCE) {
         s.rungs.push(Rung { seq, before_max_at: s.max_at });
         let thinned = thin(&mut s.rungs);
-        st.snapshots.put(keys::rung(&summary, seq), folds());
+        s.count(seq, at, variant);
+        st.snapshots.put(keys::rung(summary, seq), folds());
         for r in thinned {
-            st.snapshots.remove(keys::rung(&summary, r));
+            st.snapshots.remove(keys::rung(summary, r));
         }
+    } else {
+        s.count(seq, at, variant);
     }
-    let s = st.traffic.get_mut(summary, || unreachable!("just made"));
-    s.count(seq, at, variant);
 }
 
 /// Keeps at most [`RUNGS`] rungs: past that, every other one of the older half goes. Returns
