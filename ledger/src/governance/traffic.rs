@@ -15,8 +15,8 @@
 //! latest event time among them. Evidence dated after a rung's latest time cannot change
 //! the requests before it, so re-judging starts at the last such rung, from its snapshot,
 //! and refreshes the snapshots of the rungs it passes. The requests since are read from
-//! [`Recent`], an in-memory cache of each key's latest requests, or from the log when the
-//! cache does not reach back that far (after a restart, or for evidence that is very late).
+//! [`Recent`], an in-memory cache of the latest requests, or from the log when the cache does
+//! not reach back that far (after a restart, or for evidence later than the cache holds).
 //! Older rungs are thinned, so a key keeps at most [`RUNGS`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -37,8 +37,51 @@ pub(crate) const RUNG_SPACING: u64 = 256;
 pub(crate) const RUNG_DISTANCE: u64 = 4096;
 /// How many rungs a key keeps (older ones are thinned).
 pub(crate) const RUNGS: usize = 16;
-/// How many of its latest requests [`Recent`] keeps per key.
-const RECENT: usize = 2 * RUNG_SPACING as usize;
+/// How many requests [`Recent`] keeps, over all keys (a request counts once per key it
+/// belongs to): the latest ones, so that evidence as late as a partition's whole backlog
+/// (the ~50,000 entries of the Kafka tests) still re-judges from memory. About 0.5 to 1 KB
+/// each.
+const RECENT: usize = 1 << 17;
+
+/// The latest requests of the traffic keys, in memory: re-judging reads them instead of the
+/// log. Not stored; empty after a restart (the log is read instead, with the same result).
+/// It keeps the latest [`RECENT`] of all keys together, so a key keeps as many as its share
+/// of the traffic.
+#[derive(Debug, Default)]
+pub(crate) struct Recent {
+    ids: HashMap<Vec<u8>, usize>,
+    by_id: Vec<VecDeque<(u64, Arc<Event>)>>,
+    /// Which key each kept request belongs to, oldest first.
+    order: VecDeque<usize>,
+}
+
+impl Recent {
+    /// Keeps request `seq` of the key stored at `summary`, forgetting the oldest kept one
+    /// when full.
+    pub(crate) fn push(&mut self, summary: Vec<u8>, seq: u64, ev: &Arc<Event>) {
+        let next = self.by_id.len();
+        let id = *self.ids.entry(summary).or_insert(next);
+        if id == next {
+            self.by_id.push(VecDeque::new());
+        }
+        self.by_id[id].push_back((seq, Arc::clone(ev)));
+        self.order.push_back(id);
+        if self.order.len() > RECENT {
+            if let Some(old) = self.order.pop_front() {
+                self.by_id[old].pop_front();
+            }
+        }
+    }
+
+    /// The key's requests from `seq` on, if the cache reaches back that far.
+    fn from(&self, summary: &[u8], seq: u64) -> Option<impl Iterator<Item = &(u64, Arc<Event>)>> {
+        let q = &self.by_id[*self.ids.get(summary)?];
+        if q.front()?.0 > seq {
+            return None;
+        }
+        Some(q.iter().skip_while(move |(s, _)| *s < seq))
+    }
+}
 
 /// A rung's snapshot: a traffic key's folds over its requests before the rung, each with the
 /// subject it is about.
@@ -46,33 +89,6 @@ pub(crate) type Snapshot = Vec<(String, Alert)>;
 
 /// A traffic key: the rule, app, env and the route, prompt version or model name.
 pub(crate) type Key = (Traffic, String, String, String);
-
-/// The latest requests of each traffic key, in memory: re-judging reads them instead of the
-/// log. Not stored; empty after a restart (the log is read instead, with the same result).
-#[derive(Debug, Default)]
-pub(crate) struct Recent {
-    by_key: HashMap<Vec<u8>, VecDeque<(u64, Arc<Event>)>>,
-}
-
-impl Recent {
-    /// Keeps request `seq` of the key stored at `summary`.
-    pub(crate) fn push(&mut self, summary: Vec<u8>, seq: u64, ev: &Arc<Event>) {
-        let q = self.by_key.entry(summary).or_default();
-        if q.len() == RECENT {
-            q.pop_front();
-        }
-        q.push_back((seq, Arc::clone(ev)));
-    }
-
-    /// The key's requests from `seq` on, if the cache reaches back that far.
-    fn from(&self, summary: &[u8], seq: u64) -> Option<impl Iterator<Item = &(u64, Arc<Event>)>> {
-        let q = self.by_key.get(summary)?;
-        if q.front()?.0 > seq {
-            return None;
-        }
-        Some(q.iter().skip_while(move |(s, _)| *s < seq))
-    }
-}
 
 impl Traffic {
     /// Every traffic rule, in the order a request is judged.
