@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::alert::Alert;
+use super::alert::{Alert, Rule};
 use super::codec::decode;
 use super::error::ViewError;
 use super::keys;
@@ -36,9 +36,14 @@ pub(crate) struct Open {
     opener: (u64, u16),
 }
 
-/// The violation an alert of `rule` about `subject` stands for, within `scope`.
+/// The violation an alert stands for, within `scope`.
 pub(crate) fn violation(scope: &str, alert: &Alert) -> String {
-    format!("{scope}\0{}\0{}", alert.rule.name(), alert.subject)
+    violation_of(scope, alert.rule, &alert.subject)
+}
+
+/// The violation of `rule` about `subject`, within `scope`.
+pub(crate) fn violation_of(scope: &str, rule: Rule, subject: &str) -> String {
+    format!("{scope}\0{}\0{subject}", rule.name())
 }
 
 impl Open {
@@ -88,11 +93,7 @@ impl Open {
 
     /// Opens `alert` for `violation` on the arrival of entry `by`. Returns it.
     pub(crate) fn open(&mut self, violation: String, alert: Alert, by: u64) -> Alert {
-        if self.opener.0 != by {
-            self.opener = (by, 0);
-        }
-        let at = self.opener;
-        self.opener.1 = self.opener.1.saturating_add(1);
+        let at = self.next_at(by);
         let alert = alert.open(by);
         self.rows.insert(violation.clone(), Row { at, alert: alert.clone() });
         self.dirty.insert(violation);
@@ -102,12 +103,18 @@ impl Open {
     /// Records an alert that is never open (an entry the views could not apply) as opened by
     /// `by`.
     pub(crate) fn record(&mut self, alert: Alert, by: u64) {
+        let at = self.next_at(by);
+        self.closed.push((String::new(), at, alert));
+    }
+
+    /// Where the next alert opened by entry `by` is stored: `vA by n`, `n` counting from 0.
+    fn next_at(&mut self, by: u64) -> (u64, u16) {
         if self.opener.0 != by {
             self.opener = (by, 0);
         }
         let at = self.opener;
         self.opener.1 = self.opener.1.saturating_add(1);
-        self.closed.push((String::new(), at, alert));
+        at
     }
 
     /// Counts occurrence `seq` (showing `variant`) into the open fold of `violation`; false
@@ -125,11 +132,7 @@ impl Open {
 
     /// The open alerts within `scope`, each with the subject it is about.
     pub(crate) fn alerts_within(&self, scope: &str) -> Vec<(String, Alert)> {
-        self.within(scope)
-            .iter()
-            .filter_map(|v| self.rows.get(v))
-            .map(|r| (r.alert.subject.clone(), r.alert.clone()))
-            .collect()
+        self.rows_within(scope).map(|(_, r)| (r.alert.subject.clone(), r.alert.clone())).collect()
     }
 
     /// Resolves the open alert of `violation`: entry `by` cured it, for the reason `why`.
@@ -143,10 +146,13 @@ impl Open {
     }
 
     /// The open violations within `scope`.
-    pub(crate) fn within(&self, scope: &str) -> Vec<String> {
-        let from = format!("{scope}\0");
-        let to = format!("{scope}\u{1}");
-        self.rows.range(from..to).map(|(k, _)| k.clone()).collect()
+    fn within(&self, scope: &str) -> Vec<String> {
+        self.rows_within(scope).map(|(k, _)| k.clone()).collect()
+    }
+
+    /// The open rows within `scope`: their violations start with `scope` and a NUL.
+    fn rows_within(&self, scope: &str) -> impl Iterator<Item = (&String, &Row)> {
+        self.rows.range(format!("{scope}\0")..format!("{scope}\u{1}"))
     }
 
     /// Sets what judging the scope again found for an open alert: for a fold, its new count,

@@ -29,7 +29,7 @@ use evidence_schemas::{Event, EventData, ProxyRequest};
 use super::alert::{Alert, Fold};
 use super::error::ViewError;
 use super::keys;
-use super::lifecycle::{violation, Open};
+use super::lifecycle::{violation, violation_of, Open};
 use super::rules::{self, History, Release, Traffic};
 use super::state::State;
 use super::traffic::{self, Recent};
@@ -159,7 +159,7 @@ impl Views {
             let Some(hit) = rules::judge_request(&self.state, self.state.policy(), (seq, ev), d, env, kind) else {
                 continue;
             };
-            let v = format!("{}\0{}\0{}", scope(), hit.rule.name(), hit.subject);
+            let v = violation_of(&scope(), hit.rule, &hit.subject);
             if !self.open.count(&v, seq, &hit.variant) {
                 let mut alert = (hit.alert)();
                 alert.fold = Some(Fold::of(seq, &hit.variant));
