@@ -96,6 +96,11 @@ impl<'de> Visitor<'de> for Strict<'_> {
         // not) is lost: no field of the contract needs such a number.
         if v.abs() > MAX_EXACT_INTEGER as f64 {
             self.inexact(&v);
+        } else if v.fract() == 0.0 {
+            // Canonical JSON writes an integral double (`1.0`, `1e2`, `-0.0`) as an integer,
+            // which reads back as one: held as the integer here, the event the ledger acts on
+            // is the event its stored bytes read back as, and an integer field takes it.
+            return Ok(Value::Number((v as i64).into()));
         }
         Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
     }
@@ -159,7 +164,9 @@ mod tests {
             assert!(message.contains(want_part), "{text}: {message}");
         }
         if expected.is_empty() {
-            assert_eq!(value, serde_json::from_str::<Value>(text).unwrap(), "the same value as plain parsing");
+            let plain = serde_json::from_str::<Value>(text).unwrap();
+            let canonical = |v: &Value| serde_json_canonicalizer::to_vec(v).unwrap();
+            assert_eq!(canonical(&value), canonical(&plain), "the same JSON as plain parsing: {text}");
         }
     }
 
@@ -178,6 +185,18 @@ mod tests {
         check(r#"{"d":{"t":18446744073709551615}}"#, &[("/d/t", "18446744073709551615")]);
         check(r#"[-9223372036854775808]"#, &[("/0", "beyond")]);
         check(r#"{"big":18446744073709551616}"#, &[("/big", "beyond")]);
+    }
+
+    #[test]
+    fn integral_doubles_are_the_integers_their_canonical_form_reads_back_as() {
+        for text in [r#"{"r":1.0}"#, r#"{"r":1e2}"#, r#"{"r":-0.0}"#, r#"{"r":-3.000}"#, r#"{"r":[2.5,4E0]}"#] {
+            let value = parse(text, &mut Vec::new()).unwrap();
+            let canonical = serde_json_canonicalizer::to_vec(&value).unwrap();
+            let back: Value = serde_json::from_slice(&canonical).unwrap();
+            assert_eq!(value, back, "{text} -> {}", String::from_utf8_lossy(&canonical));
+        }
+        let value = parse(r#"{"r":1.0,"s":2.5}"#, &mut Vec::new()).unwrap();
+        assert!(value["r"].is_i64() && value["s"].is_f64());
     }
 
     #[test]
