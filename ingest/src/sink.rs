@@ -32,10 +32,14 @@ pub enum Origin {
         /// 1-based line number.
         line: u64,
     },
-    /// An HTTP request body.
+    /// An event of an HTTP request body.
     Http {
+        /// The name of the token the producer sent.
+        token: String,
         /// The peer's address.
         peer: String,
+        /// 1-based index of the event in the request.
+        item: u64,
     },
 }
 
@@ -45,7 +49,7 @@ impl fmt::Display for Origin {
             Origin::Kafka { topic, partition, offset } => write!(f, "kafka:{topic}/{partition}@{offset}"),
             Origin::File { path, line } => write!(f, "file:{path}#{line}"),
             Origin::Stdin { line } => write!(f, "stdin#{line}"),
-            Origin::Http { peer } => write!(f, "http:{peer}"),
+            Origin::Http { token, peer, item } => write!(f, "http:{token}@{peer}#{item}"),
         }
     }
 }

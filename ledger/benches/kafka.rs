@@ -112,7 +112,17 @@ fn main() {
     let mut serve = Command::new(&bin)
         .arg("--data-dir")
         .arg(&data)
-        .args(["serve", "--kafka-brokers", &addr, "--topics", "evidence", "--group", "bench-ledger"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--kafka-brokers",
+            &addr,
+            "--topics",
+            "evidence",
+            "--group",
+            "bench-ledger",
+        ])
         .env("RUST_LOG", "evidence_ledger=debug")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())

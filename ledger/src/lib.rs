@@ -29,6 +29,7 @@ pub mod query;
 pub mod service;
 pub mod store;
 pub mod text;
+pub mod when;
 
 pub use error::ErrorKind;
 pub use governance::{Alert, Rule};

@@ -141,7 +141,7 @@ impl Serve {
         let mut child = evidence()
             .arg("--data-dir")
             .arg(data)
-            .args(["serve", "--kafka-brokers", broker, "--topics", topic])
+            .args(["serve", "--listen", "127.0.0.1:0", "--kafka-brokers", broker, "--topics", topic])
             .args(["--group", "ledger-test", "--batch-wait-ms", "50", "--checkpoint-every", "20000"])
             .args(extra)
             .env("RUST_LOG", "evidence_ledger=debug,evidence_ingest=info")
@@ -549,7 +549,15 @@ fn with_no_broker_serve_keeps_retrying_and_still_stops_cleanly() {
     let mut child = evidence()
         .arg("--data-dir")
         .arg(data.path())
-        .args(["serve", "--kafka-brokers", &format!("127.0.0.1:{port}"), "--topics", "evidence"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--kafka-brokers",
+            &format!("127.0.0.1:{port}"),
+            "--topics",
+            "evidence",
+        ])
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -587,15 +595,18 @@ fn the_service_runs_on_the_in_memory_engine_too() {
     let log = Log::open(MemStorage::default(), vec![signer], CheckpointPolicy::default()).unwrap();
     let ledger = Ledger::open(log).unwrap();
     let store = ledger.log().shared_store();
+    let tokens = tempfile::tempdir().unwrap();
     let config = ServeConfig {
-        kafka: KafkaConfig {
+        kafka: Some(KafkaConfig {
             brokers: broker.addr.clone(),
             topics: vec!["memory".into()],
             group: "memory-test".into(),
             batch_size: 100,
             batch_wait: Duration::from_millis(100),
             settings: Vec::new(),
-        },
+        }),
+        http: service::HttpConfig::on("127.0.0.1:0".parse().unwrap()),
+        tokens: service::tokens::TokenFile::of(tokens.path()),
         dead_letter_topic: None,
         checkpoints: CheckpointPolicy::default(),
     };

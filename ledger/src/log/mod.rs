@@ -69,6 +69,7 @@ mod index;
 mod keys;
 mod proof;
 mod quarantine;
+mod read;
 mod tree;
 mod verified;
 
@@ -78,7 +79,7 @@ use std::time::Instant;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use evidence_verifier::entry::{EntryRef, GENESIS};
-use evidence_verifier::layout::{checkpoint_key, key_number, segment_records};
+use evidence_verifier::layout::{key_number, segment_records};
 use evidence_verifier::merkle::{Hash, RootBuilder};
 use evidence_verifier::note::{Note, SignerKey, VerifierKey};
 use evidence_verifier::Checkpoint;
@@ -92,6 +93,7 @@ pub use self::error::LogError;
 use self::index::Index;
 pub use self::proof::{ConsistencyProof, InclusionProof};
 pub use self::quarantine::{Conflict, QuarantineRecord, RawEncoding};
+pub use self::read::LogAt;
 pub use self::tree::ProofError;
 use self::tree::{TileWriter, TreeReader};
 use self::verified::{read_entries, Damage};
@@ -371,7 +373,7 @@ impl<S: Storage> Log<S> {
 
     /// The signed checkpoint note at `size`, if one was cut there.
     pub fn checkpoint_note(&self, size: u64) -> Result<Option<String>, LogError> {
-        Ok(self.store.get(&checkpoint_key(size))?.map(|v| String::from_utf8_lossy(v.as_ref()).into_owned()))
+        self.at().checkpoint_note(size)
     }
 
     /// The entry record at `seq`.
@@ -398,7 +400,7 @@ impl<S: Storage> Log<S> {
 
     /// Quarantine records from number `from` on, at most `limit`.
     pub fn quarantine(&self, from: u64, limit: usize) -> Result<Vec<QuarantineRecord>, LogError> {
-        quarantine::read(&*self.store, from, limit)
+        self.at().quarantine(from, limit)
     }
 
     /// The stored next offset of a source, if any.

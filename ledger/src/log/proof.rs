@@ -9,11 +9,6 @@ use base64::Engine as _;
 use evidence_verifier::merkle::Hash;
 use serde::{Serialize, Serializer};
 
-use super::error::LogError;
-use super::tree::{ProofError, TreeReader};
-use super::Log;
-use crate::store::Storage;
-
 fn b64<S: Serializer>(hash: &Hash, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&B64.encode(hash))
 }
@@ -64,49 +59,4 @@ pub struct ConsistencyProof {
     pub checkpoint1: String,
     /// The signed checkpoint note at `size2`.
     pub checkpoint2: String,
-}
-
-impl<S: Storage> Log<S> {
-    /// The inclusion proof of entry `seq` against the checkpoint at `size` (default: the
-    /// latest checkpoint).
-    pub fn inclusion_proof(&self, seq: u64, size: Option<u64>) -> Result<InclusionProof, LogError> {
-        let latest = self.latest_size();
-        let size = size.unwrap_or(latest);
-        if size == latest && seq >= size {
-            return Err(LogError::NotYetCheckpointed { seq, size });
-        }
-        let checkpoint = self.checkpoint_note(size)?.ok_or(LogError::NoCheckpoint { size, latest })?;
-        let reader = TreeReader::new(self.store());
-        Ok(InclusionProof {
-            seq,
-            tree_size: size,
-            leaf_hash: reader.leaf(seq)?,
-            proof: reader.inclusion_proof(seq, size)?,
-            checkpoint,
-        })
-    }
-
-    /// The consistency proof between two tree sizes.
-    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, LogError> {
-        if size2 > self.size() {
-            return Err(ProofError::OutOfRange(format!("the log has only {} entries", self.size())).into());
-        }
-        Ok(TreeReader::new(self.store()).consistency_proof(size1, size2)?)
-    }
-
-    /// The consistency proof from the checkpoint at `from` to the one at `to` (default: the
-    /// latest), with both signed notes.
-    pub fn consistency(&self, from: u64, to: Option<u64>) -> Result<ConsistencyProof, LogError> {
-        let latest = self.latest_size();
-        let to = to.unwrap_or(latest);
-        let note = |size| self.checkpoint_note(size)?.ok_or(LogError::NoCheckpoint { size, latest });
-        let (checkpoint1, checkpoint2) = (note(from)?, note(to)?);
-        Ok(ConsistencyProof {
-            size1: from,
-            size2: to,
-            proof: self.consistency_proof(from, to)?,
-            checkpoint1,
-            checkpoint2,
-        })
-    }
 }

@@ -3,8 +3,54 @@
 use chrono::{DateTime, FixedOffset};
 
 use crate::governance::model::PolicyVersion;
-use crate::governance::{decode, keys, read_range, Alert, Rule, Status, ViewError};
+use serde::Serialize;
+
+use crate::governance::{decode, keys, read_range, Alert, Rule, Severity, Status, ViewError};
 use crate::store::Storage;
+
+/// Which alerts question 5 asks for: each field given narrows the answer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertQuery {
+    /// About entries whose event time is at or after this.
+    pub since: Option<DateTime<FixedOffset>>,
+    /// About entries whose event time is before this.
+    pub until: Option<DateTime<FixedOffset>>,
+    /// Of this rule.
+    pub rule: Option<Rule>,
+    /// Of this severity.
+    pub severity: Option<Severity>,
+    /// With this status.
+    pub status: Option<Status>,
+    /// About this app.
+    pub app: Option<String>,
+}
+
+impl AlertQuery {
+    /// Whether `alert` answers the query.
+    pub fn matches(&self, alert: &Alert) -> bool {
+        self.rule.is_none_or(|r| r == alert.rule)
+            && self.severity.is_none_or(|s| s == alert.severity)
+            && self.status.is_none_or(|s| s == alert.status)
+            && self.since.is_none_or(|since| alert.time >= since)
+            && self.until.is_none_or(|until| alert.time < until)
+            && self.app.as_ref().is_none_or(|app| alert.app.as_ref() == Some(app))
+    }
+}
+
+/// One page of alerts, and where the next starts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertPage {
+    /// The alerts, in the order they were opened.
+    pub alerts: Vec<Alert>,
+    /// The cursor of the next page, when there are more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// A cursor that is not one this ledger handed out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a cursor of this list; pass the `next` of the previous page")]
+pub struct BadCursor(pub String);
 
 /// Question 5: alerts about entries whose event time is at or after `since`, of one rule and
 /// one status if given, in the order they were opened.
@@ -17,20 +63,55 @@ pub fn alerts<S: Storage>(
     rule: Option<Rule>,
     status: Option<Status>,
 ) -> Result<Vec<Alert>, ViewError> {
-    let (from, to) = keys::alerts();
-    let mut out = Vec::new();
+    let query = AlertQuery { since, rule, status, ..AlertQuery::default() };
+    Ok(scan(store, &query, keys::alerts().0, usize::MAX)?.alerts)
+}
+
+/// Question 5, a page at a time: at most `limit` alerts answering `query`, from `cursor` on.
+pub fn alert_page<S: Storage>(
+    store: &S,
+    query: &AlertQuery,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<AlertPage, PageError> {
+    let mut from = keys::alerts().0;
+    if let Some(cursor) = cursor {
+        let bad = || PageError::Cursor(BadCursor(cursor.to_string()));
+        let tail = hex::decode(cursor).map_err(|_| bad())?;
+        if tail.len() != 10 {
+            return Err(bad());
+        }
+        from.truncate(2);
+        from.extend_from_slice(&tail);
+    }
+    Ok(scan(store, query, from, limit)?)
+}
+
+fn scan<S: Storage>(store: &S, query: &AlertQuery, from: Vec<u8>, limit: usize) -> Result<AlertPage, ViewError> {
+    let to = keys::alerts().1;
+    let mut alerts = Vec::new();
     for item in store.range(&from, &to) {
         let (k, v) = item?;
-        let alert: Alert = decode(k.as_ref(), v.as_ref())?;
-        if rule.is_some_and(|r| r != alert.rule)
-            || status.is_some_and(|s| s != alert.status)
-            || since.is_some_and(|since| alert.time < since)
-        {
-            continue;
+        if alerts.len() == limit {
+            return Ok(AlertPage { alerts, next: Some(hex::encode(&k.as_ref()[2..])) });
         }
-        out.push(alert);
+        let alert: Alert = decode(k.as_ref(), v.as_ref())?;
+        if query.matches(&alert) {
+            alerts.push(alert);
+        }
     }
-    Ok(out)
+    Ok(AlertPage { alerts, next: None })
+}
+
+/// Why a page could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// The cursor is not one of this list's.
+    #[error(transparent)]
+    Cursor(#[from] BadCursor),
+    /// The views could not be read.
+    #[error(transparent)]
+    View(#[from] ViewError),
 }
 
 /// Every published policy version, in ledger order.

@@ -12,7 +12,7 @@ use std::fmt;
 
 use evidence_schemas::ArtifactKind;
 
-pub use self::alerts::{alerts, policy_versions};
+pub use self::alerts::{alert_page, alerts, policy_versions, AlertPage, AlertQuery, BadCursor, PageError};
 pub use self::artifact::{artifact, ArtifactHistory, Step};
 pub use self::live::{state, GateStatus, LiveAnswer, LiveArtifactAnswer};
 pub use self::training::{training, training_gate, BatchUse, Decision, TrainingAnswer, TrainingDecision};

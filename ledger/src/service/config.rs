@@ -2,15 +2,21 @@
 //! (`--config`), then defaults, in that order of precedence; `ops/README.md` is the reference.
 //! The defaults are the ones every intake shares ([`IngestOptions`], [`CheckpointPolicy`]).
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 use evidence_ingest::kafka::KafkaConfig;
 use serde::Deserialize;
 
+use super::http::HttpLimits;
+use super::tokens::TokenFile;
 use crate::ledger::IngestOptions;
 use crate::log::CheckpointPolicy;
+
+/// Where `evidence serve` listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
 
 /// A configuration that cannot be used, in a sentence.
 #[derive(Debug, thiserror::Error)]
@@ -23,12 +29,15 @@ pub enum ConfigError {
         /// Why.
         message: String,
     },
-    /// No brokers anywhere.
-    #[error("No Kafka brokers: set --kafka-brokers, EVIDENCE_KAFKA_BROKERS or [kafka] brokers in the config file.")]
-    NoBrokers,
-    /// No topics anywhere.
-    #[error("No topics: set --topics, EVIDENCE_TOPICS or [kafka] topics.")]
+    /// Brokers without topics.
+    #[error("Kafka brokers are set but no topics: set --topics, EVIDENCE_TOPICS or [kafka] topics.")]
     NoTopics,
+    /// A listen address that is not one.
+    #[error("--listen {0:?} is not an address such as 127.0.0.1:8700")]
+    Listen(String),
+    /// A limit of zero.
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
     /// A `--kafka-setting` without `=`.
     #[error("--kafka-setting {0:?} is not KEY=VALUE")]
     Setting(String),
@@ -72,6 +81,31 @@ pub struct ServeArgs {
     /// [`CheckpointPolicy::DEFAULT_INTERVAL_SECS`]).
     #[arg(long, env = "EVIDENCE_CHECKPOINT_INTERVAL_SECS")]
     pub checkpoint_interval_secs: Option<u64>,
+    /// Where the HTTP API listens, HOST:PORT (default 127.0.0.1:8700; port 0 picks a free one).
+    #[arg(long, env = "EVIDENCE_LISTEN")]
+    pub listen: Option<String>,
+    /// Largest request body in bytes (default 16 MiB); larger ones are answered 413.
+    #[arg(long, env = "EVIDENCE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Most events in one request (default 10000); more are answered 413.
+    #[arg(long, env = "EVIDENCE_MAX_EVENTS_PER_REQUEST")]
+    pub max_events_per_request: Option<usize>,
+    /// Seconds a client may take to send a request's headers (default 10); then the
+    /// connection is closed.
+    #[arg(long, env = "EVIDENCE_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a request may take, body included (default 30); then it is answered 408.
+    #[arg(long, env = "EVIDENCE_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: Option<u64>,
+    /// Most open connections (default 1024); more are answered 503 and closed.
+    #[arg(long, env = "EVIDENCE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Requests waiting for the writer before intake answers 503 (default 64).
+    #[arg(long, env = "EVIDENCE_WRITE_QUEUE")]
+    pub write_queue: Option<usize>,
+    /// Serve /metrics without a token.
+    #[arg(long, env = "EVIDENCE_METRICS_OPEN")]
+    pub metrics_open: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +115,21 @@ struct ConfigFile {
     kafka: KafkaSection,
     #[serde(default)]
     checkpoint: CheckpointSection,
+    #[serde(default)]
+    http: HttpSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpSection {
+    listen: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_events_per_request: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    write_queue: Option<usize>,
+    metrics_open: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,11 +153,33 @@ struct CheckpointSection {
     interval_secs: Option<u64>,
 }
 
+/// The HTTP server's configuration.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// Client limits.
+    pub limits: HttpLimits,
+    /// Whether `/metrics` answers without a token.
+    pub metrics_open: bool,
+}
+
+impl HttpConfig {
+    /// On `listen`, with the default limits, `/metrics` behind a token.
+    pub fn on(listen: SocketAddr) -> Self {
+        HttpConfig { listen, limits: HttpLimits::default(), metrics_open: false }
+    }
+}
+
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// Kafka consumption.
-    pub kafka: KafkaConfig,
+    /// Kafka consumption, when brokers are configured.
+    pub kafka: Option<KafkaConfig>,
+    /// The HTTP API.
+    pub http: HttpConfig,
+    /// The bearer tokens.
+    pub tokens: TokenFile,
     /// Where rejected messages go, if anywhere.
     pub dead_letter_topic: Option<String>,
     /// When to cut checkpoints.
@@ -116,8 +187,9 @@ pub struct ServeConfig {
 }
 
 impl ServeArgs {
-    /// Flags and environment over the config file over the defaults.
-    pub fn resolve(&self) -> Result<ServeConfig, ConfigError> {
+    /// Flags and environment over the config file over the defaults, for the ledger in
+    /// `data_dir`.
+    pub fn resolve(&self, data_dir: &Path) -> Result<ServeConfig, ConfigError> {
         let file: ConfigFile = match &self.config {
             None => ConfigFile::default(),
             Some(path) => {
@@ -126,34 +198,77 @@ impl ServeArgs {
                 toml::from_str(&text).map_err(|e| ConfigError::File { path: path.clone(), message: e.to_string() })?
             }
         };
-        let brokers = self.kafka_brokers.clone().or(file.kafka.brokers).ok_or(ConfigError::NoBrokers)?;
-        let topics = if self.topics.is_empty() { file.kafka.topics } else { self.topics.clone() };
-        if topics.is_empty() {
-            return Err(ConfigError::NoTopics);
-        }
-        let mut settings: Vec<(String, String)> = file.kafka.settings.into_iter().collect();
-        for kv in &self.kafka_settings {
-            let (k, v) = kv.split_once('=').ok_or_else(|| ConfigError::Setting(kv.clone()))?;
-            settings.push((k.to_string(), v.to_string()));
-        }
-        let batch_size = self.batch_size.or(file.kafka.batch_size).unwrap_or(IngestOptions::DEFAULT_BATCH_SIZE);
-        if !(1..=IngestOptions::MAX_BATCH_SIZE).contains(&batch_size) {
-            return Err(ConfigError::BatchSize(batch_size));
-        }
+        let http = self.http(file.http)?;
+        let dead_letter_topic = self.dead_letter_topic.clone().or(file.kafka.dead_letter_topic.clone());
+        let kafka = match self.kafka_brokers.clone().or(file.kafka.brokers.clone()) {
+            None => None,
+            Some(brokers) => Some(self.kafka(brokers, file.kafka)?),
+        };
         Ok(ServeConfig {
-            kafka: KafkaConfig {
-                brokers,
-                topics,
-                group: self.group.clone().or(file.kafka.group).unwrap_or_else(|| "evidence-ledger".into()),
-                batch_size,
-                batch_wait: Duration::from_millis(self.batch_wait_ms.or(file.kafka.batch_wait_ms).unwrap_or(200)),
-                settings,
-            },
-            dead_letter_topic: self.dead_letter_topic.clone().or(file.kafka.dead_letter_topic),
+            kafka,
+            http,
+            tokens: TokenFile::of(data_dir),
+            dead_letter_topic,
             checkpoints: CheckpointPolicy::new(
                 self.checkpoint_every.or(file.checkpoint.every),
                 self.checkpoint_interval_secs.or(file.checkpoint.interval_secs),
             ),
         })
+    }
+
+    fn kafka(&self, brokers: String, file: KafkaSection) -> Result<KafkaConfig, ConfigError> {
+        let topics = if self.topics.is_empty() { file.topics } else { self.topics.clone() };
+        if topics.is_empty() {
+            return Err(ConfigError::NoTopics);
+        }
+        let mut settings: Vec<(String, String)> = file.settings.into_iter().collect();
+        for kv in &self.kafka_settings {
+            let (k, v) = kv.split_once('=').ok_or_else(|| ConfigError::Setting(kv.clone()))?;
+            settings.push((k.to_string(), v.to_string()));
+        }
+        let batch_size = self.batch_size.or(file.batch_size).unwrap_or(IngestOptions::DEFAULT_BATCH_SIZE);
+        if !(1..=IngestOptions::MAX_BATCH_SIZE).contains(&batch_size) {
+            return Err(ConfigError::BatchSize(batch_size));
+        }
+        Ok(KafkaConfig {
+            brokers,
+            topics,
+            group: self.group.clone().or(file.group).unwrap_or_else(|| "evidence-ledger".into()),
+            batch_size,
+            batch_wait: Duration::from_millis(self.batch_wait_ms.or(file.batch_wait_ms).unwrap_or(200)),
+            settings,
+        })
+    }
+
+    fn http(&self, file: HttpSection) -> Result<HttpConfig, ConfigError> {
+        let listen = self.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen.parse().map_err(|_| ConfigError::Listen(listen))?;
+        let d = HttpLimits::default();
+        let positive = |v: usize, name| if v == 0 { Err(ConfigError::Zero(name)) } else { Ok(v) };
+        let secs = |v: u64, name| if v == 0 { Err(ConfigError::Zero(name)) } else { Ok(Duration::from_secs(v)) };
+        let limits = HttpLimits {
+            max_body_bytes: positive(
+                self.max_body_bytes.or(file.max_body_bytes).unwrap_or(d.max_body_bytes),
+                "--max-body-bytes",
+            )?,
+            max_events: positive(
+                self.max_events_per_request.or(file.max_events_per_request).unwrap_or(d.max_events),
+                "--max-events-per-request",
+            )?,
+            header_timeout: match self.header_timeout_secs.or(file.header_timeout_secs) {
+                Some(v) => secs(v, "--header-timeout-secs")?,
+                None => d.header_timeout,
+            },
+            request_timeout: match self.request_timeout_secs.or(file.request_timeout_secs) {
+                Some(v) => secs(v, "--request-timeout-secs")?,
+                None => d.request_timeout,
+            },
+            max_connections: positive(
+                self.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
+                "--max-connections",
+            )?,
+            queue: positive(self.write_queue.or(file.write_queue).unwrap_or(d.queue), "--write-queue")?,
+        };
+        Ok(HttpConfig { listen, limits, metrics_open: self.metrics_open || file.metrics_open.unwrap_or(false) })
     }
 }

@@ -1,28 +1,42 @@
-//! The service: `evidence serve`. Kafka ingest into the ledger (the log, with views and rules
-//! following it; alerts are logged as they are raised), periodic checkpoints, dead-letter
-//! forwarding, progress logs, and a clean stop on SIGTERM or SIGINT (the batch in hand is
-//! stored and its offsets committed before exit). It runs on any [`Storage`], so it can be
-//! tested on the in-memory engine too.
+//! The service: `evidence serve`. The HTTP API (intake, the audit questions, the log, proofs,
+//! metrics) always; Kafka ingest when brokers are configured. One writer thread owns the
+//! ledger (`writer`): every source appends through it, grouped into durable batches, and it
+//! cuts checkpoints and forwards dead letters between rounds. Alerts are logged and counted
+//! as they are raised. On SIGTERM or SIGINT: stop accepting, finish requests in flight (within
+//! a grace period), store the Kafka batch in hand, flush, checkpoint, exit 0. It runs on any
+//! [`Storage`], so it can be tested on the in-memory engine too.
 //!
-//! Files: `config` (flags, environment, file, defaults), `dead_letters` (the outbox). This
-//! module wires sources to [`Ledger`]; it appends through nothing else.
+//! Files: `config` (flags, environment, file, defaults), `writer` (the one writer, group
+//! commit), `http/` (the API), `tokens` (bearer tokens and roles), `dead_letters` (the
+//! outbox). This module wires sources to the writer; nothing appends otherwise.
 
 mod config;
 mod dead_letters;
+pub mod http;
+pub mod tokens;
+pub mod writer;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use evidence_ingest::kafka::{self, position_name, KafkaSourceError, Positions};
 use evidence_schemas::Validator;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 
-pub use self::config::{ConfigError, ServeArgs, ServeConfig};
+pub use self::config::{ConfigError, HttpConfig, ServeArgs, ServeConfig, DEFAULT_LISTEN};
 pub use self::dead_letters::DeadLetterError;
+use self::http::Api;
+use self::tokens::{TokenError, Tokens};
+use self::writer::{WriterError, WriterSink};
 use crate::governance::Alert;
 use crate::ledger::Ledger;
 use crate::log::{read_position, LogError};
 use crate::store::Storage;
+
+/// How long requests in flight may take to finish once a stop is asked for.
+pub const GRACE: Duration = Duration::from_secs(10);
 
 /// Why the service stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -30,19 +44,35 @@ pub enum ServeError {
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(#[from] std::io::Error),
+    /// The listen address could not be bound.
+    #[error("Cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The tokens file could not be read.
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
     /// The dead-letter producer could not be made.
     #[error("Cannot create the dead-letter producer: {0}")]
     Producer(#[from] rdkafka::error::KafkaError),
     /// Kafka ingest stopped.
     #[error("Kafka ingest stopped: {0}")]
-    Kafka(#[from] KafkaSourceError<LogError>),
+    Kafka(#[from] KafkaSourceError<WriterError>),
     /// The final checkpoint could not be cut.
     #[error("the final checkpoint could not be cut: {0}")]
     Checkpoint(#[from] LogError),
+    /// The writer thread panicked.
+    #[error("the writer thread failed: {0}")]
+    Writer(String),
 }
 
-/// Logs an alert as it is raised (the SIEM sinks read the stored alerts).
+/// Logs and counts an alert as it is raised (the SIEM sinks read the stored alerts).
 pub fn log_alert(alert: &Alert) {
+    metrics::counter!("evidence_alerts_total", "rule" => alert.rule.to_string(), "status" => alert.status.name())
+        .increment(1);
     tracing::warn!(
         message = "Alert raised.",
         id = %alert.id,
@@ -53,11 +83,32 @@ pub fn log_alert(alert: &Alert) {
     );
 }
 
+/// The process's Prometheus registry, installed as the `metrics` recorder on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let seconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+            let events = [1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0];
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_events".into()), &events))
+                .expect("bucket lists are not empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(message = "Another metrics recorder is installed; /metrics shows none of the ledger's.");
+            }
+            handle
+        })
+        .clone()
+}
+
 fn dead_letter_producer(config: &ServeConfig) -> Result<Option<(FutureProducer, String)>, ServeError> {
-    let Some(topic) = &config.dead_letter_topic else { return Ok(None) };
+    let (Some(topic), Some(kafka)) = (&config.dead_letter_topic, &config.kafka) else { return Ok(None) };
     let mut client = ClientConfig::new();
-    client.set("bootstrap.servers", &config.kafka.brokers).set("enable.idempotence", "true");
-    for (k, v) in &config.kafka.settings {
+    client.set("bootstrap.servers", &kafka.brokers).set("enable.idempotence", "true");
+    for (k, v) in &kafka.settings {
         client.set(k, v);
     }
     Ok(Some((client.create()?, topic.clone())))
@@ -72,13 +123,36 @@ async fn shutdown() {
         Err(error) => {
             tracing::error!(message = "Cannot handle SIGTERM; only SIGINT stops the service.", %error);
             let _ = tokio::signal::ctrl_c().await;
-            return tracing::info!(message = "SIGINT: finishing the batch in hand.");
+            return tracing::info!(message = "SIGINT: stopping.");
         }
     };
     tokio::select! {
-        _ = term.recv() => tracing::info!(message = "SIGTERM: finishing the batch in hand."),
-        _ = tokio::signal::ctrl_c() => tracing::info!(message = "SIGINT: finishing the batch in hand."),
+        _ = term.recv() => tracing::info!(message = "SIGTERM: stopping."),
+        _ = tokio::signal::ctrl_c() => tracing::info!(message = "SIGINT: stopping."),
     }
+}
+
+/// The writer's upkeep between rounds: checkpoints when due, dead letters when configured.
+fn upkeep<S: Storage>(dead_letters: Option<(FutureProducer, String)>) -> writer::Upkeep<S> {
+    Box::new(move |ledger: &mut Ledger<S>| {
+        if let Err(error) = ledger.maybe_checkpoint() {
+            tracing::error!(message = "Failed to cut a checkpoint.", %error);
+        }
+        if let Some((producer, topic)) = &dead_letters {
+            if let Err(error) = dead_letters::forward(ledger, producer, topic) {
+                tracing::warn!(message = "Failed to forward dead letters; will retry.", %error);
+            }
+        }
+    })
+}
+
+/// Waits for the writer thread to hand the ledger back.
+async fn join<S: Storage>(
+    thread: std::thread::JoinHandle<Result<Ledger<S>, LogError>>,
+) -> Result<Ledger<S>, ServeError> {
+    let joined =
+        tokio::task::spawn_blocking(move || thread.join()).await.map_err(|e| ServeError::Writer(e.to_string()))?;
+    Ok(joined.map_err(|_| ServeError::Writer("it panicked".into()))??)
 }
 
 /// Runs the service until SIGTERM or SIGINT.
@@ -86,8 +160,8 @@ pub fn run<S: Storage>(ledger: Ledger<S>, config: ServeConfig) -> Result<(), Ser
     run_until(ledger, config, shutdown()).map(drop)
 }
 
-/// Runs the service until `stop` completes, then stores the batch in hand, cuts a checkpoint
-/// and returns the ledger.
+/// Runs the service until `stop` completes, then finishes the requests in flight and the
+/// batch in hand, cuts a checkpoint and returns the ledger.
 pub fn run_until<S: Storage>(
     ledger: Ledger<S>,
     config: ServeConfig,
@@ -96,29 +170,70 @@ pub fn run_until<S: Storage>(
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let store = ledger.log().shared_store();
-        let positions: Positions =
-            Arc::new(move |topic, partition| read_position(&*store, &position_name(topic, partition)).ok().flatten());
-        let dead_letters = dead_letter_producer(&config)?;
-        let after_batch = move |ledger: &mut Ledger<S>, _: &kafka::Progress| {
-            if let Err(error) = ledger.maybe_checkpoint() {
-                tracing::error!(message = "Failed to cut a checkpoint.", %error);
-            }
-            if let Some((producer, topic)) = &dead_letters {
-                if let Err(error) = dead_letters::forward(ledger, producer, topic) {
-                    tracing::warn!(message = "Failed to forward dead letters; will retry.", %error);
-                }
-            }
-        };
+        let upkeep = upkeep(dead_letter_producer(&config)?);
+        let (writer, thread) = writer::spawn(ledger, config.http.limits.queue, upkeep);
         let validator = Arc::new(Validator::default());
-        let (mut ledger, progress) =
-            kafka::run(config.kafka.clone(), validator, ledger, positions, after_batch, stop).await?;
-        ledger.checkpoint_now()?;
+        let listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .map_err(|source| ServeError::Listen { addr: config.http.listen, source })?;
+        let addr = listener.local_addr()?;
+        let api = Arc::new(Api {
+            writer: writer.clone(),
+            store: Arc::clone(&store),
+            tokens: Arc::new(Tokens::open(config.tokens.clone())?),
+            validator: Arc::clone(&validator),
+            limits: config.http.limits.clone(),
+            metrics: metrics_handle(),
+            metrics_open: config.http.metrics_open,
+        });
+        if api.tokens.count() == 0 {
+            let path = config.tokens.path().display();
+            tracing::warn!(message = "No tokens: every route but /healthz and /readyz refuses; create one with `evidence token create`.", file = %path);
+        }
+        tracing::info!(message = "Listening.", addr = %addr, url = %format!("http://{addr}"));
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let limits = config.http.limits.clone();
+        let server = tokio::spawn({
+            let stopped = wait(stopped.clone());
+            async move { http::serve(listener, http::router(api), &limits, stopped, GRACE).await }
+        });
+        let kafka = config.kafka.clone().map(|kafka| {
+            let positions: Positions = Arc::new(move |topic, partition| {
+                read_position(&*store, &position_name(topic, partition)).ok().flatten()
+            });
+            let sink = WriterSink(writer.clone());
+            tokio::spawn(kafka::run(kafka, Arc::clone(&validator), sink, positions, |_: &mut _, _: &_| {}, wait(stopped.clone())))
+        });
+        tokio::pin!(stop);
+        let kafka_result = match kafka {
+            None => {
+                (&mut stop).await;
+                None
+            }
+            Some(mut task) => tokio::select! {
+                () = &mut stop => {
+                    let _ = stopping.send(true);
+                    Some(task.await)
+                }
+                done = &mut task => Some(done),
+            },
+        };
+        let _ = stopping.send(true);
+        let _ = server.await;
+        writer.stop().await;
+        let ledger = join(thread).await?;
+        let progress = match kafka_result {
+            Some(done) => Some(done.map_err(|e| ServeError::Writer(e.to_string()))??.1),
+            None => None,
+        };
         tracing::info!(
             message = "Stopped cleanly.",
             entries = ledger.log().size(),
-            accepted = progress.totals.accepted,
-            duplicates = progress.totals.duplicates,
-            quarantined = progress.totals.quarantined
+            kafka_accepted = progress.as_ref().map_or(0, |p| p.totals.accepted),
+            kafka_quarantined = progress.as_ref().map_or(0, |p| p.totals.quarantined)
         );
         Ok(ledger)
     })

@@ -1,6 +1,7 @@
 //! Shared helpers for the ledger's integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod server;
 pub mod stream;
 
 use std::path::{Path, PathBuf};

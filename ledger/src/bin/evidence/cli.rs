@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use evidence_ledger::ledger::{IngestOptions, LedgerDir};
 use evidence_ledger::query::ArtifactName;
+use evidence_ledger::service::tokens::Role;
 use evidence_ledger::service::ServeArgs;
 use evidence_ledger::CheckpointPolicy;
 use evidence_schemas::Limits;
@@ -120,9 +121,15 @@ pub(crate) enum Command {
         #[arg(long)]
         to: Option<u64>,
     },
-    /// Consume events from Kafka into the log until SIGTERM or SIGINT, cutting checkpoints and
-    /// forwarding rejected messages to a dead-letter topic.
+    /// Run the evidence service until SIGTERM or SIGINT: the HTTP API (intake, audit questions,
+    /// proofs, metrics) on --listen, and Kafka ingest when brokers are configured; checkpoints
+    /// are cut as it goes and rejected Kafka messages forwarded to a dead-letter topic.
     Serve(Box<ServeArgs>),
+    /// Bearer tokens for the HTTP API: each has a name and a role (reader, producer, admin).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Publish a governance policy: append a `registry.policy` event from a TOML or JSON file
     /// (`version = "..."` and a `[policy]` table; see `evidence_ledger::governance::policy`).
     Policy {
@@ -203,6 +210,31 @@ pub(crate) enum PolicyCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TokenCommand {
+    /// Create a token and print it, alone on the first line of standard output, once: only
+    /// its hash is stored.
+    Create {
+        /// Its name, which logs and quarantine records show (letters, digits, '-', '_', '.').
+        #[arg(long)]
+        name: String,
+        /// What it may do: reader (every GET), producer (POST /v1/events) or admin (everything).
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+    /// List the tokens: name, role, creation time (never the token).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: a running service refuses it from its next request.
+    Revoke {
+        /// The token's name.
+        name: String,
     },
 }
 

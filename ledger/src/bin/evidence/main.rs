@@ -17,7 +17,9 @@ use evidence_ledger::query::{self, Decision};
 use evidence_ledger::text::esc;
 use evidence_ledger::{keys, CheckpointPolicy, SledStorage};
 
-use crate::cli::{Cli, Command, GateCommand, KeyCommand, PolicyCommand, QueryCommand, StoreArgs};
+use evidence_ledger::service::tokens::TokenFile;
+
+use crate::cli::{Cli, Command, GateCommand, KeyCommand, PolicyCommand, QueryCommand, StoreArgs, TokenCommand};
 
 /// Standard output for what the command answers. A failed write keeps its kind (a closed pipe,
 /// a full disk) and says where it happened.
@@ -230,6 +232,41 @@ fn alerts_command(store: &StoreArgs, filter: AlertFilter, json: bool) -> anyhow:
     Ok(())
 }
 
+fn token_command(store: &StoreArgs, command: TokenCommand) -> anyhow::Result<()> {
+    let dir = store.dir();
+    if !dir.exists() {
+        return Err(evidence_ledger::ledger::OpenError::NotALedger { path: dir.data_dir.clone() }.into());
+    }
+    let file = TokenFile::of(&dir.data_dir);
+    match command {
+        TokenCommand::Create { name, role } => {
+            let token = file.create(&name, role)?;
+            writeln!(out(), "{token}")?;
+            eprintln!(
+                "Created the {role} token {name:?}. It is shown this once; only its hash is kept in {}.",
+                file.path().display()
+            );
+        }
+        TokenCommand::List { json } => {
+            let tokens = file.list()?;
+            if json {
+                writeln!(out(), "{}", serde_json::to_string_pretty(&tokens)?)?;
+            } else if tokens.is_empty() {
+                writeln!(out(), "No tokens.")?;
+            } else {
+                for t in tokens {
+                    writeln!(out(), "{:<24} {:<9} created {}", t.name, t.role, t.created)?;
+                }
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            let gone = file.revoke(&name)?;
+            writeln!(out(), "Revoked the {} token {:?}.", gone.role, gone.name)?;
+        }
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let store = &cli.store;
     match cli.command {
@@ -266,11 +303,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             writeln!(out(), "{}", serde_json::to_string_pretty(&proof)?)?;
         }
         Command::Serve(args) => {
-            let config = args.resolve()?;
+            let config = args.resolve(&store.data_dir)?;
             let log_alert = Some(Box::new(evidence_ledger::service::log_alert) as _);
             let ledger = store.dir().open(Access::Append, config.checkpoints, log_alert)?;
             evidence_ledger::service::run(ledger, config)?;
         }
+        Command::Token { command } => token_command(store, command)?,
         Command::Policy { command: PolicyCommand::Publish { file, actor } } => publish_command(store, &file, actor)?,
         Command::Policy { command: PolicyCommand::Check { file, json } } => policy_check_command(store, &file, json)?,
         Command::Policy { command: PolicyCommand::Show } => {

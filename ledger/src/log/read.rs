@@ -1,0 +1,132 @@
+//! The log as it stood when the writer last published it: entries, checkpoints and proofs read
+//! from the store at a fixed size, from any thread, without the [`Log`] (which the one writer
+//! holds). [`Log`]'s own reads go through here too, at its current size, so there is one
+//! implementation of each.
+
+use evidence_verifier::layout::checkpoint_key;
+
+use super::error::LogError;
+use super::proof::{ConsistencyProof, InclusionProof};
+use super::quarantine::{self, QuarantineRecord};
+use super::tree::{ProofError, TreeReader};
+use super::verified::read_entries;
+use super::Log;
+use crate::store::Storage;
+
+/// Reads of a log of `size` entries whose latest signed checkpoint is at `latest`.
+#[derive(Debug)]
+pub struct LogAt<'a, S: Storage> {
+    store: &'a S,
+    size: u64,
+    latest: u64,
+}
+
+impl<'a, S: Storage> LogAt<'a, S> {
+    /// The log on `store` as it stood at `size` entries, signed up to `latest`.
+    pub fn new(store: &'a S, size: u64, latest: u64) -> Self {
+        LogAt { store, size, latest }
+    }
+
+    /// Entries in the log.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The signed checkpoint note at `size`, if one was cut there.
+    pub fn checkpoint_note(&self, size: u64) -> Result<Option<String>, LogError> {
+        Ok(self.store.get(&checkpoint_key(size))?.map(|v| String::from_utf8_lossy(v.as_ref()).into_owned()))
+    }
+
+    /// The latest signed checkpoint note, if any.
+    pub fn latest_note(&self) -> Result<Option<String>, LogError> {
+        if self.latest == 0 {
+            return Ok(None);
+        }
+        self.checkpoint_note(self.latest)
+    }
+
+    /// Entry records from `from` on, each checked as it is read, up to the log's size.
+    pub fn entries(&self, from: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>), LogError>> + 'a {
+        let size = self.size;
+        read_entries(self.store, from).take_while(move |r| match r {
+            Ok((seq, _)) | Err(LogError::BadEntry { seq, .. }) => *seq < size,
+            Err(_) => true,
+        })
+    }
+
+    /// The entry record at `seq`.
+    pub fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, LogError> {
+        Ok(self.entries(seq).next().transpose()?.filter(|(s, _)| *s == seq).map(|(_, r)| r))
+    }
+
+    /// Quarantine records from number `from` on, at most `limit`.
+    pub fn quarantine(&self, from: u64, limit: usize) -> Result<Vec<QuarantineRecord>, LogError> {
+        quarantine::read(self.store, from, limit)
+    }
+
+    /// The inclusion proof of entry `seq` against the checkpoint at `size` (default: the
+    /// latest checkpoint).
+    pub fn inclusion_proof(&self, seq: u64, size: Option<u64>) -> Result<InclusionProof, LogError> {
+        let size = size.unwrap_or(self.latest);
+        if size == self.latest && seq >= size {
+            return Err(LogError::NotYetCheckpointed { seq, size });
+        }
+        let checkpoint = self.checkpoint_note(size)?.ok_or(LogError::NoCheckpoint { size, latest: self.latest })?;
+        let reader = TreeReader::new(self.store);
+        Ok(InclusionProof {
+            seq,
+            tree_size: size,
+            leaf_hash: reader.leaf(seq)?,
+            proof: reader.inclusion_proof(seq, size)?,
+            checkpoint,
+        })
+    }
+
+    /// The consistency proof between two tree sizes.
+    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<evidence_verifier::merkle::Hash>, LogError> {
+        if size2 > self.size {
+            return Err(ProofError::OutOfRange(format!("the log has only {} entries", self.size)).into());
+        }
+        Ok(TreeReader::new(self.store).consistency_proof(size1, size2)?)
+    }
+
+    /// The consistency proof from the checkpoint at `from` to the one at `to` (default: the
+    /// latest), with both signed notes.
+    pub fn consistency(&self, from: u64, to: Option<u64>) -> Result<ConsistencyProof, LogError> {
+        let latest = self.latest;
+        let to = to.unwrap_or(latest);
+        let note = |size| self.checkpoint_note(size)?.ok_or(LogError::NoCheckpoint { size, latest });
+        let (checkpoint1, checkpoint2) = (note(from)?, note(to)?);
+        Ok(ConsistencyProof {
+            size1: from,
+            size2: to,
+            proof: self.consistency_proof(from, to)?,
+            checkpoint1,
+            checkpoint2,
+        })
+    }
+}
+
+impl<S: Storage> Log<S> {
+    /// The log's reads at its current size.
+    pub fn at(&self) -> LogAt<'_, S> {
+        LogAt::new(self.store(), self.size(), self.latest_size())
+    }
+
+    /// The inclusion proof of entry `seq` against the checkpoint at `size` (default: the
+    /// latest checkpoint).
+    pub fn inclusion_proof(&self, seq: u64, size: Option<u64>) -> Result<InclusionProof, LogError> {
+        self.at().inclusion_proof(seq, size)
+    }
+
+    /// The consistency proof between two tree sizes.
+    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<evidence_verifier::merkle::Hash>, LogError> {
+        self.at().consistency_proof(size1, size2)
+    }
+
+    /// The consistency proof from the checkpoint at `from` to the one at `to` (default: the
+    /// latest), with both signed notes.
+    pub fn consistency(&self, from: u64, to: Option<u64>) -> Result<ConsistencyProof, LogError> {
+        self.at().consistency(from, to)
+    }
+}

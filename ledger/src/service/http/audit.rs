@@ -1,0 +1,233 @@
+//! The audit questions of the contract over HTTP, answered from the views exactly as the CLI
+//! answers them (the same `query` functions, the same JSON), the retraining gate, and
+//! publishing a policy (admin). `?proofs=true` adds an inclusion proof of every entry an answer
+//! rests on.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use evidence_schemas::{ArtifactKind, RegistryPolicy};
+use serde::Deserialize;
+
+use super::records::page_size;
+use super::{Api, Authorized, Params, Problem, Proven, Segments, WithProofs};
+use crate::governance::{Rule, Severity, Status, ViewError};
+use crate::ledger::PublishError;
+use crate::query::{
+    self, AlertPage, AlertQuery, ArtifactHistory, ArtifactName, LiveAnswer, PageError, TrainingAnswer, TrainingDecision,
+};
+use crate::store::Storage;
+use crate::when::parse_time;
+
+pub(super) fn routes<S: Storage>() -> Router<Arc<Api<S>>> {
+    Router::new()
+        .route("/v1/state", get(state::<S>))
+        .route("/v1/artifacts/{kind}/{name}/{version}", get(artifact::<S>))
+        .route("/v1/training/{job}", get(training::<S>))
+        .route("/v1/alerts", get(alerts::<S>))
+        .route("/v1/gates/training", post(training_gate::<S>))
+        .route("/v1/policy", post(publish::<S>))
+}
+
+fn view_problem(e: ViewError) -> Problem {
+    Problem::internal(e.kind(), e)
+}
+
+fn time_param(name: &str, text: Option<&str>) -> Result<Option<chrono::DateTime<chrono::FixedOffset>>, Problem> {
+    text.map(|t| parse_time(t, chrono::Utc::now()).map_err(|e| Problem::parameter(name, e))).transpose()
+}
+
+/// `?app=&env=&at=&proofs=`.
+#[derive(Debug, Deserialize)]
+pub(super) struct StateParams {
+    app: String,
+    env: String,
+    at: Option<String>,
+    #[serde(flatten)]
+    with: WithProofs,
+}
+
+async fn state<S: Storage>(
+    State(api): State<Arc<Api<S>>>,
+    Params(p): Params<StateParams>,
+) -> Result<Json<Proven<LiveAnswer>>, Problem> {
+    let at = time_param("at", p.at.as_deref())?.unwrap_or_else(|| chrono::Utc::now().fixed_offset());
+    let answer = query::state(&*api.store, &p.app, &p.env, at).map_err(view_problem)?;
+    let answer = answer.ok_or_else(|| {
+        Problem::not_found(format!("Nothing was deployed to {} in {} by {}.", p.app, p.env, at.to_rfc3339()))
+    })?;
+    let entries = answer.entries.clone();
+    Ok(Json(api.proven(answer, &entries, &p.with)?))
+}
+
+async fn artifact<S: Storage>(
+    State(api): State<Arc<Api<S>>>,
+    Segments((kind, name, version)): Segments<(String, String, String)>,
+    Params(with): Params<WithProofs>,
+) -> Result<Json<Proven<ArtifactHistory>>, Problem> {
+    let kind: ArtifactKind = serde_json::from_value(serde_json::Value::String(kind.clone())).map_err(|_| {
+        Problem::not_found(format!(
+            "{kind:?} is not an artifact kind (model, prompt, tool_schema, index, route or dataset)."
+        ))
+    })?;
+    let name = ArtifactName { kind, name, version };
+    let answer = query::artifact(&*api.store, &name).map_err(view_problem)?;
+    let answer = answer.ok_or_else(|| Problem::not_found(format!("The ledger has no record of {name}.")))?;
+    let entries = answer.entries.clone();
+    Ok(Json(api.proven(answer, &entries, &with)?))
+}
+
+async fn training<S: Storage>(
+    State(api): State<Arc<Api<S>>>,
+    Segments(job): Segments<String>,
+    Params(with): Params<WithProofs>,
+) -> Result<Json<Proven<TrainingAnswer>>, Problem> {
+    let answer = query::training(&*api.store, &job).map_err(view_problem)?;
+    let answer = answer.ok_or_else(|| Problem::not_found(format!("The ledger has no training job {job}.")))?;
+    let entries = answer.entries.clone();
+    Ok(Json(api.proven(answer, &entries, &with)?))
+}
+
+/// `?since=&until=&rule=&severity=&status=&app=&limit=&cursor=&proofs=`.
+#[derive(Debug, Deserialize)]
+pub(super) struct AlertParams {
+    since: Option<String>,
+    until: Option<String>,
+    rule: Option<String>,
+    severity: Option<String>,
+    status: Option<String>,
+    app: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    #[serde(flatten)]
+    with: WithProofs,
+}
+
+impl AlertParams {
+    fn query(&self) -> Result<AlertQuery, Problem> {
+        let rule =
+            self.rule.as_deref().map(str::parse::<Rule>).transpose().map_err(|e| Problem::parameter("rule", e))?;
+        let severity = self
+            .severity
+            .as_deref()
+            .map(|s| {
+                serde_json::from_value::<Severity>(serde_json::Value::String(s.to_string()))
+                    .map_err(|_| Problem::parameter("severity", format!("{s:?} is not low, medium, high or critical")))
+            })
+            .transpose()?;
+        let status = self
+            .status
+            .as_deref()
+            .map(str::parse::<Status>)
+            .transpose()
+            .map_err(|e| Problem::parameter("status", e))?;
+        Ok(AlertQuery {
+            since: time_param("since", self.since.as_deref())?,
+            until: time_param("until", self.until.as_deref())?,
+            rule,
+            severity,
+            status,
+            app: self.app.clone(),
+        })
+    }
+}
+
+async fn alerts<S: Storage>(
+    State(api): State<Arc<Api<S>>>,
+    Params(p): Params<AlertParams>,
+) -> Result<Json<Proven<AlertPage>>, Problem> {
+    let query = p.query()?;
+    let limit = page_size(p.limit)?;
+    let page = query::alert_page(&*api.store, &query, p.cursor.as_deref(), limit).map_err(|e| match e {
+        PageError::Cursor(c) => Problem::parameter("cursor", c),
+        PageError::View(e) => view_problem(e),
+    })?;
+    let mut entries: Vec<u64> = page.alerts.iter().flat_map(|a| a.entries.iter().copied()).collect();
+    entries.sort_unstable();
+    entries.dedup();
+    Ok(Json(api.proven(page, &entries, &p.with)?))
+}
+
+/// The retraining gate's question.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateRequest {
+    /// The training job.
+    pub job: String,
+    /// Its base artifact, `KIND/NAME@VERSION`.
+    pub base: String,
+    /// The feedback batches it would train on.
+    pub batches: Vec<String>,
+}
+
+async fn training_gate<S: Storage>(
+    State(api): State<Arc<Api<S>>>,
+    body: Result<Json<GateRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<TrainingDecision>, Problem> {
+    let Json(request) = body.map_err(json_problem)?;
+    let base: ArtifactName = request.base.parse().map_err(|e| pointer_problem("/base", e))?;
+    if request.batches.is_empty() {
+        return Err(pointer_problem("/batches", "name at least one feedback batch"));
+    }
+    let decision = query::training_gate(&*api.store, &request.job, &base, &request.batches).map_err(view_problem)?;
+    Ok(Json(decision))
+}
+
+/// A policy to publish.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRequest {
+    /// The policy document (the `data` of a `registry.policy` event).
+    pub policy: RegistryPolicy,
+    /// Who publishes it (default: the token's name).
+    #[serde(default)]
+    pub actor: Option<String>,
+}
+
+/// The entry a published policy became.
+#[derive(Debug, serde::Serialize)]
+pub struct PolicyPublished {
+    /// The policy's version.
+    pub version: String,
+    /// Its entry: it is in force from there on.
+    pub seq: u64,
+}
+
+async fn publish<S: Storage>(
+    State(api): State<Arc<Api<S>>>,
+    caller: Authorized,
+    body: Result<Json<PolicyRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<PolicyPublished>), Problem> {
+    let Json(request) = body.map_err(json_problem)?;
+    let actor = request.actor.unwrap_or_else(|| caller.name.clone());
+    let origin = format!("http:{}", caller.name);
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let policy = request.policy;
+    let version = policy.version.clone();
+    let rx = api
+        .writer
+        .try_run(move |ledger| ledger.publish_policy(&policy, &actor, &time, &origin))
+        .ok_or_else(|| Problem::unavailable("The ledger's write queue is full; retry after a second.", 1))?;
+    let result = rx.await.map_err(|_| Problem::unavailable("The ledger stopped before publishing; retry.", 5))?;
+    match result {
+        Ok(seq) => Ok((StatusCode::CREATED, Json(PolicyPublished { version, seq }))),
+        Err(e @ PublishError::AlreadyPublished { .. }) => Err(Problem::new(StatusCode::CONFLICT, e.to_string())),
+        Err(e @ (PublishError::Invalid { .. } | PublishError::Quarantined(_))) => {
+            Err(Problem::bad_request(e.to_string()))
+        }
+        Err(e) => Err(Problem::internal(e.kind(), e)),
+    }
+}
+
+fn json_problem(e: axum::extract::rejection::JsonRejection) -> Problem {
+    let detail = e.body_text();
+    Problem::new(e.status(), detail.clone()).with_errors(vec![super::Invalid { pointer: String::new(), detail }])
+}
+
+fn pointer_problem(pointer: &str, detail: impl std::fmt::Display) -> Problem {
+    let detail = format!("{pointer}: {detail}");
+    Problem::bad_request(detail.clone()).with_errors(vec![super::Invalid { pointer: pointer.into(), detail }])
+}

@@ -1,0 +1,216 @@
+//! The log over HTTP: entries (canonical event, digest, chain hash, receive time, origin),
+//! inclusion and consistency proofs, the signed checkpoint note (byte for byte what
+//! `evidence checkpoint` prints), the quarantine and the status. Lists are pages: `limit`
+//! (default 100, at most 1000) and the opaque `cursor` of the previous page's `next`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use evidence_verifier::entry::EntryRef;
+use serde::{Deserialize, Serialize};
+
+use super::{Api, Params, Problem, Segments};
+use crate::log::{LogError, QuarantineRecord, Status};
+use crate::store::Storage;
+
+pub(super) fn routes<S: Storage>() -> Router<Arc<Api<S>>> {
+    Router::new()
+        .route("/v1/status", get(status::<S>))
+        .route("/v1/checkpoint", get(checkpoint::<S>))
+        .route("/v1/entries", get(entries::<S>))
+        .route("/v1/entries/{seq}", get(entry::<S>))
+        .route("/v1/proofs/inclusion", get(inclusion::<S>))
+        .route("/v1/proofs/consistency", get(consistency::<S>))
+        .route("/v1/quarantine", get(quarantine::<S>))
+}
+
+/// A page size: `limit`, default 100, at most 1000.
+pub(super) fn page_size(limit: Option<usize>) -> Result<usize, Problem> {
+    match limit.unwrap_or(100) {
+        0 => Err(Problem::parameter("limit", "must be at least 1")),
+        n if n > 1000 => Err(Problem::parameter("limit", format!("{n} is over the most a page holds, 1000"))),
+        n => Ok(n),
+    }
+}
+
+/// A numeric cursor (the next position of a list).
+pub(super) fn numeric_cursor(cursor: Option<&str>) -> Result<Option<u64>, Problem> {
+    cursor
+        .map(|c| c.parse().map_err(|_| Problem::parameter("cursor", format!("{c:?} is not a cursor of this list"))))
+        .transpose()
+}
+
+/// A log failure as an answer: what the caller asked for that does not exist is 404.
+pub(super) fn log_problem(e: LogError) -> Problem {
+    match e.kind() {
+        crate::error::ErrorKind::Caller => Problem::not_found(e.to_string()),
+        kind => Problem::internal(kind, e),
+    }
+}
+
+/// The service's status: the log's, and how far the views and appends are.
+#[derive(Debug, Serialize)]
+pub struct ServiceStatus {
+    /// The log's summary.
+    #[serde(flatten)]
+    pub log: Status,
+    /// Entries the views have projected.
+    pub views_watermark: u64,
+    /// Why the last append failed, while none succeeded since.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub append_failure: Option<String>,
+}
+
+async fn status<S: Storage>(State(api): State<Arc<Api<S>>>) -> Json<ServiceStatus> {
+    let p = api.writer.published();
+    Json(ServiceStatus { log: p.status, views_watermark: p.watermark, append_failure: p.append_failure })
+}
+
+async fn checkpoint<S: Storage>(State(api): State<Arc<Api<S>>>) -> Result<Response, Problem> {
+    let note = api.log().latest_note().map_err(log_problem)?;
+    let note = note.ok_or_else(|| Problem::not_found("The log has no checkpoint yet."))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+/// An entry as stored.
+#[derive(Debug, Serialize)]
+pub struct EntryAnswer {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The event, its canonical JSON.
+    pub event: Box<serde_json::value::RawValue>,
+    /// blake3 of the canonical event (base64).
+    pub digest: String,
+    /// The entry's chain hash (base64).
+    pub chain: String,
+    /// When the ledger received it (RFC 3339, UTC).
+    pub received: String,
+    /// Where it came from.
+    pub origin: String,
+}
+
+fn entry_answer(seq: u64, record: &[u8]) -> Result<EntryAnswer, Problem> {
+    let damaged = |m: String| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, format!("entry {seq}: {m}"));
+    let entry = EntryRef::decode(record).map_err(|e| damaged(e.to_string()))?;
+    let text = std::str::from_utf8(entry.event).map_err(|e| damaged(e.to_string()))?;
+    let event = serde_json::value::RawValue::from_string(text.to_string()).map_err(|e| damaged(e.to_string()))?;
+    let received = chrono::DateTime::from_timestamp_micros(entry.received_micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default();
+    Ok(EntryAnswer {
+        seq,
+        event,
+        digest: B64.encode(entry.digest),
+        chain: B64.encode(entry.chain),
+        received,
+        origin: entry.origin.to_string(),
+    })
+}
+
+async fn entry<S: Storage>(
+    State(api): State<Arc<Api<S>>>,
+    Segments(seq): Segments<u64>,
+) -> Result<Json<EntryAnswer>, Problem> {
+    let log = api.log();
+    let record = log.entry(seq).map_err(log_problem)?;
+    let record =
+        record.ok_or_else(|| Problem::not_found(format!("There is no entry {seq}; the log holds {}.", log.size())))?;
+    Ok(Json(entry_answer(seq, &record)?))
+}
+
+/// `?from=&limit=&cursor=`.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct EntriesParams {
+    from: Option<u64>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// A page of entries.
+#[derive(Debug, Serialize)]
+pub struct EntriesPage {
+    /// The entries, in order.
+    pub entries: Vec<EntryAnswer>,
+    /// The cursor of the next page, when there are more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+async fn entries<S: Storage>(
+    State(api): State<Arc<Api<S>>>,
+    Params(p): Params<EntriesParams>,
+) -> Result<Json<EntriesPage>, Problem> {
+    let limit = page_size(p.limit)?;
+    let from = numeric_cursor(p.cursor.as_deref())?.or(p.from).unwrap_or(0);
+    let log = api.log();
+    let mut entries = Vec::new();
+    for item in log.entries(from).take(limit) {
+        let (seq, record) = item.map_err(log_problem)?;
+        entries.push(entry_answer(seq, &record)?);
+    }
+    let reached = entries.last().map_or(from, |e| e.seq + 1);
+    let next = (entries.len() == limit && reached < log.size()).then(|| reached.to_string());
+    Ok(Json(EntriesPage { entries, next }))
+}
+
+/// `?seq=&size=`.
+#[derive(Debug, Deserialize)]
+pub(super) struct InclusionParams {
+    seq: u64,
+    size: Option<u64>,
+}
+
+async fn inclusion<S: Storage>(
+    State(api): State<Arc<Api<S>>>,
+    Params(p): Params<InclusionParams>,
+) -> Result<Response, Problem> {
+    Ok(Json(api.log().inclusion_proof(p.seq, p.size).map_err(log_problem)?).into_response())
+}
+
+/// `?from=&to=`.
+#[derive(Debug, Deserialize)]
+pub(super) struct ConsistencyParams {
+    from: u64,
+    to: Option<u64>,
+}
+
+async fn consistency<S: Storage>(
+    State(api): State<Arc<Api<S>>>,
+    Params(p): Params<ConsistencyParams>,
+) -> Result<Response, Problem> {
+    Ok(Json(api.log().consistency(p.from, p.to).map_err(log_problem)?).into_response())
+}
+
+/// `?limit=&cursor=`.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct PageParams {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// A page of quarantine records.
+#[derive(Debug, Serialize)]
+pub struct QuarantinePage {
+    /// The records, in arrival order.
+    pub records: Vec<QuarantineRecord>,
+    /// The cursor of the next page, when there are more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+async fn quarantine<S: Storage>(
+    State(api): State<Arc<Api<S>>>,
+    Params(p): Params<PageParams>,
+) -> Result<Json<QuarantinePage>, Problem> {
+    let limit = page_size(p.limit)?;
+    let from = numeric_cursor(p.cursor.as_deref())?.unwrap_or(0);
+    let records = api.log().quarantine(from, limit + 1).map_err(log_problem)?;
+    let next = records.get(limit).map(|r| r.number.to_string());
+    Ok(Json(QuarantinePage { records: records.into_iter().take(limit).collect(), next }))
+}

@@ -1,0 +1,308 @@
+//! The one writer. A thread owns the [`Ledger`]; HTTP intake and Kafka hand it batches through
+//! one bounded queue and wait for their answers. Each round takes every batch waiting (up to
+//! [`MAX_GROUP`] records) and appends them as one durable batch: group commit, so many
+//! producers share one flush. After each round, and every second when idle, it cuts a
+//! checkpoint when one is due and runs the service's other upkeep, then publishes what readers
+//! need ([`Published`]) so that reads never wait for the writer.
+//!
+//! A full queue is answered at once ([`Submit::Full`]): intake turns it into 503 with
+//! `Retry-After`; it never buffers without bound. When every handle is dropped the writer
+//! finishes the batches queued, cuts a checkpoint and hands the ledger back.
+
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use evidence_ingest::{Batch, BatchReport, Origin, Outcome, Record, Sink, Verdict};
+use tokio::sync::oneshot::Sender;
+
+use crate::ledger::Ledger;
+use crate::log::{LogError, Status};
+use crate::store::Storage;
+
+/// The most records one round appends.
+pub const MAX_GROUP: usize = 20_000;
+
+/// What readers need of the log, as of the last round.
+#[derive(Clone, Debug)]
+pub struct Published {
+    /// The log's summary.
+    pub status: Status,
+    /// Entries in the log.
+    pub size: u64,
+    /// The tree size of the latest signed checkpoint.
+    pub latest: u64,
+    /// Entries the views have projected.
+    pub watermark: u64,
+    /// Whether the last append failed (the writer is refusing or failing appends).
+    pub append_failure: Option<String>,
+}
+
+impl Published {
+    fn of<S: Storage>(ledger: &Ledger<S>, append_failure: Option<String>) -> Self {
+        let log = ledger.log();
+        Published {
+            status: log.status(),
+            size: log.size(),
+            latest: log.latest_size(),
+            watermark: ledger.views().watermark(),
+            append_failure,
+        }
+    }
+
+    /// Whether the views have projected every entry.
+    pub fn caught_up(&self) -> bool {
+        self.watermark == self.size
+    }
+}
+
+type Reply = Result<BatchReport, String>;
+
+/// A task run on the writer thread with the ledger (publishing a policy).
+type Task<S> = Box<dyn FnOnce(&mut Ledger<S>) + Send>;
+
+enum Job<S: Storage> {
+    Batch { batch: Batch, reply: Sender<Reply> },
+    Task(Task<S>),
+    Stop,
+}
+
+/// The answer to a submission.
+#[derive(Debug)]
+pub enum Submit {
+    /// The batch is queued; the receiver gets its report after the flush.
+    Queued(tokio::sync::oneshot::Receiver<Reply>),
+    /// The queue is full: try again later.
+    Full,
+    /// The writer has stopped.
+    Stopped,
+}
+
+/// A handle to the writer: submit batches, read what it published.
+pub struct WriterHandle<S: Storage> {
+    queue: SyncSender<Job<S>>,
+    published: Arc<RwLock<Published>>,
+}
+
+impl<S: Storage> Clone for WriterHandle<S> {
+    fn clone(&self) -> Self {
+        WriterHandle { queue: self.queue.clone(), published: Arc::clone(&self.published) }
+    }
+}
+
+impl<S: Storage> std::fmt::Debug for WriterHandle<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterHandle").finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage> WriterHandle<S> {
+    /// Queues a batch without waiting.
+    pub fn try_submit(&self, records: Vec<Record>) -> Submit {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job = Job::Batch { batch: Batch { records, positions: Vec::new() }, reply };
+        match self.queue.try_send(job) {
+            Ok(()) => Submit::Queued(rx),
+            Err(TrySendError::Full(_)) => Submit::Full,
+            Err(TrySendError::Disconnected(_)) => Submit::Stopped,
+        }
+    }
+
+    /// Runs `task` on the writer thread with the ledger, without waiting for room in the
+    /// queue; `None` when the queue is full or the writer stopped.
+    pub fn try_run<T: Send + 'static>(
+        &self,
+        task: impl FnOnce(&mut Ledger<S>) -> T + Send + 'static,
+    ) -> Option<tokio::sync::oneshot::Receiver<T>> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job = Job::Task(Box::new(move |ledger: &mut Ledger<S>| {
+            let _ = reply.send(task(ledger));
+        }));
+        self.queue.try_send(job).ok().map(|()| rx)
+    }
+
+    /// Asks the writer to stop after the batches queued before this call, waiting for room
+    /// in the queue. Batches queued after it are answered as stopped.
+    pub async fn stop(&self) {
+        let queue = self.queue.clone();
+        let _ = tokio::task::spawn_blocking(move || queue.send(Job::Stop)).await;
+    }
+
+    /// What the writer last published.
+    pub fn published(&self) -> Published {
+        self.published.read().expect("published lock").clone()
+    }
+}
+
+/// A [`Sink`] for sources that run on their own blocking thread (Kafka): it waits for room in
+/// the queue and for the flush.
+#[derive(Debug)]
+pub struct WriterSink<S: Storage>(pub WriterHandle<S>);
+
+/// The writer stopped, or failed the batch.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WriterError(String);
+
+impl<S: Storage> Sink for WriterSink<S> {
+    type Error = WriterError;
+
+    fn append(&mut self, batch: &Batch) -> Result<BatchReport, WriterError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job = Job::Batch { batch: batch.clone(), reply };
+        self.0.queue.send(job).map_err(|_| WriterError("the writer has stopped".into()))?;
+        rx.blocking_recv().map_err(|_| WriterError("the writer has stopped".into()))?.map_err(WriterError)
+    }
+}
+
+/// Upkeep run on the writer thread after each round and when idle.
+pub type Upkeep<S> = Box<dyn FnMut(&mut Ledger<S>) + Send>;
+
+/// Starts the writer thread with a queue of `capacity` batches.
+pub fn spawn<S: Storage>(
+    ledger: Ledger<S>,
+    capacity: usize,
+    upkeep: Upkeep<S>,
+) -> (WriterHandle<S>, std::thread::JoinHandle<Result<Ledger<S>, LogError>>) {
+    let (queue, jobs) = sync_channel(capacity.max(1));
+    let published = Arc::new(RwLock::new(Published::of(&ledger, None)));
+    let handle = WriterHandle { queue, published: Arc::clone(&published) };
+    let thread = std::thread::Builder::new()
+        .name("evidence-writer".into())
+        .spawn(move || run(ledger, &jobs, &published, upkeep))
+        .expect("the writer thread starts");
+    (handle, thread)
+}
+
+fn run<S: Storage>(
+    mut ledger: Ledger<S>,
+    jobs: &Receiver<Job<S>>,
+    published: &RwLock<Published>,
+    mut upkeep: Upkeep<S>,
+) -> Result<Ledger<S>, LogError> {
+    let mut failure = None;
+    let mut last_upkeep = Instant::now();
+    loop {
+        let first = match jobs.recv_timeout(Duration::from_secs(1)) {
+            Ok(job) => Some(job),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let idle = first.is_none();
+        match first {
+            Some(Job::Task(task)) => task(&mut ledger),
+            Some(Job::Stop) => break,
+            Some(Job::Batch { batch, reply }) => {
+                let stop;
+                (failure, stop) = round(&mut ledger, (batch, reply), jobs);
+                if stop {
+                    break;
+                }
+            }
+            None => {}
+        }
+        if idle || last_upkeep.elapsed() >= Duration::from_millis(200) {
+            upkeep(&mut ledger);
+            last_upkeep = Instant::now();
+        }
+        *published.write().expect("published lock") = Published::of(&ledger, failure.clone());
+    }
+    upkeep(&mut ledger);
+    ledger.checkpoint_now()?;
+    *published.write().expect("published lock") = Published::of(&ledger, failure);
+    Ok(ledger)
+}
+
+/// Appends `first` and every batch waiting behind it as one durable batch, and answers each.
+/// A task met while grouping runs after the group's append, in queue order.
+/// Returns the append's failure, and whether a stop was met.
+fn round<S: Storage>(
+    ledger: &mut Ledger<S>,
+    first: (Batch, Sender<Reply>),
+    jobs: &Receiver<Job<S>>,
+) -> (Option<String>, bool) {
+    let started = Instant::now();
+    let mut records = first.0.records.len();
+    let mut group = vec![first];
+    let mut task = None;
+    let mut stop = false;
+    while records < MAX_GROUP {
+        match jobs.try_recv() {
+            Ok(Job::Task(t)) => {
+                task = Some(t);
+                break;
+            }
+            Ok(Job::Stop) => {
+                stop = true;
+                break;
+            }
+            Ok(Job::Batch { batch, reply }) => {
+                records += batch.records.len();
+                group.push((batch, reply));
+            }
+            Err(_) => break,
+        }
+    }
+    let mut batch = Batch { records: Vec::with_capacity(records), positions: Vec::new() };
+    let mut sizes = Vec::with_capacity(group.len());
+    let mut replies = Vec::with_capacity(group.len());
+    for (one, reply) in group {
+        sizes.push(one.records.len());
+        batch.records.extend(one.records);
+        batch.positions.extend(one.positions);
+        replies.push(reply);
+    }
+    let failure = append_group(ledger, &batch, sizes, replies, started);
+    if let Some(task) = task {
+        task(ledger);
+    }
+    (failure, stop)
+}
+
+fn append_group<S: Storage>(
+    ledger: &mut Ledger<S>,
+    batch: &Batch,
+    sizes: Vec<usize>,
+    replies: Vec<Sender<Reply>>,
+    started: Instant,
+) -> Option<String> {
+    let result = ledger.append(batch);
+    metrics::histogram!("evidence_append_batch_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("evidence_append_batch_events").record(batch.records.len() as f64);
+    match result {
+        Ok(report) => {
+            count(batch, &report);
+            let mut outcomes = report.outcomes.into_iter();
+            for (size, reply) in sizes.into_iter().zip(replies) {
+                let _ = reply.send(Ok(BatchReport { outcomes: outcomes.by_ref().take(size).collect() }));
+            }
+            None
+        }
+        Err(error) => {
+            let message = error.to_string();
+            tracing::error!(message = "Failed to append a batch; nothing of it was stored.", error = %message);
+            for reply in replies {
+                let _ = reply.send(Err(message.clone()));
+            }
+            Some(message)
+        }
+    }
+}
+
+/// Counts each record by its source and outcome.
+fn count(batch: &Batch, report: &BatchReport) {
+    for (record, outcome) in batch.records.iter().zip(&report.outcomes) {
+        let source = match record.origin {
+            Origin::Kafka { .. } => "kafka",
+            Origin::Http { .. } => "http",
+            Origin::File { .. } | Origin::Stdin { .. } => "file",
+        };
+        let outcome = match (outcome, &record.verdict) {
+            (Outcome::Accepted { .. }, _) => "accepted",
+            (Outcome::Duplicate { .. }, _) => "duplicate",
+            (Outcome::Quarantined { .. }, Verdict::Rejected { .. }) => "rejected",
+            (Outcome::Quarantined { .. }, Verdict::Valid(_)) => "conflict",
+        };
+        metrics::counter!("evidence_events_total", "source" => source, "outcome" => outcome).increment(1);
+    }
+}

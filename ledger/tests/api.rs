@@ -1,0 +1,228 @@
+//! The evidence API, called over HTTP on the real binary: who may call what, intake's answers,
+//! and the audit answers equal to the CLI's for every example scenario.
+
+mod common;
+
+use common::server::Server;
+use common::{evidence, stderr, stdout};
+use evidence_ledger::examples::SCENARIOS;
+use serde_json::Value;
+
+const NDJSON: &str = "application/x-ndjson";
+
+/// Every route with a request that reaches its handler, and the role it needs.
+fn routes() -> Vec<(&'static str, &'static str, &'static str)> {
+    vec![
+        ("GET", "/v1/status", "reader"),
+        ("GET", "/v1/checkpoint", "reader"),
+        ("GET", "/v1/entries", "reader"),
+        ("GET", "/v1/entries/0", "reader"),
+        ("GET", "/v1/proofs/inclusion?seq=0", "reader"),
+        ("GET", "/v1/proofs/consistency?from=1", "reader"),
+        ("GET", "/v1/quarantine", "reader"),
+        ("GET", "/v1/state?app=support-assistant&env=prod", "reader"),
+        ("GET", "/v1/artifacts/model/support-model/1", "reader"),
+        ("GET", "/v1/training/ft-1", "reader"),
+        ("GET", "/v1/alerts", "reader"),
+        ("GET", "/metrics", "reader"),
+        ("POST", "/v1/gates/training", "reader"),
+        ("POST", "/v1/events?dry_run=true", "producer"),
+        ("POST", "/v1/policy", "admin"),
+    ]
+}
+
+fn call(server: &Server, method: &str, path: &str, token: &str) -> common::server::Answer {
+    match method {
+        "GET" => server.get(path, token),
+        _ if path.starts_with("/v1/events") => server.post(path, token, NDJSON, SCENARIOS[0].1.as_bytes()),
+        _ => server.post(path, token, "application/json", b"{}"),
+    }
+}
+
+#[test]
+fn every_route_refuses_a_missing_or_unknown_token_and_a_role_without_the_right() {
+    let mut server = Server::start(&[]);
+    let roles =
+        [("reader", server.reader.clone()), ("producer", server.producer.clone()), ("admin", server.admin.clone())];
+    for (method, path, needed) in routes() {
+        for (token, why) in [("", "no token"), ("evl_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "an unknown token")]
+        {
+            let a = call(&server, method, path, token);
+            assert_eq!(a.status, 401, "{method} {path} with {why}: {}", a.body);
+            assert_eq!(a.content_type, "application/problem+json", "{method} {path}");
+            assert_eq!(a.header("www-authenticate"), Some("Bearer"));
+            assert_eq!(a.json()["status"], 401);
+        }
+        for (role, token) in &roles {
+            let a = call(&server, method, path, token);
+            let allowed = *role == "admin" || role == &needed;
+            if allowed {
+                assert!(a.status != 401 && a.status != 403, "{role} may {method} {path}: {} {}", a.status, a.body);
+            } else {
+                assert_eq!(a.status, 403, "{role} may not {method} {path}: {}", a.body);
+                assert!(a.json()["detail"].as_str().unwrap().contains(needed), "{}", a.body);
+            }
+        }
+    }
+    for open in ["/healthz", "/readyz"] {
+        assert_eq!(server.get(open, "").status, 200, "{open} needs no token");
+    }
+    assert_eq!(server.get("/nowhere", &server.reader).status, 404);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn metrics_can_be_opened_by_the_operator() {
+    let mut server = Server::start(&["--metrics-open"]);
+    let a = server.get("/metrics", "");
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.content_type.starts_with("text/plain"), "{}", a.content_type);
+    assert_eq!(server.get("/v1/status", "").status, 401, "only /metrics opens");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn intake_answers_each_event_in_order_after_the_flush_and_quarantines_the_rejected() {
+    let mut server = Server::start(&[]);
+    let scenario = SCENARIOS.iter().find(|(n, _)| *n == "gate-failed").unwrap().1;
+    let lines: Vec<&str> = scenario.lines().collect();
+    let mut body = lines[..3].join("\n");
+    body.push_str("\n{\"id\": 1}\n\n");
+    let a = server.post("/v1/events", &server.producer, NDJSON, body.as_bytes());
+    assert_eq!(a.status, 200, "{}", a.body);
+    let answer = a.json();
+    assert_eq!(answer["errors"], true);
+    let items = answer["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4, "blank lines are not events: {answer}");
+    for (i, item) in items[..3].iter().enumerate() {
+        assert_eq!(item["status"], "accepted");
+        assert_eq!(item["seq"], i as u64);
+    }
+    assert_eq!(items[3]["status"], "rejected");
+    assert!(items[3]["errors"].as_array().unwrap().iter().any(|e| e["pointer"] == "/id"), "{}", items[3]);
+
+    // The same events again, as a CloudEvents batch: duplicates with their first entries.
+    let batch = format!("[{}]", lines[..3].join(","));
+    let again = server.post("/v1/events", &server.producer, "application/cloudevents-batch+json", batch.as_bytes());
+    assert_eq!(again.status, 200, "{}", again.body);
+    let again = again.json();
+    assert_eq!(again["errors"], false);
+    for (i, item) in again["items"].as_array().unwrap().iter().enumerate() {
+        assert_eq!((item["status"].as_str(), item["seq"].as_u64()), (Some("duplicate"), Some(i as u64)));
+    }
+
+    // One event alone: accepted, or a 400 problem naming every pointer.
+    let one = server.post("/v1/events", &server.producer, "application/cloudevents+json", lines[3].as_bytes());
+    assert_eq!(one.json()["items"][0]["seq"], 3, "{}", one.body);
+    let bad = server.post("/v1/events", &server.producer, "application/cloudevents+json", b"{\"id\":\"x\"}");
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_eq!(bad.content_type, "application/problem+json");
+    assert!(bad.json()["errors"].as_array().unwrap().iter().any(|e| e["pointer"] == "/specversion"), "{}", bad.body);
+
+    // A dry run stores nothing.
+    let dry = server.post("/v1/events?dry_run=true", &server.producer, NDJSON, lines[4].as_bytes());
+    assert_eq!(dry.json()["items"][0]["status"], "valid", "{}", dry.body);
+
+    let quarantine = server.get("/v1/quarantine", &server.reader).json();
+    let records = quarantine["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{quarantine}");
+    assert!(records[0]["origin"].as_str().unwrap().starts_with("http:ci@127.0.0.1:"), "{}", records[0]);
+    let status = server.get("/v1/status", &server.reader).json();
+    assert_eq!((status["entries"].as_u64(), status["quarantined"].as_u64()), (Some(4), Some(2)), "{status}");
+    let metrics = server.get("/metrics", &server.reader).body;
+    for line in [
+        r#"evidence_events_total{source="http",outcome="accepted"} 4"#,
+        r#"evidence_events_total{source="http",outcome="rejected"} 2"#,
+        r#"evidence_events_total{source="http",outcome="duplicate"} 3"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    assert!(server.stop().success());
+}
+
+/// The questions a scenario's events make sense to ask: question 1 at every release's time
+/// and after all of them, 2 for every artifact named, 4 for every training job.
+/// Three strings: app, env and time, or kind, name and version.
+type Triple = (String, String, String);
+
+fn questions(scenario: &str) -> (Vec<Triple>, Vec<Triple>, Vec<String>) {
+    let (mut states, mut artifacts, mut jobs) = (Vec::new(), Vec::new(), Vec::new());
+    for line in scenario.lines() {
+        let e: Value = serde_json::from_str(line).unwrap();
+        let data = &e["data"];
+        let time = e["time"].as_str().unwrap().to_string();
+        match e["type"].as_str().unwrap() {
+            "pipeline.deploy" => {
+                let (app, env) = (data["app"].as_str().unwrap(), data["target_env"].as_str().unwrap());
+                states.push((app.into(), env.into(), time));
+                states.push((app.into(), env.into(), "2030-01-01T00:00:00Z".into()));
+            }
+            "training.start" => jobs.push(data["job_id"].as_str().unwrap().to_string()),
+            _ => {}
+        }
+        for a in std::iter::once(&data["artifact"]).chain(data["artifacts"].as_array().into_iter().flatten()) {
+            if let (Some(k), Some(n), Some(v)) = (a["kind"].as_str(), a["name"].as_str(), a["version"].as_str()) {
+                artifacts.push((k.into(), n.into(), v.into()));
+            }
+        }
+    }
+    states.sort();
+    states.dedup();
+    artifacts.sort();
+    artifacts.dedup();
+    jobs.sort();
+    jobs.dedup();
+    (states, artifacts, jobs)
+}
+
+fn cli(data: &std::path::Path, args: &[&str]) -> Option<Value> {
+    let out = evidence().arg("--data-dir").arg(data).args(args).output().unwrap();
+    out.status.success().then(|| serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{args:?}: {e}")))
+}
+
+#[test]
+fn the_audit_answers_of_the_api_equal_the_clis_for_every_example_scenario() {
+    let mut compared = 0;
+    for (name, scenario) in SCENARIOS {
+        let mut server = Server::start(&[]);
+        let a = server.post("/v1/events", &server.producer, NDJSON, scenario.as_bytes());
+        assert_eq!(a.status, 200, "{name}: {}", a.body);
+        let (states, artifacts, jobs) = questions(scenario);
+        let mut api = Vec::new();
+        for (app, env, at) in &states {
+            let a = server.get(&format!("/v1/state?app={app}&env={env}&at={at}"), &server.reader);
+            api.push((a.status == 200).then(|| a.json()));
+        }
+        for (kind, n, v) in &artifacts {
+            let a = server.get(&format!("/v1/artifacts/{kind}/{n}/{v}"), &server.reader);
+            api.push((a.status == 200).then(|| a.json()));
+        }
+        for job in &jobs {
+            let a = server.get(&format!("/v1/training/{job}"), &server.reader);
+            api.push((a.status == 200).then(|| a.json()));
+        }
+        let alerts = server.get("/v1/alerts?limit=1000", &server.reader).json();
+        let data = server.data.clone();
+        assert!(server.stop().success(), "{name}: serve stops cleanly");
+
+        let mut want = Vec::new();
+        for (app, env, at) in &states {
+            want.push(cli(&data, &["query", "state", "--app", app, "--env", env, "--at", at, "--json"]));
+        }
+        for (kind, n, v) in &artifacts {
+            want.push(cli(&data, &["query", "artifact", &format!("{kind}/{n}@{v}"), "--json"]));
+        }
+        for job in &jobs {
+            want.push(cli(&data, &["query", "training", "--job", job, "--json"]));
+        }
+        assert_eq!(api, want, "{name}: questions 1, 2 and 4");
+        let out = evidence().arg("--data-dir").arg(&data).args(["alerts", "--json"]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let cli_alerts: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(alerts["alerts"].as_array().unwrap(), &cli_alerts, "{name}: question 5");
+        assert!(want.iter().any(Option::is_some) || !cli_alerts.is_empty(), "{name}: some question has an answer");
+        compared += want.len() + cli_alerts.len();
+    }
+    println!("{compared} answers compared");
+    assert!(compared > 40, "{compared} answers compared");
+}
