@@ -43,12 +43,16 @@ use crate::intake::{Incoming, Intake, Totals};
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-/// Messages behind the end of the partitions read so far: high watermark minus next offset.
+/// Messages behind the end of the partitions read so far: high watermark minus next offset,
+/// also set per partition as the gauge `evidence_kafka_lag_messages`.
 fn lag<C: ConsumerContext>(consumer: &StreamConsumer<C>, reached: &HashMap<(String, i32), i64>) -> Option<i64> {
     let mut total = 0;
     for ((topic, partition), next) in reached {
         let (_, high) = consumer.fetch_watermarks(topic, *partition, Duration::from_secs(1)).ok()?;
-        total += (high - next).max(0);
+        let behind = (high - next).max(0);
+        metrics::gauge!("evidence_kafka_lag_messages", "topic" => topic.clone(), "partition" => partition.to_string())
+            .set(behind as f64);
+        total += behind;
     }
     Some(total)
 }

@@ -226,3 +226,58 @@ fn the_audit_answers_of_the_api_equal_the_clis_for_every_example_scenario() {
     println!("{compared} answers compared");
     assert!(compared > 40, "{compared} answers compared");
 }
+
+#[test]
+fn an_independent_python_client_posts_the_scenarios_and_reads_answers_equal_to_the_clis() {
+    let python = common::test_python();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/api_client.py");
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scenarios");
+    for (name, scenario) in SCENARIOS {
+        let mut server = Server::start(&[]);
+        let file = examples.join(format!("{name}.ndjson"));
+        let out = std::process::Command::new(&python)
+            .arg(&script)
+            .args([&server.url, &server.producer, &server.reader])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: the Python client failed: {}", stderr(&out));
+        let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(read["openapi"], "valid");
+        let paths: Vec<&str> = read["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+        for route in ROUTES {
+            assert!(paths.contains(route), "{route} in the OpenAPI document: {paths:?}");
+        }
+        let lines = scenario.lines().filter(|l| !l.trim().is_empty()).count();
+        assert_eq!(read["intake"].as_array().unwrap().len(), lines, "{name}");
+        assert!(read["intake"].as_array().unwrap().iter().all(|s| s == "accepted"), "{name}: {}", read["intake"]);
+        assert_eq!(read["status"]["entries"].as_u64(), Some(lines as u64), "{name}");
+        let data = server.data.clone();
+        assert!(server.stop().success());
+        let out = evidence().arg("--data-dir").arg(&data).args(["alerts", "--json"]).output().unwrap();
+        let cli_alerts: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(read["alerts"].as_array().unwrap(), &cli_alerts, "{name}: alerts read page by page in Python");
+    }
+}
+
+/// Every route of the API, as the OpenAPI document names it.
+const ROUTES: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/v1/events",
+    "/v1/status",
+    "/v1/checkpoint",
+    "/v1/entries",
+    "/v1/entries/{seq}",
+    "/v1/proofs/inclusion",
+    "/v1/proofs/consistency",
+    "/v1/quarantine",
+    "/v1/state",
+    "/v1/artifacts/{kind}/{name}/{version}",
+    "/v1/training/{job}",
+    "/v1/alerts",
+    "/v1/gates/training",
+    "/v1/policy",
+];

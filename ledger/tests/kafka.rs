@@ -388,20 +388,9 @@ fn a_frozen_broker_is_waited_for() {
     verify(data.path());
 }
 
-/// kafka-python, from a virtualenv (made here if it is missing), as an independent producer.
+/// kafka-python, from the test virtualenv, as an independent producer.
 fn kafka_python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = root.join(".venv");
-    let python = venv.join("bin/python");
-    let ready = python.exists()
-        && Command::new(&python).args(["-c", "import kafka"]).status().map(|s| s.success()).unwrap_or(false);
-    if !ready {
-        let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap().success();
-        assert!(ok, "cannot create {}", venv.display());
-        let ok = Command::new(venv.join("bin/pip")).args(["install", "-q", "kafka-python"]).status().unwrap().success();
-        assert!(ok, "cannot install kafka-python");
-    }
-    python
+    common::test_python()
 }
 
 #[test]

@@ -35,7 +35,8 @@ impl Default for Limits {
 }
 
 /// One problem with an event: where (a JSON pointer; empty for the whole event) and what.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "EventProblem")]
 pub struct Problem {
     /// JSON pointer (RFC 6901) of the offending value; `""` is the whole event.
     pub pointer: String,

@@ -33,7 +33,7 @@ pub enum Rule {
 }
 
 /// How urgent an alert is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)]
 pub enum Severity {
@@ -127,6 +127,17 @@ impl Rule {
     }
 }
 
+impl schemars::JsonSchema for Rule {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rule".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = Rule::ALL.iter().chain(&Rule::LEDGER).map(|r| r.name()).collect();
+        schemars::json_schema!({ "type": "string", "enum": names, "description": "A rule's name in the contract." })
+    }
+}
+
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -181,7 +192,7 @@ mod rfc3339 {
 }
 
 /// Where an alert stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// The violation stands on the evidence so far.
@@ -212,7 +223,7 @@ impl std::str::FromStr for Status {
 }
 
 /// A folded traffic alert: the requests (or drift windows) that repeat one violation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Fold {
     /// How many requests (windows, for drift) it stands for.
     pub occurrences: u64,
@@ -252,7 +263,7 @@ impl Fold {
 }
 
 /// A detection: derived state, stored beside the views, and what the SIEM receives.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Alert {
     /// Stable: derived from the rule, what it is about and the entries that proved it when it
     /// was opened.
@@ -275,6 +286,7 @@ pub struct Alert {
     pub seq: u64,
     /// That entry's event time.
     #[serde(with = "rfc3339")]
+    #[schemars(with = "String")]
     pub time: DateTime<FixedOffset>,
     /// The app, where one applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]

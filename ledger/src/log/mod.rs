@@ -103,7 +103,7 @@ use crate::store::keyspace::{
 use crate::store::{Storage, WriteBatch};
 
 /// Running counts kept with the log.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Counters {
     /// Duplicate deliveries acknowledged and not appended.
     pub duplicates: u64,
@@ -114,7 +114,7 @@ pub struct Counters {
 }
 
 /// A summary of the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Status {
     /// The log's origin (its name in checkpoints).
     pub origin: String,

@@ -18,7 +18,7 @@ fn b64_all<S: Serializer>(hashes: &[Hash], s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// An inclusion proof with the signed checkpoint it is against.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct InclusionProof {
     /// The entry.
     pub seq: u64,
@@ -26,9 +26,11 @@ pub struct InclusionProof {
     pub tree_size: u64,
     /// The entry's Merkle leaf hash.
     #[serde(serialize_with = "b64")]
+    #[schemars(with = "String")]
     pub leaf_hash: Hash,
     /// The audit path, leaf first.
     #[serde(serialize_with = "b64_all")]
+    #[schemars(with = "Vec<String>")]
     pub proof: Vec<Hash>,
     /// The signed checkpoint note at `tree_size`.
     pub checkpoint: String,
@@ -46,7 +48,7 @@ impl fmt::Display for InclusionProof {
 }
 
 /// A consistency proof between two signed checkpoints: the later tree extends the earlier.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ConsistencyProof {
     /// The earlier tree size.
     pub size1: u64,
@@ -54,6 +56,7 @@ pub struct ConsistencyProof {
     pub size2: u64,
     /// The proof (RFC 9162 §2.1.4).
     #[serde(serialize_with = "b64_all")]
+    #[schemars(with = "Vec<String>")]
     pub proof: Vec<Hash>,
     /// The signed checkpoint note at `size1`.
     pub checkpoint1: String,

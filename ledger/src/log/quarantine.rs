@@ -20,7 +20,7 @@ use crate::store::keyspace::{prefix_end, prefixed, QUARANTINE, QUARANTINE_SEEN};
 use crate::store::{Storage, WriteBatch};
 
 /// The same `(source, id)` arrived with other content.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Conflict {
     /// The event's source.
     pub source: String,
@@ -45,7 +45,7 @@ impl Conflict {
 }
 
 /// How a quarantined record's bytes are kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RawEncoding {
     /// As text: the bytes were UTF-8.
@@ -55,7 +55,7 @@ pub enum RawEncoding {
 }
 
 /// A record kept out of the log, with everything needed to understand and replay it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QuarantineRecord {
     /// Its number, from 0 in arrival order.
     pub number: u64,

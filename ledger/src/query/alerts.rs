@@ -38,7 +38,7 @@ impl AlertQuery {
 }
 
 /// One page of alerts, and where the next starts.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct AlertPage {
     /// The alerts, in the order they were opened.
     pub alerts: Vec<Alert>,

@@ -15,7 +15,7 @@ use crate::store::Storage;
 use crate::text::esc;
 
 /// One step in an artifact's history (question 2).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Step {
     /// The entry.
     #[serde(flatten)]
@@ -27,7 +27,7 @@ pub struct Step {
 }
 
 /// The full history of one artifact (question 2).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ArtifactHistory {
     /// The artifact with its registered digest.
     pub artifact: ArtifactRef,

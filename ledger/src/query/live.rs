@@ -37,7 +37,7 @@ fn gates_at<S: Storage>(store: &S, digest: &Digest, micros: i64) -> Result<Vec<G
 }
 
 /// The latest run of a gate at a time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GateStatus {
     /// The gate.
     pub gate: String,
@@ -49,7 +49,7 @@ pub struct GateStatus {
 }
 
 /// One artifact live in an app (question 1).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LiveArtifactAnswer {
     /// The artifact as deployed.
     pub artifact: ArtifactRef,
@@ -70,7 +70,7 @@ pub struct LiveArtifactAnswer {
 }
 
 /// What was live in an app in an env at a time (question 1).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LiveAnswer {
     /// The app.
     pub app: String,

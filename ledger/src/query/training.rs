@@ -15,7 +15,7 @@ use crate::store::Storage;
 use crate::text::esc;
 
 /// The retraining gate's decision.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     /// The job may train.
@@ -35,7 +35,7 @@ impl Decision {
 }
 
 /// A feedback batch a training job used (question 4).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BatchUse {
     /// The verdict on it on the evidence dated at or before the job's start (however late it
     /// arrived).
@@ -45,7 +45,7 @@ pub struct BatchUse {
 }
 
 /// A training job and its feedback (question 4).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrainingAnswer {
     /// The job.
     pub job_id: String,
@@ -81,7 +81,7 @@ pub fn training<S: Storage>(store: &S, job_id: &str) -> Result<Option<TrainingAn
 }
 
 /// The retraining gate's answer: may this job train on these batches?
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrainingDecision {
     /// The job asking.
     pub job: String,

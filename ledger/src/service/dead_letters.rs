@@ -33,12 +33,13 @@ pub enum DeadLetterError {
 
 /// Produces quarantine records from the outbox cursor on to `topic`; moves the cursor past
 /// those the broker acknowledged.
+/// Runs on the writer thread, outside the runtime: `runtime` waits for the delivery reports.
 pub(super) fn forward<S: Storage>(
     ledger: &mut Ledger<S>,
     producer: &FutureProducer,
     topic: &str,
+    runtime: &tokio::runtime::Handle,
 ) -> Result<(), DeadLetterError> {
-    let runtime = tokio::runtime::Handle::current();
     loop {
         let cursor = ledger.dead_letter_cursor()?;
         let records = ledger.quarantine(cursor, 500)?;

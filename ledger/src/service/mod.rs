@@ -134,12 +134,13 @@ async fn shutdown() {
 
 /// The writer's upkeep between rounds: checkpoints when due, dead letters when configured.
 fn upkeep<S: Storage>(dead_letters: Option<(FutureProducer, String)>) -> writer::Upkeep<S> {
+    let runtime = tokio::runtime::Handle::current();
     Box::new(move |ledger: &mut Ledger<S>| {
         if let Err(error) = ledger.maybe_checkpoint() {
             tracing::error!(message = "Failed to cut a checkpoint.", %error);
         }
         if let Some((producer, topic)) = &dead_letters {
-            if let Err(error) = dead_letters::forward(ledger, producer, topic) {
+            if let Err(error) = dead_letters::forward(ledger, producer, topic, &runtime) {
                 tracing::warn!(message = "Failed to forward dead letters; will retry.", %error);
             }
         }
@@ -153,6 +154,30 @@ async fn join<S: Storage>(
     let joined =
         tokio::task::spawn_blocking(move || thread.join()).await.map_err(|e| ServeError::Writer(e.to_string()))?;
     Ok(joined.map_err(|_| ServeError::Writer("it panicked".into()))??)
+}
+
+/// The service's tokens; a warning when there are none.
+fn tokens(config: &ServeConfig) -> Result<Tokens, TokenError> {
+    let tokens = Tokens::open(config.tokens.clone())?;
+    if tokens.count() == 0 {
+        let path = config.tokens.path().display();
+        tracing::warn!(message = "No tokens: every route but /healthz and /readyz refuses; create one with `evidence token create`.", file = %path);
+    }
+    Ok(tokens)
+}
+
+/// Completes when `stop` does, or when the writer ends on its own (a failure): the service
+/// cannot go on without it.
+async fn until_writer_ends<S: Storage>(stop: impl std::future::Future<Output = ()>, writer: writer::WriterHandle<S>) {
+    let ended = async {
+        while !writer.finished() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::select! {
+        () = stop => {}
+        () = ended => tracing::error!(message = "The writer stopped; stopping the service."),
+    }
 }
 
 /// Runs the service until SIGTERM or SIGINT.
@@ -180,16 +205,12 @@ pub fn run_until<S: Storage>(
         let api = Arc::new(Api {
             writer: writer.clone(),
             store: Arc::clone(&store),
-            tokens: Arc::new(Tokens::open(config.tokens.clone())?),
+            tokens: Arc::new(tokens(&config)?),
             validator: Arc::clone(&validator),
             limits: config.http.limits.clone(),
             metrics: metrics_handle(),
             metrics_open: config.http.metrics_open,
         });
-        if api.tokens.count() == 0 {
-            let path = config.tokens.path().display();
-            tracing::warn!(message = "No tokens: every route but /healthz and /readyz refuses; create one with `evidence token create`.", file = %path);
-        }
         tracing::info!(message = "Listening.", addr = %addr, url = %format!("http://{addr}"));
         let (stopping, stopped) = tokio::sync::watch::channel(false);
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -205,8 +226,16 @@ pub fn run_until<S: Storage>(
                 read_position(&*store, &position_name(topic, partition)).ok().flatten()
             });
             let sink = WriterSink(writer.clone());
-            tokio::spawn(kafka::run(kafka, Arc::clone(&validator), sink, positions, |_: &mut _, _: &_| {}, wait(stopped.clone())))
+            tokio::spawn(kafka::run(
+                kafka,
+                Arc::clone(&validator),
+                sink,
+                positions,
+                |_: &mut _, _: &_| {},
+                wait(stopped.clone()),
+            ))
         });
+        let stop = until_writer_ends(stop, writer.clone());
         tokio::pin!(stop);
         let kafka_result = match kafka {
             None => {

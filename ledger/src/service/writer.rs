@@ -9,6 +9,7 @@
 //! `Retry-After`; it never buffers without bound. When every handle is dropped the writer
 //! finishes the batches queued, cuts a checkpoint and hands the ledger back.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -82,11 +83,25 @@ pub enum Submit {
 pub struct WriterHandle<S: Storage> {
     queue: SyncSender<Job<S>>,
     published: Arc<RwLock<Published>>,
+    finished: Arc<AtomicBool>,
+}
+
+/// Marks the writer finished when its thread ends, by a return or a panic.
+struct Finished(Arc<AtomicBool>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 impl<S: Storage> Clone for WriterHandle<S> {
     fn clone(&self) -> Self {
-        WriterHandle { queue: self.queue.clone(), published: Arc::clone(&self.published) }
+        WriterHandle {
+            queue: self.queue.clone(),
+            published: Arc::clone(&self.published),
+            finished: Arc::clone(&self.finished),
+        }
     }
 }
 
@@ -128,6 +143,11 @@ impl<S: Storage> WriterHandle<S> {
         let _ = tokio::task::spawn_blocking(move || queue.send(Job::Stop)).await;
     }
 
+    /// Whether the writer thread has ended (a stop, or a failure).
+    pub fn finished(&self) -> bool {
+        self.finished.load(Ordering::SeqCst)
+    }
+
     /// What the writer last published.
     pub fn published(&self) -> Published {
         self.published.read().expect("published lock").clone()
@@ -166,10 +186,14 @@ pub fn spawn<S: Storage>(
 ) -> (WriterHandle<S>, std::thread::JoinHandle<Result<Ledger<S>, LogError>>) {
     let (queue, jobs) = sync_channel(capacity.max(1));
     let published = Arc::new(RwLock::new(Published::of(&ledger, None)));
-    let handle = WriterHandle { queue, published: Arc::clone(&published) };
+    let finished = Arc::new(AtomicBool::new(false));
+    let handle = WriterHandle { queue, published: Arc::clone(&published), finished: Arc::clone(&finished) };
     let thread = std::thread::Builder::new()
         .name("evidence-writer".into())
-        .spawn(move || run(ledger, &jobs, &published, upkeep))
+        .spawn(move || {
+            let _finished = Finished(finished);
+            run(ledger, &jobs, &published, upkeep)
+        })
         .expect("the writer thread starts");
     (handle, thread)
 }

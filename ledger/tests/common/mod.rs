@@ -132,3 +132,28 @@ impl Rng {
         (self.next() % n.max(1) as u64) as usize
     }
 }
+
+/// The test suite's Python, from the virtualenv `.venv` at the workspace root with the
+/// independent clients of `ops/requirements-test.txt` (made here if it is missing or lacks
+/// one; a failed install fails the test).
+pub fn test_python() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = root.join(".venv");
+    let python = venv.join("bin/python");
+    let imports = "import kafka, requests, openapi_spec_validator";
+    let ready =
+        python.exists() && Command::new(&python).args(["-c", imports]).status().map(|s| s.success()).unwrap_or(false);
+    if !ready {
+        let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap().success();
+        assert!(ok, "cannot create {}", venv.display());
+        let requirements = root.join("ops/requirements-test.txt");
+        let ok = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "-r"])
+            .arg(&requirements)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot install {}", requirements.display());
+    }
+    python
+}

@@ -105,7 +105,7 @@ pub struct Policy {
 
 /// A policy with every control set: the one in force. [`Policy::filled`] makes it from a
 /// published document and the default.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EffectivePolicy {
     /// Environment names beyond dev, staging and prod.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

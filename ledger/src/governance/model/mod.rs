@@ -16,7 +16,7 @@ pub use self::traffic::{Rates, RouteHistory, RouteView, Rung, Served, TrafficSum
 use super::policy::{default_policy, DEFAULT_VERSION};
 
 /// How an artifact went live in an app.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Via {
     /// A `pipeline.deploy`.
@@ -42,7 +42,7 @@ impl std::fmt::Display for Via {
 }
 
 /// The verdict on one feedback batch: may training use it?
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BatchVerdict {
     /// The batch.
     pub batch: String,
@@ -55,7 +55,7 @@ pub struct BatchVerdict {
 }
 
 /// Where and when an entry happened: every view record cites its entries this way.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Cite {
     /// The entry's sequence number.
     pub seq: u64,
@@ -76,7 +76,7 @@ impl Cite {
 }
 
 /// An artifact's registration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Registration {
     /// The entry.
     #[serde(flatten)]
@@ -91,7 +91,7 @@ pub struct Registration {
 }
 
 /// A checked signature.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Signature {
     /// The entry.
     #[serde(flatten)]
@@ -105,7 +105,7 @@ pub struct Signature {
 }
 
 /// An approval decision.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Approval {
     /// The entry (its actor is the approver).
     #[serde(flatten)]
@@ -125,7 +125,7 @@ pub struct Approval {
 }
 
 /// A promotion, deployment or rollback of the artifact.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Move {
     /// The entry.
     #[serde(flatten)]
@@ -140,7 +140,7 @@ pub struct Move {
 }
 
 /// Everything the ledger knows about one `(kind, name, version)`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ArtifactView {
     /// The artifact, with its registered digest (or the first digest seen).
     pub artifact: ArtifactRef,
@@ -184,7 +184,7 @@ impl ArtifactView {
 }
 
 /// One run of a gate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GateRun {
     /// The entry.
     #[serde(flatten)]
@@ -201,7 +201,7 @@ pub struct GateRun {
 }
 
 /// One run of a gate, as the rules weigh it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunAt {
     /// The run's entry.
     pub seq: u64,
@@ -214,7 +214,7 @@ pub struct RunAt {
 /// Every run of one gate on one digest, in event-time order (a failing run sorts after a
 /// passing one at the same time, so a tie never depends on arrival order). Every run is also
 /// a history key, with its whole record.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GateView {
     /// The gate.
     pub gate: String,
@@ -270,7 +270,7 @@ fn outcome_rank(result: GateOutcome) -> u8 {
 }
 
 /// An artifact serving an app, and the entry that put it there.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LiveArtifact {
     /// The artifact.
     pub artifact: ArtifactRef,
@@ -284,7 +284,7 @@ pub struct LiveArtifact {
 /// Every deploy and rollback of one app in one env, in event-time order. What serves the app
 /// at a time is one artifact per (kind, name): the one the latest move at or before that time
 /// named; a deploy leaves the slots it does not name alone.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LiveHistory {
     /// The app.
     pub app: String,
@@ -295,7 +295,7 @@ pub struct LiveHistory {
 }
 
 /// One deploy or rollback.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LiveMove {
     /// Its entry.
     #[serde(flatten)]
@@ -332,7 +332,7 @@ impl LiveHistory {
 }
 
 /// A vetting decision on a feedback batch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Vet {
     /// The entry.
     #[serde(flatten)]
@@ -345,7 +345,7 @@ pub struct Vet {
 }
 
 /// An entry and its event time (µs since the epoch).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct At {
     /// The entry.
     pub seq: u64,
@@ -354,7 +354,7 @@ pub struct At {
 }
 
 /// A feedback batch.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BatchView {
     /// Submissions into it.
     pub submitted: u64,
@@ -380,7 +380,7 @@ pub struct BatchView {
 }
 
 /// A training job's start.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JobStart {
     /// The entry.
     #[serde(flatten)]
@@ -401,7 +401,7 @@ pub struct JobStart {
 }
 
 /// A training job's end.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JobFinish {
     /// The entry.
     #[serde(flatten)]
@@ -414,7 +414,7 @@ pub struct JobFinish {
 }
 
 /// A training job.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JobView {
     /// Its start, if seen: the latest by event time, if it started more than once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -428,7 +428,7 @@ pub struct JobView {
 }
 
 /// The policy in force.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PolicyInForce {
     /// Its version name.
     pub version: String,
@@ -441,7 +441,7 @@ pub struct PolicyInForce {
 }
 
 /// One published policy version.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PolicyVersion {
     /// The entry.
     #[serde(flatten)]

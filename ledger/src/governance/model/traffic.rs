@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::Cite;
 
 /// Requests served with the artifact (as model digest or prompt).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Served {
     /// How many.
     pub requests: u64,
@@ -19,7 +19,7 @@ pub struct Served {
 
 /// Every registry decision on one provider route, in event-time order (at one time, a
 /// revocation sorts after an approval, then by data classes and envs).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RouteHistory {
     /// The decisions.
     pub decisions: Vec<RouteView>,
@@ -43,7 +43,7 @@ impl RouteHistory {
 }
 
 /// One registry decision on a provider route.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RouteView {
     /// The entry.
     #[serde(flatten)]
@@ -57,7 +57,7 @@ pub struct RouteView {
 }
 
 /// Behaviour counters over consecutive requests of one (app, env, model).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Rates {
     /// The first request's entry.
     pub first_seq: u64,
@@ -83,7 +83,7 @@ impl Rates {
 
 /// The drift window of one (app, env, model): the baseline (the first full window, and again
 /// the window after each drift alert) and the window filling now.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Window {
     /// The window compared against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,7 +94,7 @@ pub struct Window {
 
 /// The requests of one traffic key (app, env, and the route, prompt or model they name): what
 /// a re-judgement reads back from the log when late evidence changes their verdict.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrafficSummary {
     /// Which rule's traffic: `route`, `prompt` or `model`.
     pub kind: String,
@@ -126,7 +126,7 @@ pub struct TrafficSummary {
 }
 
 /// A point in a traffic key's requests where re-judging may start.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Rung {
     /// The first request after it.
     pub seq: u64,

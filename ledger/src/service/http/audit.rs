@@ -10,15 +10,15 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use evidence_schemas::{ArtifactKind, RegistryPolicy};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::records::page_size;
-use super::{Api, Authorized, Params, Problem, Proven, Segments, WithProofs};
+use super::{
+    AlertsAnswer, Api, ArtifactAnswer, Authorized, JobAnswer, Params, Problem, Segments, StateAnswer, WithProofs,
+};
 use crate::governance::{Rule, Severity, Status, ViewError};
 use crate::ledger::PublishError;
-use crate::query::{
-    self, AlertPage, AlertQuery, ArtifactHistory, ArtifactName, LiveAnswer, PageError, TrainingAnswer, TrainingDecision,
-};
+use crate::query::{self, AlertQuery, ArtifactName, PageError, TrainingDecision};
 use crate::store::Storage;
 use crate::when::parse_time;
 
@@ -50,10 +50,24 @@ pub(super) struct StateParams {
     with: WithProofs,
 }
 
-async fn state<S: Storage>(
+/// Audit question 1: what was live in an app and env at a time, with its deployment,
+/// approvals, gates and signature as they stood then.
+#[utoipa::path(get, path = "/v1/state", tag = "audit", params(
+    ("app" = String, Query, description = "The app."),
+    ("env" = String, Query, description = "The env."),
+    ("at" = Option<String>, Query, description = "RFC 3339 with an offset, `now` (the default), or a span before now such as `24h`."),
+    ("proofs" = Option<bool>, Query, description = "Add an inclusion proof of every entry the answer rests on."),
+), responses(
+    (status = 200, description = "What was live.", body = StateAnswer),
+    (status = 400, description = "A parameter is wrong.", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "Nothing was deployed there by then.", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn state<S: Storage>(
     State(api): State<Arc<Api<S>>>,
     Params(p): Params<StateParams>,
-) -> Result<Json<Proven<LiveAnswer>>, Problem> {
+) -> Result<Json<StateAnswer>, Problem> {
     let at = time_param("at", p.at.as_deref())?.unwrap_or_else(|| chrono::Utc::now().fixed_offset());
     let answer = query::state(&*api.store, &p.app, &p.env, at).map_err(view_problem)?;
     let answer = answer.ok_or_else(|| {
@@ -63,11 +77,24 @@ async fn state<S: Storage>(
     Ok(Json(api.proven(answer, &entries, &p.with)?))
 }
 
-async fn artifact<S: Storage>(
+/// Audit question 2: an artifact's history: registration, gates, approvals, signatures,
+/// promotions and deployments, and its alerts.
+#[utoipa::path(get, path = "/v1/artifacts/{kind}/{name}/{version}", tag = "audit", params(
+    ("kind" = String, Path, description = "model, prompt, tool_schema, index, route, dataset or config."),
+    ("name" = String, Path, description = "The artifact's name."),
+    ("version" = String, Path, description = "Its version."),
+    ("proofs" = Option<bool>, Query, description = "Add an inclusion proof of every entry the answer rests on."),
+), responses(
+    (status = 200, description = "The history.", body = ArtifactAnswer),
+    (status = 404, description = "The ledger has no record of it.", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn artifact<S: Storage>(
     State(api): State<Arc<Api<S>>>,
     Segments((kind, name, version)): Segments<(String, String, String)>,
     Params(with): Params<WithProofs>,
-) -> Result<Json<Proven<ArtifactHistory>>, Problem> {
+) -> Result<Json<ArtifactAnswer>, Problem> {
     let kind: ArtifactKind = serde_json::from_value(serde_json::Value::String(kind.clone())).map_err(|_| {
         Problem::not_found(format!(
             "{kind:?} is not an artifact kind (model, prompt, tool_schema, index, route or dataset)."
@@ -80,11 +107,21 @@ async fn artifact<S: Storage>(
     Ok(Json(api.proven(answer, &entries, &with)?))
 }
 
-async fn training<S: Storage>(
+/// Audit question 4: which feedback batches fed a training job, and whether they were vetted.
+#[utoipa::path(get, path = "/v1/training/{job}", tag = "audit", params(
+    ("job" = String, Path, description = "The training job's id."),
+    ("proofs" = Option<bool>, Query, description = "Add an inclusion proof of every entry the answer rests on."),
+), responses(
+    (status = 200, description = "The job's batches.", body = JobAnswer),
+    (status = 404, description = "No such job.", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn training<S: Storage>(
     State(api): State<Arc<Api<S>>>,
     Segments(job): Segments<String>,
     Params(with): Params<WithProofs>,
-) -> Result<Json<Proven<TrainingAnswer>>, Problem> {
+) -> Result<Json<JobAnswer>, Problem> {
     let answer = query::training(&*api.store, &job).map_err(view_problem)?;
     let answer = answer.ok_or_else(|| Problem::not_found(format!("The ledger has no training job {job}.")))?;
     let entries = answer.entries.clone();
@@ -135,10 +172,27 @@ impl AlertParams {
     }
 }
 
-async fn alerts<S: Storage>(
+/// Audit question 5: alerts in the order they were opened, filtered, a page at a time.
+#[utoipa::path(get, path = "/v1/alerts", tag = "audit", params(
+    ("since" = Option<String>, Query, description = "About entries at or after this time (RFC 3339 with an offset, or a span such as `24h`)."),
+    ("until" = Option<String>, Query, description = "About entries before this time."),
+    ("rule" = Option<String>, Query, description = "One rule, by its name in the contract (gate.skipped, ...)."),
+    ("severity" = Option<String>, Query, description = "low, medium, high or critical."),
+    ("status" = Option<String>, Query, description = "open or resolved."),
+    ("app" = Option<String>, Query, description = "One app."),
+    ("limit" = Option<usize>, Query, description = "Alerts per page, 1 to 1000 (default 100)."),
+    ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
+    ("proofs" = Option<bool>, Query, description = "Add an inclusion proof of every entry the answer rests on."),
+), responses(
+    (status = 200, description = "A page of alerts.", body = AlertsAnswer),
+    (status = 400, description = "A parameter is wrong.", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn alerts<S: Storage>(
     State(api): State<Arc<Api<S>>>,
     Params(p): Params<AlertParams>,
-) -> Result<Json<Proven<AlertPage>>, Problem> {
+) -> Result<Json<AlertsAnswer>, Problem> {
     let query = p.query()?;
     let limit = page_size(p.limit)?;
     let page = query::alert_page(&*api.store, &query, p.cursor.as_deref(), limit).map_err(|e| match e {
@@ -152,7 +206,7 @@ async fn alerts<S: Storage>(
 }
 
 /// The retraining gate's question.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GateRequest {
     /// The training job.
@@ -163,7 +217,15 @@ pub struct GateRequest {
     pub batches: Vec<String>,
 }
 
-async fn training_gate<S: Storage>(
+/// The retraining gate: may this job train on these feedback batches from this base? The
+/// same function as `evidence gate training`.
+#[utoipa::path(post, path = "/v1/gates/training", tag = "gates", request_body = GateRequest, responses(
+    (status = 200, description = "The decision, allow or deny, with a verdict per batch.", body = TrainingDecision),
+    (status = 400, description = "The question is not well formed.", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn training_gate<S: Storage>(
     State(api): State<Arc<Api<S>>>,
     body: Result<Json<GateRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<TrainingDecision>, Problem> {
@@ -177,18 +239,18 @@ async fn training_gate<S: Storage>(
 }
 
 /// A policy to publish.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRequest {
     /// The policy document (the `data` of a `registry.policy` event).
     pub policy: RegistryPolicy,
     /// Who publishes it (default: the token's name).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
 }
 
 /// The entry a published policy became.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct PolicyPublished {
     /// The policy's version.
     pub version: String,
@@ -196,7 +258,16 @@ pub struct PolicyPublished {
     pub seq: u64,
 }
 
-async fn publish<S: Storage>(
+/// Publishes a governance policy (admin): appended as a `registry.policy` event, in force from
+/// its entry on.
+#[utoipa::path(post, path = "/v1/policy", tag = "governance", request_body = PolicyRequest, responses(
+    (status = 201, description = "Published.", body = PolicyPublished),
+    (status = 400, description = "Not a valid policy.", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "That version was published before.", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn publish<S: Storage>(
     State(api): State<Arc<Api<S>>>,
     caller: Authorized,
     body: Result<Json<PolicyRequest>, axum::extract::rejection::JsonRejection>,

@@ -80,7 +80,7 @@ pub(super) struct IntakeParams {
 }
 
 /// What became of one event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ItemOutcome {
     /// Appended as entry `seq`.
@@ -110,7 +110,7 @@ pub enum ItemOutcome {
 }
 
 /// The answer to a `POST /v1/events`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct IntakeAnswer {
     /// Whether any event was refused.
     pub errors: bool,
@@ -118,7 +118,28 @@ pub struct IntakeAnswer {
     pub items: Vec<ItemOutcome>,
 }
 
-async fn post_events<S: Storage>(
+/// Intake: events from producers, stored durably before the answer, one outcome per event in
+/// order (`accepted` with its entry, `duplicate` with the original entry, `rejected` with every
+/// problem's pointer, `conflict`), `errors` true when any was refused. Rejected events are
+/// quarantined. A single event that is refused is answered 400 (rejected) or 409 (conflict).
+#[utoipa::path(post, path = "/v1/events", tag = "intake", params(
+    ("dry_run" = Option<bool>, Query, description = "Validate and answer without storing."),
+), request_body(description = "One event, an array of events, or NDJSON.", content(
+    ("application/cloudevents+json"),
+    ("application/cloudevents-batch+json"),
+    ("application/x-ndjson"),
+)), responses(
+    (status = 200, description = "One outcome per event.", body = IntakeAnswer),
+    (status = 400, description = "The one event sent was rejected, or the body is not an array.", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "The one event sent conflicts with an entry.", body = Problem, content_type = "application/problem+json"),
+    (status = 408, description = "The request took longer than the request timeout.", body = Problem, content_type = "application/problem+json"),
+    (status = 413, description = "The body is over the size limit, or holds too many events.", body = Problem, content_type = "application/problem+json"),
+    (status = 415, description = "Not one of the content types intake reads.", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "The write queue is full, or the ledger is stopping: retry after Retry-After.", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn post_events<S: Storage>(
     State(api): State<Arc<Api<S>>>,
     caller: Authorized,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -12,6 +12,7 @@
 
 mod audit;
 mod intake;
+mod openapi;
 mod problem;
 mod records;
 mod server;
@@ -107,16 +108,18 @@ type Shared<S> = State<Arc<Api<S>>>;
 pub fn router<S: Storage>(api: Arc<Api<S>>) -> Router {
     let limits = api.limits.clone();
     Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<S>))
         .route("/metrics", get(metrics_text::<S>))
+        .route("/openapi.json", get(openapi::openapi_json))
         .merge(intake::routes())
         .merge(records::routes())
         .merge(audit::routes())
         .fallback(|| async { Problem::not_found("There is no such route; GET /openapi.json lists them.") })
         .layer(middleware::from_fn_with_state(Arc::clone(&api), authorize::<S>))
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(limits, bound))
         .layer(middleware::from_fn(measure))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
         .with_state(api)
 }
 
@@ -164,6 +167,34 @@ fn unauthorized(detail: &str) -> Response {
     response
 }
 
+/// Bounds a request: a body declared over the size limit is refused before it is read (413),
+/// and a request that takes longer than the request timeout, body included, is answered 408.
+async fn bound(State(limits): State<HttpLimits>, request: Request, next: Next) -> Response {
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = declared.filter(|&n| n > limits.max_body_bytes as u64) {
+        let detail = format!(
+            "The body is {length} bytes, over the limit of {} bytes; send fewer events per request.",
+            limits.max_body_bytes
+        );
+        let mut response = Problem::new(StatusCode::PAYLOAD_TOO_LARGE, detail).into_response();
+        response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        return response;
+    }
+    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let detail = format!(
+                "The request took longer than {} s to arrive and be answered; send it faster or in smaller parts.",
+                limits.request_timeout.as_secs()
+            );
+            let mut response = Problem::new(StatusCode::REQUEST_TIMEOUT, detail).into_response();
+            response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
 /// Counts and times every request by route and status.
 async fn measure(request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -179,7 +210,18 @@ async fn measure(request: Request, next: Next) -> Response {
     response
 }
 
-async fn readyz<S: Storage>(State(api): Shared<S>) -> Response {
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, description = "Alive.", content_type = "application/json")))]
+pub(super) async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Readiness: the store is open, appends work and the views have caught up with the log.
+#[utoipa::path(get, path = "/readyz", tag = "service", responses(
+    (status = 200, description = "Ready.", content_type = "application/json"),
+    (status = 503, description = "Not ready: the views are behind, or appends fail.", content_type = "application/json"),
+))]
+pub(super) async fn readyz<S: Storage>(State(api): Shared<S>) -> Response {
     let published = api.writer.published();
     let body = serde_json::json!({
         "entries": published.size,
@@ -193,7 +235,13 @@ async fn readyz<S: Storage>(State(api): Shared<S>) -> Response {
     }
 }
 
-async fn metrics_text<S: Storage>(State(api): Shared<S>) -> Response {
+/// Prometheus metrics: events by outcome and source, append batch latency and size, views lag,
+/// alerts by rule, HTTP requests by route and status with latency, Kafka lag per partition.
+#[utoipa::path(get, path = "/metrics", tag = "service", responses(
+    (status = 200, description = "The Prometheus text format.", body = String, content_type = "text/plain; version=0.0.4"),
+    (status = 401, description = "No token, or an unknown one (unless the operator opened /metrics).", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn metrics_text<S: Storage>(State(api): Shared<S>) -> Response {
     let published = api.writer.published();
     metrics::gauge!("evidence_log_entries").set(published.size as f64);
     metrics::gauge!("evidence_views_lag_entries").set(published.size.saturating_sub(published.watermark) as f64);
@@ -207,7 +255,8 @@ async fn metrics_text<S: Storage>(State(api): Shared<S>) -> Response {
 
 /// An answer with, on `?proofs=true`, an inclusion proof of each entry it rests on against
 /// the latest signed checkpoint (entries after it are listed as not yet checkpointed).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Proven_{T}")]
 pub struct Proven<T> {
     /// The answer.
     #[serde(flatten)]
@@ -219,6 +268,15 @@ pub struct Proven<T> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_yet_checkpointed: Option<Vec<u64>>,
 }
+
+/// Question 1's answer, as the API sends it.
+pub type StateAnswer = Proven<crate::query::LiveAnswer>;
+/// Question 2's answer, as the API sends it.
+pub type ArtifactAnswer = Proven<crate::query::ArtifactHistory>;
+/// Question 4's answer, as the API sends it.
+pub type JobAnswer = Proven<crate::query::TrainingAnswer>;
+/// Question 5's answer, as the API sends it.
+pub type AlertsAnswer = Proven<crate::query::AlertPage>;
 
 /// `?proofs=true`.
 #[derive(Debug, Default, serde::Deserialize)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::error::ErrorKind;
 
 /// One thing wrong with the input: where (a JSON pointer, or a parameter's name) and what.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Invalid {
     /// The JSON pointer of the problem (within the event, or the request's body).
     pub pointer: String,
@@ -18,7 +18,8 @@ pub struct Invalid {
 }
 
 /// A problem details document.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ProblemDetails")]
 pub struct Problem {
     /// A URI naming the kind of problem (`about:blank` when the status says it all).
     #[serde(rename = "type")]

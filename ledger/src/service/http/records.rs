@@ -16,7 +16,7 @@ use evidence_verifier::entry::EntryRef;
 use serde::{Deserialize, Serialize};
 
 use super::{Api, Params, Problem, Segments};
-use crate::log::{LogError, QuarantineRecord, Status};
+use crate::log::{ConsistencyProof, InclusionProof, LogError, QuarantineRecord, Status};
 use crate::store::Storage;
 
 pub(super) fn routes<S: Storage>() -> Router<Arc<Api<S>>> {
@@ -55,7 +55,7 @@ pub(super) fn log_problem(e: LogError) -> Problem {
 }
 
 /// The service's status: the log's, and how far the views and appends are.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ServiceStatus {
     /// The log's summary.
     #[serde(flatten)]
@@ -67,23 +67,38 @@ pub struct ServiceStatus {
     pub append_failure: Option<String>,
 }
 
-async fn status<S: Storage>(State(api): State<Arc<Api<S>>>) -> Json<ServiceStatus> {
+/// The log's status: entries, duplicates, quarantine, checkpoint, keys, source positions, and
+/// how far the views are.
+#[utoipa::path(get, path = "/v1/status", tag = "log", responses(
+    (status = 200, description = "The status.", body = ServiceStatus),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn status<S: Storage>(State(api): State<Arc<Api<S>>>) -> Json<ServiceStatus> {
     let p = api.writer.published();
     Json(ServiceStatus { log: p.status, views_watermark: p.watermark, append_failure: p.append_failure })
 }
 
-async fn checkpoint<S: Storage>(State(api): State<Arc<Api<S>>>) -> Result<Response, Problem> {
+/// The latest signed checkpoint note, byte for byte what `evidence checkpoint` prints.
+#[utoipa::path(get, path = "/v1/checkpoint", tag = "log", responses(
+    (status = 200, description = "The signed note (C2SP tlog-checkpoint).", body = String, content_type = "text/plain"),
+    (status = 404, description = "No checkpoint yet.", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn checkpoint<S: Storage>(State(api): State<Arc<Api<S>>>) -> Result<Response, Problem> {
     let note = api.log().latest_note().map_err(log_problem)?;
     let note = note.ok_or_else(|| Problem::not_found("The log has no checkpoint yet."))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
 /// An entry as stored.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct EntryAnswer {
     /// Its sequence number.
     pub seq: u64,
     /// The event, its canonical JSON.
+    #[schemars(with = "serde_json::Value")]
     pub event: Box<serde_json::value::RawValue>,
     /// blake3 of the canonical event (base64).
     pub digest: String,
@@ -113,7 +128,14 @@ fn entry_answer(seq: u64, record: &[u8]) -> Result<EntryAnswer, Problem> {
     })
 }
 
-async fn entry<S: Storage>(
+/// One entry: the canonical event, its digest, chain hash, receive time and origin.
+#[utoipa::path(get, path = "/v1/entries/{seq}", tag = "log", params(("seq" = u64, Path, description = "The entry's sequence number.")), responses(
+    (status = 200, description = "The entry.", body = EntryAnswer),
+    (status = 404, description = "No such entry.", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn entry<S: Storage>(
     State(api): State<Arc<Api<S>>>,
     Segments(seq): Segments<u64>,
 ) -> Result<Json<EntryAnswer>, Problem> {
@@ -133,7 +155,7 @@ pub(super) struct EntriesParams {
 }
 
 /// A page of entries.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct EntriesPage {
     /// The entries, in order.
     pub entries: Vec<EntryAnswer>,
@@ -142,7 +164,18 @@ pub struct EntriesPage {
     pub next: Option<String>,
 }
 
-async fn entries<S: Storage>(
+/// Entries in order, a page at a time.
+#[utoipa::path(get, path = "/v1/entries", tag = "log", params(
+    ("from" = Option<u64>, Query, description = "The first entry (default 0)."),
+    ("limit" = Option<usize>, Query, description = "Entries per page, 1 to 1000 (default 100)."),
+    ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
+), responses(
+    (status = 200, description = "A page of entries.", body = EntriesPage),
+    (status = 400, description = "A parameter is wrong.", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn entries<S: Storage>(
     State(api): State<Arc<Api<S>>>,
     Params(p): Params<EntriesParams>,
 ) -> Result<Json<EntriesPage>, Problem> {
@@ -166,7 +199,17 @@ pub(super) struct InclusionParams {
     size: Option<u64>,
 }
 
-async fn inclusion<S: Storage>(
+/// The inclusion proof of an entry in a signed checkpoint (RFC 9162), with the note.
+#[utoipa::path(get, path = "/v1/proofs/inclusion", tag = "log", params(
+    ("seq" = u64, Query, description = "The entry."),
+    ("size" = Option<u64>, Query, description = "The checkpoint's tree size (default: the latest)."),
+), responses(
+    (status = 200, description = "The proof.", body = InclusionProof),
+    (status = 404, description = "No checkpoint of that size, or the entry is not yet in one.", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn inclusion<S: Storage>(
     State(api): State<Arc<Api<S>>>,
     Params(p): Params<InclusionParams>,
 ) -> Result<Response, Problem> {
@@ -180,7 +223,17 @@ pub(super) struct ConsistencyParams {
     to: Option<u64>,
 }
 
-async fn consistency<S: Storage>(
+/// The consistency proof between two signed checkpoints (RFC 9162), with both notes.
+#[utoipa::path(get, path = "/v1/proofs/consistency", tag = "log", params(
+    ("from" = u64, Query, description = "The earlier checkpoint's tree size."),
+    ("to" = Option<u64>, Query, description = "The later one's (default: the latest)."),
+), responses(
+    (status = 200, description = "The proof.", body = ConsistencyProof),
+    (status = 404, description = "No checkpoint of that size.", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn consistency<S: Storage>(
     State(api): State<Arc<Api<S>>>,
     Params(p): Params<ConsistencyParams>,
 ) -> Result<Response, Problem> {
@@ -195,7 +248,7 @@ pub(super) struct PageParams {
 }
 
 /// A page of quarantine records.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct QuarantinePage {
     /// The records, in arrival order.
     pub records: Vec<QuarantineRecord>,
@@ -204,7 +257,16 @@ pub struct QuarantinePage {
     pub next: Option<String>,
 }
 
-async fn quarantine<S: Storage>(
+/// Quarantined records, in arrival order, with every problem and the bytes as received.
+#[utoipa::path(get, path = "/v1/quarantine", tag = "log", params(
+    ("limit" = Option<usize>, Query, description = "Records per page, 1 to 1000 (default 100)."),
+    ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
+), responses(
+    (status = 200, description = "A page of records.", body = QuarantinePage),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn quarantine<S: Storage>(
     State(api): State<Arc<Api<S>>>,
     Params(p): Params<PageParams>,
 ) -> Result<Json<QuarantinePage>, Problem> {

@@ -70,7 +70,11 @@ pub async fn serve(
         metrics::gauge!("evidence_http_connections").increment(1.0);
         tokio::spawn(async move {
             // A connection ends by the client, a timeout or an error: all are the client's.
-            let _ = connection.await;
+            if let Err(error) = connection.await {
+                if error.is_timeout() {
+                    metrics::counter!("evidence_http_connections_timed_out_total").increment(1);
+                }
+            }
             metrics::gauge!("evidence_http_connections").decrement(1.0);
             drop(slot);
         });
