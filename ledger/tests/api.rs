@@ -20,6 +20,7 @@ fn routes() -> Vec<(&'static str, &'static str, &'static str)> {
         ("GET", "/v1/proofs/inclusion?seq=0", "reader"),
         ("GET", "/v1/proofs/consistency?from=1", "reader"),
         ("GET", "/v1/quarantine", "reader"),
+        ("GET", "/v1/integrity", "reader"),
         ("GET", "/v1/state?app=support-assistant&env=prod", "reader"),
         ("GET", "/v1/artifacts/model/support-model/1", "reader"),
         ("GET", "/v1/training/ft-1", "reader"),
@@ -274,6 +275,7 @@ const ROUTES: &[&str] = &[
     "/v1/proofs/inclusion",
     "/v1/proofs/consistency",
     "/v1/quarantine",
+    "/v1/integrity",
     "/v1/state",
     "/v1/artifacts/{kind}/{name}/{version}",
     "/v1/training/{job}",
@@ -281,3 +283,118 @@ const ROUTES: &[&str] = &[
     "/v1/gates/training",
     "/v1/policy",
 ];
+
+/// Runs `evidence --server URL ARGS` with `token`.
+fn remote(server: &Server, token: &str, args: &[&str]) -> std::process::Output {
+    evidence().args(["--server", &server.url]).args(args).env("EVIDENCE_TOKEN", token).output().unwrap()
+}
+
+#[test]
+fn the_cli_asks_a_running_service_and_prints_what_it_prints_locally() {
+    let scenario = SCENARIOS.iter().find(|(n, _)| *n == "seed-support-assistant").unwrap().1;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), scenario).unwrap();
+    let path = file.path().to_str().unwrap();
+    let mut server = Server::start(&[]);
+
+    // While the service holds the store, a local command says how to reach it.
+    let local = evidence().arg("--data-dir").arg(&server.data).args(["status"]).output().unwrap();
+    assert!(!local.status.success());
+    let hint = stderr(&local);
+    assert!(hint.contains(&format!("process {}", server.child.id())) && hint.contains(&server.url), "{hint}");
+    assert!(hint.contains("--server"), "{hint}");
+
+    let ingest = remote(&server, &server.producer, &["ingest", "--file", path]);
+    assert!(ingest.status.success(), "{}", stderr(&ingest));
+    let lines = scenario.lines().count();
+    assert_eq!(stdout(&ingest).trim(), format!("accepted {lines}, duplicate 0, quarantined 0"));
+    let again = remote(&server, &server.producer, &["ingest", "--file", path]);
+    assert_eq!(stdout(&again).trim(), format!("accepted 0, duplicate {lines}, quarantined 0"));
+    let refused = remote(&server, &server.reader, &["ingest", "--file", path]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("403") && stderr(&refused).contains("needs producer"), "{}", stderr(&refused));
+
+    let questions: Vec<Vec<&str>> = vec![
+        vec!["alerts", "--json"],
+        vec!["alerts"],
+        vec!["alerts", "--status", "open", "--rule", "feedback.unvetted"],
+        vec!["query", "state", "--app", "support-assistant", "--env", "prod", "--at", "2026-04-20T00:00:00Z", "--json"],
+        vec!["query", "state", "--app", "support-assistant", "--env", "prod", "--at", "2026-04-20T00:00:00Z"],
+        vec!["query", "artifact", "model/support-assistant-base@3.1.0", "--json"],
+        vec!["query", "training", "--job", "ft-support-2026-04-10"],
+        vec![
+            "gate",
+            "training",
+            "--job",
+            "ft-x",
+            "--base",
+            "model/support-assistant-base@3.1.0",
+            "--batches",
+            "fb-support-w14",
+            "--json",
+        ],
+    ];
+    let answers: Vec<(Option<i32>, String)> = questions
+        .iter()
+        .map(|args| {
+            let out = remote(&server, &server.reader, args);
+            (out.status.code(), stdout(&out))
+        })
+        .collect();
+    assert!(server.stop().success());
+    for (args, (code, text)) in questions.iter().zip(answers) {
+        let local = evidence().arg("--data-dir").arg(&server.data).args(args).output().unwrap();
+        assert_eq!((code, text), (local.status.code(), stdout(&local)), "evidence {args:?}, remote and local");
+    }
+}
+
+#[test]
+fn integrity_reports_the_self_audit_and_whether_the_log_extends_a_saved_checkpoint() {
+    let mut server = Server::start(&["--checkpoint-every", "10"]);
+    let scenario = SCENARIOS.iter().find(|(n, _)| *n == "seed-support-assistant").unwrap().1;
+    let lines: Vec<&str> = scenario.lines().collect();
+    let post = |part: &[&str]| {
+        let a = server.post("/v1/events", &server.producer, NDJSON, part.join("\n").as_bytes());
+        assert_eq!(a.status, 200, "{}", a.body);
+    };
+    post(&lines[..20]);
+    let integrity = |query: &str| server.get(&format!("/v1/integrity{query}"), &server.reader).json();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let first = loop {
+        let i = integrity("");
+        if i["checkpoint_size"].as_u64() == Some(20) && i["self_audit"]["ok"] == true {
+            break i;
+        }
+        assert!(std::time::Instant::now() < deadline, "no checkpoint of 20 and self-audit: {i}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let saved = first["checkpoint"].as_str().unwrap().to_string();
+    post(&lines[20..]);
+    let grown = loop {
+        let i = integrity(&format!("?checkpoint={}", urlencode(&saved)));
+        if i["checkpoint_size"].as_u64() == Some(lines.len() as u64) {
+            break i;
+        }
+        assert!(std::time::Instant::now() < deadline, "no checkpoint of everything: {i}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let extension = &grown["extension"];
+    assert_eq!(extension["extends"], "yes", "{grown}");
+    assert_eq!(
+        (extension["proof"]["size1"].as_u64(), extension["proof"]["size2"].as_u64()),
+        (Some(20), Some(lines.len() as u64))
+    );
+    assert_eq!(extension["proof"]["checkpoint1"], saved.as_str());
+    // A checkpoint whose root was changed is not extended, in a sentence.
+    let forged = saved.replacen(&saved.lines().nth(2).unwrap()[..4], "AAAA", 1);
+    let no = integrity(&format!("?checkpoint={}", urlencode(&forged)));
+    assert_eq!(no["extension"]["extends"], "no", "{no}");
+    assert!(no["extension"]["reason"].as_str().unwrap().contains("not signed"), "{no}");
+    assert!(server.stop().success());
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}

@@ -596,6 +596,8 @@ fn the_service_runs_on_the_in_memory_engine_too() {
         }),
         http: service::HttpConfig::on("127.0.0.1:0".parse().unwrap()),
         tokens: service::tokens::TokenFile::of(tokens.path()),
+        announce: None,
+        self_audit_every: Duration::from_secs(3600),
         dead_letter_topic: None,
         checkpoints: CheckpointPolicy::default(),
     };

@@ -93,7 +93,7 @@ pub use self::error::LogError;
 use self::index::Index;
 pub use self::proof::{ConsistencyProof, InclusionProof};
 pub use self::quarantine::{Conflict, QuarantineRecord, RawEncoding};
-pub use self::read::LogAt;
+pub use self::read::{Extension, LogAt};
 pub use self::tree::ProofError;
 use self::tree::{TileWriter, TreeReader};
 use self::verified::{read_entries, Damage};
@@ -114,7 +114,7 @@ pub struct Counters {
 }
 
 /// A summary of the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Status {
     /// The log's origin (its name in checkpoints).
     pub origin: String,
@@ -140,10 +140,10 @@ pub struct Status {
     /// ledger unless the topic is compacted or transactional. Sources with no gap are left out.
     pub skipped_offsets: std::collections::BTreeMap<String, u64>,
     /// Why the last attempt to cut a checkpoint failed, while no later one succeeded.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_failure: Option<String>,
     /// The first damaged entry a read met (appends are stopped), in a sentence.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damaged: Option<String>,
 }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use evidence_verifier::merkle::Hash;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 fn b64<S: Serializer>(hash: &Hash, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&B64.encode(hash))
@@ -17,19 +17,32 @@ fn b64_all<S: Serializer>(hashes: &[Hash], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(hashes.iter().map(|h| B64.encode(h)))
 }
 
+fn hash_of<E: serde::de::Error>(text: &str) -> Result<Hash, E> {
+    let bytes = B64.decode(text).map_err(E::custom)?;
+    bytes.try_into().map_err(|_| E::custom("a hash is 32 bytes"))
+}
+
+fn from_b64<'de, D: Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
+    hash_of(&String::deserialize(d)?)
+}
+
+fn from_b64_all<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Hash>, D::Error> {
+    Vec::<String>::deserialize(d)?.iter().map(|t| hash_of(t)).collect()
+}
+
 /// An inclusion proof with the signed checkpoint it is against.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InclusionProof {
     /// The entry.
     pub seq: u64,
     /// The tree size of the checkpoint.
     pub tree_size: u64,
     /// The entry's Merkle leaf hash.
-    #[serde(serialize_with = "b64")]
+    #[serde(serialize_with = "b64", deserialize_with = "from_b64")]
     #[schemars(with = "String")]
     pub leaf_hash: Hash,
     /// The audit path, leaf first.
-    #[serde(serialize_with = "b64_all")]
+    #[serde(serialize_with = "b64_all", deserialize_with = "from_b64_all")]
     #[schemars(with = "Vec<String>")]
     pub proof: Vec<Hash>,
     /// The signed checkpoint note at `tree_size`.
@@ -48,14 +61,14 @@ impl fmt::Display for InclusionProof {
 }
 
 /// A consistency proof between two signed checkpoints: the later tree extends the earlier.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConsistencyProof {
     /// The earlier tree size.
     pub size1: u64,
     /// The later tree size.
     pub size2: u64,
     /// The proof (RFC 9162 §2.1.4).
-    #[serde(serialize_with = "b64_all")]
+    #[serde(serialize_with = "b64_all", deserialize_with = "from_b64_all")]
     #[schemars(with = "Vec<String>")]
     pub proof: Vec<Hash>,
     /// The signed checkpoint note at `size1`.

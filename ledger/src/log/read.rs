@@ -3,15 +3,36 @@
 //! holds). [`Log`]'s own reads go through here too, at its current size, so there is one
 //! implementation of each.
 
-use evidence_verifier::layout::checkpoint_key;
+use evidence_verifier::layout::{checkpoint_key, key_number};
+use evidence_verifier::note::Note;
+use evidence_verifier::{AuditReport, Auditor, Checkpoint};
+use serde::{Deserialize, Serialize};
 
+use super::audit::SelfAuditError;
 use super::error::LogError;
 use super::proof::{ConsistencyProof, InclusionProof};
 use super::quarantine::{self, QuarantineRecord};
 use super::tree::{ProofError, TreeReader};
 use super::verified::read_entries;
-use super::Log;
+use super::{keys, Log};
+use crate::store::keyspace::{prefix_end, CHECKPOINT};
 use crate::store::Storage;
+
+/// What an auditor's saved checkpoint says of this log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "extends", rename_all = "snake_case")]
+pub enum Extension {
+    /// The log extends it: the proof from its size to the latest checkpoint.
+    Yes {
+        /// The consistency proof, with both signed notes.
+        proof: ConsistencyProof,
+    },
+    /// The log does not extend it, and why, in a sentence.
+    No {
+        /// Why.
+        reason: String,
+    },
+}
 
 /// Reads of a log of `size` entries whose latest signed checkpoint is at `latest`.
 #[derive(Debug)]
@@ -104,6 +125,69 @@ impl<'a, S: Storage> LogAt<'a, S> {
             checkpoint1,
             checkpoint2,
         })
+    }
+}
+
+impl<S: Storage> LogAt<'_, S> {
+    /// Audits every entry up to the size and every checkpoint up to the latest, as
+    /// `evidence-verify` would (see `Log::audit`).
+    pub fn audit(&self) -> Result<AuditReport, SelfAuditError> {
+        let keys = keys::history(self.store)?;
+        let mut checkpoints = Vec::new();
+        for item in self.store.range(&[CHECKPOINT], &prefix_end(CHECKPOINT)) {
+            let (k, v) = item.map_err(LogError::from)?;
+            let size = key_number(k.as_ref()).ok_or_else(|| LogError::Damaged("malformed checkpoint key".into()))?;
+            if size <= self.latest {
+                checkpoints.push((size, v.as_ref().to_vec()));
+            }
+        }
+        let mut auditor = Auditor::new(&keys, checkpoints, None)?;
+        for item in self.entries(0) {
+            let (seq, record) = item?;
+            auditor.entry(seq, &record)?;
+        }
+        Ok(auditor.finish()?)
+    }
+
+    /// Whether this log extends `note`, a checkpoint an auditor saved: signed by one of the
+    /// log's keys, of its origin, and the log's tree at that size has that root. When it does,
+    /// the consistency proof from it to the latest checkpoint.
+    pub fn extends(&self, note: &str) -> Result<Extension, LogError> {
+        let no = |reason: String| Ok(Extension::No { reason });
+        let keys = keys::history(self.store)?;
+        let parsed = match Note::parse(note.as_bytes()) {
+            Ok(n) => n,
+            Err(e) => return no(format!("it is not a signed note: {e}")),
+        };
+        if let Err(e) = parsed.verify(&keys) {
+            return no(format!("it is not signed by any of this log's keys: {e}"));
+        }
+        let cp = match Checkpoint::parse(&parsed.text) {
+            Ok(cp) => cp,
+            Err(e) => return no(format!("its text is not a checkpoint: {e}")),
+        };
+        if cp.size > self.latest {
+            return no(format!(
+                "it is of {} entries, more than this log's latest checkpoint ({}): the log was cut back or forked",
+                cp.size, self.latest
+            ));
+        }
+        let root = TreeReader::new(self.store).root(cp.size)?;
+        if root != cp.root {
+            return no(format!(
+                "this log's tree of {} entries has another root than the checkpoint: it was rewritten",
+                cp.size
+            ));
+        }
+        let latest = self.latest_note()?.ok_or(LogError::NoCheckpoint { size: self.latest, latest: self.latest })?;
+        let proof = ConsistencyProof {
+            size1: cp.size,
+            size2: self.latest,
+            proof: self.consistency_proof(cp.size, self.latest)?,
+            checkpoint1: note.to_string(),
+            checkpoint2: latest,
+        };
+        Ok(Extension::Yes { proof })
     }
 }
 

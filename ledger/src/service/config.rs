@@ -15,6 +15,9 @@ use super::tokens::TokenFile;
 use crate::ledger::IngestOptions;
 use crate::log::CheckpointPolicy;
 
+/// The file in the data directory that names the running service (see [`ServeConfig::announce`]).
+pub const ANNOUNCE_FILE: &str = "serve.json";
+
 /// Where `evidence serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
 
@@ -106,6 +109,9 @@ pub struct ServeArgs {
     /// Serve /metrics without a token.
     #[arg(long, env = "EVIDENCE_METRICS_OPEN")]
     pub metrics_open: bool,
+    /// Seconds between self-audits of the whole log (default 3600; one runs at start).
+    #[arg(long, env = "EVIDENCE_SELF_AUDIT_INTERVAL_SECS")]
+    pub self_audit_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +123,14 @@ struct ConfigFile {
     checkpoint: CheckpointSection,
     #[serde(default)]
     http: HttpSection,
+    #[serde(default)]
+    self_audit: SelfAuditSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SelfAuditSection {
+    interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,10 +194,15 @@ pub struct ServeConfig {
     pub http: HttpConfig,
     /// The bearer tokens.
     pub tokens: TokenFile,
+    /// Where to write the service's process id and URL while it runs (`<data-dir>/serve.json`),
+    /// so that a command refused the store's lock can say how to reach the service instead.
+    pub announce: Option<PathBuf>,
     /// Where rejected messages go, if anywhere.
     pub dead_letter_topic: Option<String>,
     /// When to cut checkpoints.
     pub checkpoints: CheckpointPolicy,
+    /// How often the whole log is audited in place.
+    pub self_audit_every: Duration,
 }
 
 impl ServeArgs {
@@ -208,6 +227,10 @@ impl ServeArgs {
             kafka,
             http,
             tokens: TokenFile::of(data_dir),
+            announce: Some(data_dir.join(ANNOUNCE_FILE)),
+            self_audit_every: Duration::from_secs(
+                self.self_audit_interval_secs.or(file.self_audit.interval_secs).unwrap_or(3600).max(1),
+            ),
             dead_letter_topic,
             checkpoints: CheckpointPolicy::new(
                 self.checkpoint_every.or(file.checkpoint.every),

@@ -10,6 +10,7 @@
 //! commit), `http/` (the API), `tokens` (bearer tokens and roles), `dead_letters` (the
 //! outbox). This module wires sources to the writer; nothing appends otherwise.
 
+pub mod audit;
 mod config;
 mod dead_letters;
 pub mod http;
@@ -25,7 +26,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 
-pub use self::config::{ConfigError, HttpConfig, ServeArgs, ServeConfig, DEFAULT_LISTEN};
+pub use self::config::{ConfigError, HttpConfig, ServeArgs, ServeConfig, ANNOUNCE_FILE, DEFAULT_LISTEN};
 pub use self::dead_letters::DeadLetterError;
 use self::http::Api;
 use self::tokens::{TokenError, Tokens};
@@ -156,6 +157,53 @@ async fn join<S: Storage>(
     Ok(joined.map_err(|_| ServeError::Writer("it panicked".into()))??)
 }
 
+/// How a running service is named to other commands on the same data directory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Announcement {
+    /// The service's process id.
+    pub pid: u32,
+    /// Its API's base URL.
+    pub url: String,
+}
+
+/// Writes the service's process id and URL to `path` (best effort: a failure is logged).
+fn announce(path: Option<&std::path::Path>, addr: std::net::SocketAddr) -> Option<&std::path::Path> {
+    let path = path?;
+    let text = serde_json::to_string(&Announcement { pid: std::process::id(), url: format!("http://{addr}") })
+        .expect("an announcement serializes");
+    match std::fs::write(path, text) {
+        Ok(()) => Some(path),
+        Err(error) => {
+            tracing::warn!(message = "Cannot write where the service listens; other commands will not be able to say.", path = %path.display(), %error);
+            None
+        }
+    }
+}
+
+/// The running service a data directory names, if its file is there and readable.
+pub fn announced(data_dir: &std::path::Path) -> Option<Announcement> {
+    serde_json::from_slice(&std::fs::read(data_dir.join(ANNOUNCE_FILE)).ok()?).ok()
+}
+
+/// Binds the API's address, names the service in the data directory, and serves until
+/// `stopped`. Returns the server's task and the file naming it.
+async fn start_http<S: Storage>(
+    config: &ServeConfig,
+    api: Api<S>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(tokio::task::JoinHandle<()>, Option<std::path::PathBuf>), ServeError> {
+    let listen = config.http.listen;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|source| ServeError::Listen { addr: listen, source })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(message = "Listening.", addr = %addr, url = %format!("http://{addr}"));
+    let announced = announce(config.announce.as_deref(), addr).map(std::path::Path::to_path_buf);
+    let limits = config.http.limits.clone();
+    let server =
+        tokio::spawn(async move { http::serve(listener, http::router(Arc::new(api)), &limits, stopped, GRACE).await });
+    Ok((server, announced))
+}
+
 /// The service's tokens; a warning when there are none.
 fn tokens(config: &ServeConfig) -> Result<Tokens, TokenError> {
     let tokens = Tokens::open(config.tokens.clone())?;
@@ -197,12 +245,15 @@ pub fn run_until<S: Storage>(
         let store = ledger.log().shared_store();
         let upkeep = upkeep(dead_letter_producer(&config)?);
         let (writer, thread) = writer::spawn(ledger, config.http.limits.queue, upkeep);
+        let auditing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (last_audit, auditor) =
+            audit::spawn(Arc::clone(&store), writer.clone(), config.self_audit_every, Arc::clone(&auditing));
         let validator = Arc::new(Validator::default());
-        let listener = tokio::net::TcpListener::bind(config.http.listen)
-            .await
-            .map_err(|source| ServeError::Listen { addr: config.http.listen, source })?;
-        let addr = listener.local_addr()?;
-        let api = Arc::new(Api {
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let api = Api {
             writer: writer.clone(),
             store: Arc::clone(&store),
             tokens: Arc::new(tokens(&config)?),
@@ -210,17 +261,9 @@ pub fn run_until<S: Storage>(
             limits: config.http.limits.clone(),
             metrics: metrics_handle(),
             metrics_open: config.http.metrics_open,
-        });
-        tracing::info!(message = "Listening.", addr = %addr, url = %format!("http://{addr}"));
-        let (stopping, stopped) = tokio::sync::watch::channel(false);
-        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
+            audit: last_audit,
         };
-        let limits = config.http.limits.clone();
-        let server = tokio::spawn({
-            let stopped = wait(stopped.clone());
-            async move { http::serve(listener, http::router(api), &limits, stopped, GRACE).await }
-        });
+        let (server, announced) = start_http(&config, api, wait(stopped.clone())).await?;
         let kafka = config.kafka.clone().map(|kafka| {
             let positions: Positions = Arc::new(move |topic, partition| {
                 read_position(&*store, &position_name(topic, partition)).ok().flatten()
@@ -253,7 +296,12 @@ pub fn run_until<S: Storage>(
         let _ = stopping.send(true);
         let _ = server.await;
         writer.stop().await;
+        auditing.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = tokio::task::spawn_blocking(move || auditor.join()).await;
         let ledger = join(thread).await?;
+        if let Some(path) = announced {
+            let _ = std::fs::remove_file(path);
+        }
         let progress = match kafka_result {
             Some(done) => Some(done.map_err(|e| ServeError::Writer(e.to_string()))??.1),
             None => None,

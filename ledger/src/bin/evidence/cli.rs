@@ -15,6 +15,11 @@ use evidence_schemas::Limits;
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    /// Ask the running `evidence serve` at this URL instead of opening the store (status,
+    /// query, alerts, checkpoint, proof, consistency, gate, policy publish, ingest); the token
+    /// comes from EVIDENCE_TOKEN.
+    #[arg(long, env = "EVIDENCE_SERVER", global = true)]
+    pub(crate) server: Option<String>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

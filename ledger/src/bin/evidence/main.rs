@@ -3,6 +3,8 @@
 //! error, 3 an ingest that quarantined records, 4 a gate that denies.
 
 mod cli;
+mod client;
+mod remote;
 
 use std::io::{BufRead, IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -85,7 +87,11 @@ fn ingest_command(
 }
 
 fn status_command(store: &StoreArgs, json: bool) -> anyhow::Result<()> {
-    let status = store.dir().open_log(Access::Read, CheckpointPolicy::default())?.status();
+    print_status(&store.dir().open_log(Access::Read, CheckpointPolicy::default())?.status(), json)
+}
+
+/// Prints a log's status, as a table or JSON.
+fn print_status(status: &evidence_ledger::Status, json: bool) -> anyhow::Result<()> {
     if json {
         writeln!(out(), "{}", serde_json::to_string_pretty(&status)?)?;
         return Ok(());
@@ -268,6 +274,9 @@ fn token_command(store: &StoreArgs, command: TokenCommand) -> anyhow::Result<()>
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(server) = cli.server.as_deref().filter(|_| remote::handles(&cli.command)) {
+        return remote::run(server, cli.command);
+    }
     let store = &cli.store;
     match cli.command {
         Command::Init { origin } => init_command(store, &origin)?,
@@ -358,6 +367,19 @@ fn sentence(e: &anyhow::Error) -> String {
     line
 }
 
+/// When `e` is the store's lock held by a running `evidence serve`, how to ask it instead.
+fn held_by_service(data_dir: &std::path::Path, e: &anyhow::Error) -> Option<String> {
+    let locked = e.chain().any(|c| {
+        c.downcast_ref::<evidence_ledger::store::StorageError>()
+            .is_some_and(|s| s.kind == evidence_ledger::store::StorageErrorKind::Locked)
+    });
+    let service = evidence_ledger::service::announced(data_dir).filter(|_| locked)?;
+    Some(format!(
+        "`evidence serve` (process {}) holds this ledger and answers at {}: run the command with --server {} (or EVIDENCE_SERVER={}) and a token in EVIDENCE_TOKEN.",
+        service.pid, service.url, service.url, service.url
+    ))
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -367,13 +389,18 @@ fn main() -> ExitCode {
         // Colours only for a person at a terminal, never into a file or a pipe.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match run(Cli::parse()).and_then(|code| out().flush().map(|()| code).map_err(anyhow::Error::from)) {
+    let cli = Cli::parse();
+    let data_dir = cli.store.data_dir.clone();
+    match run(cli).and_then(|code| out().flush().map(|()| code).map_err(anyhow::Error::from)) {
         Ok(code) => code,
         // The reader went away: stop quietly, with the status a shell gives a command that a
         // closed pipe stopped (128 + SIGPIPE).
         Err(e) if closed_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             eprintln!("error: {}", sentence(&e));
+            if let Some(hint) = held_by_service(&data_dir, &e) {
+                eprintln!("{hint}");
+            }
             ExitCode::from(1)
         }
     }

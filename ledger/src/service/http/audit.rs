@@ -250,7 +250,7 @@ pub struct PolicyRequest {
 }
 
 /// The entry a published policy became.
-#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PolicyPublished {
     /// The policy's version.
     pub version: String,

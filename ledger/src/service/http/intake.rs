@@ -80,7 +80,7 @@ pub(super) struct IntakeParams {
 }
 
 /// What became of one event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ItemOutcome {
     /// Appended as entry `seq`.
@@ -110,7 +110,7 @@ pub enum ItemOutcome {
 }
 
 /// The answer to a `POST /v1/events`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IntakeAnswer {
     /// Whether any event was refused.
     pub errors: bool,

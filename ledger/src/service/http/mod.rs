@@ -33,7 +33,7 @@ use serde::Serialize;
 pub use self::audit::{GateRequest, PolicyPublished, PolicyRequest};
 pub use self::intake::{IntakeAnswer, ItemOutcome};
 pub use self::problem::{Invalid, Problem};
-pub use self::records::{EntriesPage, EntryAnswer, QuarantinePage, ServiceStatus};
+pub use self::records::{EntriesPage, EntryAnswer, IntegrityAnswer, QuarantinePage, ServiceStatus};
 pub use self::server::{serve, Listening};
 use super::tokens::{Caller, Role, Tokens};
 use super::writer::WriterHandle;
@@ -86,6 +86,8 @@ pub struct Api<S: Storage> {
     pub metrics: PrometheusHandle,
     /// Whether `/metrics` answers without a token.
     pub metrics_open: bool,
+    /// The last self-audit.
+    pub audit: super::audit::LastAudit,
 }
 
 impl<S: Storage> std::fmt::Debug for Api<S> {

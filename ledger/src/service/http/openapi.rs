@@ -16,7 +16,7 @@ use utoipa::OpenApi as _;
 
 use super::audit::{self, GateRequest, PolicyPublished, PolicyRequest};
 use super::intake::{self, IntakeAnswer};
-use super::records::{self, EntriesPage, EntryAnswer, QuarantinePage, ServiceStatus};
+use super::records::{self, EntriesPage, EntryAnswer, IntegrityAnswer, QuarantinePage, ServiceStatus};
 use super::{AlertsAnswer, ArtifactAnswer, JobAnswer, Problem, StateAnswer};
 use crate::log::{ConsistencyProof, InclusionProof};
 use crate::query::TrainingDecision;
@@ -59,6 +59,7 @@ schemars_components!(
     EntryAnswer,
     EntriesPage,
     QuarantinePage,
+    IntegrityAnswer,
     InclusionProof,
     ConsistencyProof,
     StateAnswer,
@@ -90,6 +91,7 @@ schemars_components!(
         records::inclusion,
         records::consistency,
         records::quarantine,
+        records::integrity,
         audit::state,
         audit::artifact,
         audit::training,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::error::ErrorKind;
 
 /// One thing wrong with the input: where (a JSON pointer, or a parameter's name) and what.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Invalid {
     /// The JSON pointer of the problem (within the event, or the request's body).
     pub pointer: String,

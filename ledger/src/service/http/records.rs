@@ -16,7 +16,8 @@ use evidence_verifier::entry::EntryRef;
 use serde::{Deserialize, Serialize};
 
 use super::{Api, Params, Problem, Segments};
-use crate::log::{ConsistencyProof, InclusionProof, LogError, QuarantineRecord, Status};
+use crate::log::{ConsistencyProof, Extension, InclusionProof, LogError, QuarantineRecord, Status};
+use crate::service::audit::SelfAudit;
 use crate::store::Storage;
 
 pub(super) fn routes<S: Storage>() -> Router<Arc<Api<S>>> {
@@ -28,6 +29,7 @@ pub(super) fn routes<S: Storage>() -> Router<Arc<Api<S>>> {
         .route("/v1/proofs/inclusion", get(inclusion::<S>))
         .route("/v1/proofs/consistency", get(consistency::<S>))
         .route("/v1/quarantine", get(quarantine::<S>))
+        .route("/v1/integrity", get(integrity::<S>))
 }
 
 /// A page size: `limit`, default 100, at most 1000.
@@ -275,4 +277,59 @@ pub(super) async fn quarantine<S: Storage>(
     let records = api.log().quarantine(from, limit + 1).map_err(log_problem)?;
     let next = records.get(limit).map(|r| r.number.to_string());
     Ok(Json(QuarantinePage { records: records.into_iter().take(limit).collect(), next }))
+}
+
+/// `?checkpoint=`.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct IntegrityParams {
+    checkpoint: Option<String>,
+}
+
+/// Audit question 6: can the log be trusted, and does it extend what an auditor saw?
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IntegrityAnswer {
+    /// Entries in the log.
+    pub entries: u64,
+    /// The tree size of the latest signed checkpoint.
+    pub checkpoint_size: u64,
+    /// The latest signed checkpoint note (none before the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// The last self-audit: every entry and checkpoint checked as `evidence-verify` does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_audit: Option<SelfAudit>,
+    /// Given an auditor's saved checkpoint: whether the log extends it, with the proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<Extension>,
+}
+
+/// Audit question 6: the latest checkpoint and the last self-audit's result and time; given a
+/// checkpoint an auditor saved, the consistency proof from it to now, or a plain answer that
+/// the log does not extend it.
+#[utoipa::path(get, path = "/v1/integrity", tag = "audit", params(
+    ("checkpoint" = Option<String>, Query, description = "A signed checkpoint note saved earlier (its text, URL-encoded)."),
+), responses(
+    (status = 200, description = "The integrity answer.", body = IntegrityAnswer),
+    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn integrity<S: Storage>(
+    State(api): State<Arc<Api<S>>>,
+    Params(p): Params<IntegrityParams>,
+) -> Result<Json<IntegrityAnswer>, Problem> {
+    let log = api.log();
+    let checkpoint = log.latest_note().map_err(log_problem)?;
+    let extension = match p.checkpoint.as_deref() {
+        Some(note) => Some(log.extends(note).map_err(log_problem)?),
+        None => None,
+    };
+    let self_audit = api.audit.read().expect("audit lock").clone();
+    let published = api.writer.published();
+    Ok(Json(IntegrityAnswer {
+        entries: published.size,
+        checkpoint_size: published.latest,
+        checkpoint,
+        self_audit,
+        extension,
+    }))
 }

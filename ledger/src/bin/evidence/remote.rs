@@ -1,0 +1,218 @@
+//! The commands run against a service (`--server`): the same arguments and the same output as
+//! on a local store, the answers fetched from the API.
+
+use std::io::{BufRead, Write as _};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use evidence_ledger::governance::{policy, Alert};
+use evidence_ledger::log::{ConsistencyProof, InclusionProof, Status};
+use evidence_ledger::query::{ArtifactHistory, Decision, LiveAnswer, TrainingAnswer, TrainingDecision};
+use evidence_ledger::service::http::{IntakeAnswer, ItemOutcome, PolicyPublished};
+use evidence_ledger::text::esc;
+
+use crate::cli::{Command, GateCommand, PolicyCommand, QueryCommand};
+use crate::client::Client;
+use crate::{out, print_json_or_text, print_status};
+
+/// Whether `command` runs against a service when one is named; the others always run on the
+/// local store (so that EVIDENCE_SERVER in the environment does not stop `evidence serve`).
+pub(crate) fn handles(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Status { .. }
+            | Command::Checkpoint { .. }
+            | Command::Proof { .. }
+            | Command::Consistency { .. }
+            | Command::Query { .. }
+            | Command::Alerts { .. }
+            | Command::Gate { .. }
+            | Command::Policy { command: PolicyCommand::Publish { .. } }
+            | Command::Ingest { .. }
+    )
+}
+
+/// Runs `command` against the service at `server`.
+pub(crate) fn run(server: &str, command: Command) -> anyhow::Result<ExitCode> {
+    let client = Client::new(server);
+    match command {
+        Command::Status { json } => {
+            print_status(&client.get::<Status>("/v1/status", &[])?.map_err(anyhow::Error::msg)?, json)?
+        }
+        Command::Checkpoint { cut: false } => write!(out(), "{}", client.text("/v1/checkpoint")?)?,
+        Command::Proof { seq, size, json } => {
+            let mut query = vec![("seq", seq.to_string())];
+            query.extend(size.map(|s| ("size", s.to_string())));
+            let proof: InclusionProof = client.get("/v1/proofs/inclusion", &query)?.map_err(anyhow::Error::msg)?;
+            print_json_or_text(&proof, json)?;
+        }
+        Command::Consistency { from, to } => {
+            let mut query = vec![("from", from.to_string())];
+            query.extend(to.map(|t| ("to", t.to_string())));
+            let proof: ConsistencyProof = client.get("/v1/proofs/consistency", &query)?.map_err(anyhow::Error::msg)?;
+            writeln!(out(), "{}", serde_json::to_string_pretty(&proof)?)?;
+        }
+        Command::Query { command } => query(&client, command)?,
+        Command::Alerts { since, rule, status, json } => alerts(&client, since, rule, status, json)?,
+        Command::Gate { command: GateCommand::Training { job, base, batches, json } } => {
+            let body = serde_json::json!({ "job": job, "base": base.to_string(), "batches": batches });
+            let decision: TrainingDecision =
+                client.post("/v1/gates/training", "application/json", body.to_string().as_bytes())?;
+            print_json_or_text(&decision, json)?;
+            if decision.decision == Decision::Deny {
+                return Ok(ExitCode::from(4));
+            }
+        }
+        Command::Policy { command: PolicyCommand::Publish { file, actor } } => {
+            let data = policy::read_file(&file)?;
+            let mut body = serde_json::json!({ "policy": data });
+            if let Some(actor) = actor.or_else(|| std::env::var("USER").ok()) {
+                body["actor"] = actor.into();
+            }
+            let published: PolicyPublished =
+                client.post("/v1/policy", "application/json", body.to_string().as_bytes())?;
+            let version = esc(&published.version);
+            writeln!(
+                out(),
+                "Published policy {version} as entry {}; it is in force from that entry on.",
+                published.seq
+            )?;
+        }
+        Command::Ingest { file, batch_size, .. } => return ingest(&client, &file, batch_size),
+        Command::Checkpoint { cut: true } => {
+            anyhow::bail!(
+                "`evidence checkpoint --cut` works on a local store only; the service cuts checkpoints itself."
+            )
+        }
+        other => anyhow::bail!("`{}` works on a local store only; run it without --server.", name(&other)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn name(command: &Command) -> String {
+    let debug = format!("{command:?}");
+    let word = debug.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("").to_lowercase();
+    format!("evidence {word}")
+}
+
+fn query(client: &Client, command: QueryCommand) -> anyhow::Result<()> {
+    match command {
+        QueryCommand::State { app, env, at, json } => {
+            let mut q = vec![("app", app), ("env", env)];
+            q.extend(at.map(|t| ("at", t)));
+            let answer: LiveAnswer = client.get("/v1/state", &q)?.map_err(anyhow::Error::msg)?;
+            print_json_or_text(&answer, json)
+        }
+        QueryCommand::Artifact { artifact, json } => {
+            let path =
+                format!("/v1/artifacts/{}/{}/{}", artifact.kind.as_str(), enc(&artifact.name), enc(&artifact.version));
+            let answer: ArtifactHistory = client.get(&path, &[])?.map_err(anyhow::Error::msg)?;
+            print_json_or_text(&answer, json)
+        }
+        QueryCommand::Training { job, json } => {
+            let answer: TrainingAnswer =
+                client.get(&format!("/v1/training/{}", enc(&job)), &[])?.map_err(anyhow::Error::msg)?;
+            print_json_or_text(&answer, json)
+        }
+    }
+}
+
+/// A path segment, percent-encoded.
+fn enc(segment: &str) -> String {
+    let mut out = String::new();
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn alerts(
+    client: &Client,
+    since: Option<String>,
+    rule: Option<String>,
+    status: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut base = vec![("limit", "1000".to_string())];
+    base.extend(since.map(|s| ("since", s)));
+    base.extend(rule.map(|r| ("rule", r)));
+    base.extend(status.map(|s| ("status", s)));
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = base.clone();
+        q.extend(cursor.take().map(|c| ("cursor", c)));
+        #[derive(serde::Deserialize)]
+        struct Page {
+            alerts: Vec<Alert>,
+            next: Option<String>,
+        }
+        let page: Page = client.get("/v1/alerts", &q)?.map_err(anyhow::Error::msg)?;
+        for alert in &page.alerts {
+            if json {
+                writeln!(out(), "{}", serde_json::to_string(alert)?)?;
+            } else {
+                writeln!(out(), "{alert}")?;
+            }
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Sends the file's lines in requests of `batch_size`, reporting each refused line with its
+/// number as a local ingest does. Exit status 3 when any was quarantined.
+fn ingest(client: &Client, file: &str, batch_size: usize) -> anyhow::Result<ExitCode> {
+    let reader: Box<dyn BufRead> = if file == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("Cannot open {file}"))?))
+    };
+    let origin = if file == "-" { "stdin#".to_string() } else { format!("file:{file}#") };
+    let (mut accepted, mut duplicates, mut quarantined) = (0u64, 0u64, 0u64);
+    let mut batch: Vec<(u64, String)> = Vec::with_capacity(batch_size);
+    let mut lines = reader.lines().enumerate().peekable();
+    while lines.peek().is_some() {
+        batch.clear();
+        for (i, line) in lines.by_ref() {
+            let line = line.with_context(|| format!("Cannot read {file}"))?;
+            if !line.trim().is_empty() {
+                batch.push((i as u64 + 1, line));
+            }
+            if batch.len() == batch_size {
+                break;
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let body: Vec<&str> = batch.iter().map(|(_, l)| l.as_str()).collect();
+        let answer: IntakeAnswer =
+            client.post_retrying("/v1/events", "application/x-ndjson", body.join("\n").as_bytes())?;
+        for ((number, _), item) in batch.iter().zip(&answer.items) {
+            match item {
+                ItemOutcome::Accepted { .. } => accepted += 1,
+                ItemOutcome::Duplicate { .. } => duplicates += 1,
+                ItemOutcome::Rejected { errors, .. } => {
+                    quarantined += 1;
+                    for e in errors {
+                        let at = if e.pointer.is_empty() { String::new() } else { format!("{}: ", e.pointer) };
+                        eprintln!("{}", esc(&format!("{origin}{number}: {at}{}", e.detail)));
+                    }
+                }
+                ItemOutcome::Conflict { detail } => {
+                    quarantined += 1;
+                    eprintln!("{}", esc(&format!("{origin}{number}: {detail}")));
+                }
+                ItemOutcome::Valid => {}
+            }
+        }
+    }
+    writeln!(out(), "accepted {accepted}, duplicate {duplicates}, quarantined {quarantined}")?;
+    Ok(if quarantined > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
