@@ -48,9 +48,12 @@ pub enum DemoError {
 }
 
 /// Runs the demo (see the module docs).
-pub fn run(out: &mut dyn Write) -> Result<(), DemoError> {
+pub fn run(out: &mut dyn Write, keep: Option<&std::path::Path>) -> Result<(), DemoError> {
     let started = Instant::now();
-    let dir = temporary_dir().map_err(DemoError::Dir)?;
+    let dir = match keep {
+        Some(dir) => kept_dir(dir).map_err(DemoError::Dir)?,
+        None => temporary_dir().map_err(DemoError::Dir)?,
+    };
     // The signer key beside the store, never inside it: the store is what one hands over.
     let at = LedgerDir { data_dir: dir.join("store"), signer_key: Some(dir.join("checkpoint.key")) };
     at.init("demo.evidence-ledger.local/examples")?;
@@ -61,7 +64,8 @@ pub fn run(out: &mut dyn Write) -> Result<(), DemoError> {
             let _ = writeln!(std::io::stdout(), "ALERT {a}");
         })),
     )?;
-    writeln!(out, "== Evidence Ledger demo, on a temporary embedded store at {}", at.data_dir.display())?;
+    let kind = if keep.is_some() { "an embedded store kept" } else { "a temporary embedded store" };
+    writeln!(out, "== Evidence Ledger demo, on {kind} at {}", at.data_dir.display())?;
     writeln!(out, "   Each scenario of examples/scenarios is ingested in turn; alerts print as they fire.")?;
     for (name, text) in SCENARIOS {
         writeln!(out, "\n-- {name} ({} events)", text.lines().count())?;
@@ -74,7 +78,18 @@ pub fn run(out: &mut dyn Write) -> Result<(), DemoError> {
     answer_questions(out, &ledger)?;
     verify(out, &ledger)?;
     drop(ledger);
-    std::fs::remove_dir_all(&dir).ok();
+    match keep {
+        Some(_) => {
+            let data = at.data_dir.display();
+            writeln!(
+                out,
+                "\nThe store is kept at {data} (its key beside it); run the commands above with --data-dir {data}."
+            )?;
+        }
+        None => {
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
     writeln!(out, "\nDone in {:.1} s.", started.elapsed().as_secs_f64())?;
     Ok(())
 }
@@ -139,6 +154,19 @@ fn verify(out: &mut dyn Write, ledger: &Ledger<SledStorage>) -> Result<(), DemoE
         B64.encode(report.root)
     )?;
     Ok(())
+}
+
+/// `--keep DIR`: a new directory (an existing one with anything in it is refused, so that a
+/// demo never mixes into a real store).
+fn kept_dir(dir: &std::path::Path) -> std::io::Result<PathBuf> {
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} is not empty; --keep needs a new or empty directory", dir.display()),
+        ));
+    }
+    std::fs::create_dir_all(dir)?;
+    Ok(dir.to_path_buf())
 }
 
 fn temporary_dir() -> std::io::Result<PathBuf> {

@@ -127,7 +127,7 @@ fn consistency_proof_between_checkpoints_verifies() {
         let out = run(&["ingest", "--file", file.to_str().unwrap()]);
         assert!(out.status.success(), "round {n}: {}", stderr(&out));
     }
-    let out = run(&["consistency", "--from", "7"]);
+    let out = run(&["consistency", "--from", "7", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let status: serde_json::Value = serde_json::from_slice(&run(&["status", "--json"]).stdout).unwrap();
@@ -201,8 +201,24 @@ fn audit_queries_alerts_the_retraining_gate_and_rebuild_from_the_command_line() 
         &data,
         &["query", "state", "--app", "support-assistant", "--env", "prod", "--at", "2026-03-01T00:00:00Z"],
     );
+    // An empty answer is an answer: exit 0, said in a sentence (and an empty list in JSON).
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Nothing was deployed to support-assistant in prod by"), "{}", stdout(&out));
+    let out = run_in(
+        &data,
+        &["query", "state", "--app", "support-assistant", "--env", "prod", "--at", "2026-03-01T00:00:00Z", "--json"],
+    );
+    let empty: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((empty["artifacts"].as_array().map(Vec::len), out.status.code()), (Some(0), Some(0)), "{empty}");
+    // A time without an offset is named as the problem; a span before now is a time.
+    let out = run_in(
+        &data,
+        &["query", "state", "--app", "support-assistant", "--env", "prod", "--at", "2026-04-05T00:00:00"],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("Nothing was deployed to support-assistant in prod by"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no UTC offset"), "{}", stderr(&out));
+    let out = run_in(&data, &["alerts", "--since", "1h"]);
+    assert_eq!((out.status.code(), stdout(&out).trim()), (Some(0), "No alerts."), "{}", stderr(&out));
 
     // Question 2: the prompt's history, in ledger order.
     let out = run_in(&data, &["query", "artifact", "prompt/support-assistant-system@8", "--json"]);
@@ -735,7 +751,7 @@ fn late_gate_runs_resolve_what_the_deploy_raised_and_alerts_filter_by_status() {
     assert!(stderr(&out).contains("(resolved): Required gate skipped"), "{}", stderr(&out));
 
     let open = run_in(&data, &["alerts", "--status", "open"]);
-    assert!(open.status.success() && stdout(&open).is_empty(), "{}{}", stdout(&open), stderr(&open));
+    assert!(open.status.success() && stdout(&open).trim() == "No alerts.", "{}{}", stdout(&open), stderr(&open));
     let resolved = run_in(&data, &["alerts", "--status", "resolved", "--json"]);
     let resolved: Vec<serde_json::Value> =
         stdout(&resolved).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -752,4 +768,52 @@ fn late_gate_runs_resolve_what_the_deploy_raised_and_alerts_filter_by_status() {
     let bad = run_in(&data, &["alerts", "--status", "closed"]);
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains(r#"unknown status "closed" (statuses: open, resolved)"#), "{}", stderr(&bad));
+}
+
+#[test]
+fn printing_commands_take_json_and_validate_completions_and_a_kept_demo_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    // validate: no store; every problem with its line, exit 3; a clean file exits 0.
+    let bad = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/bad-lines.ndjson");
+    let out = evidence().arg("validate").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.lines().any(|l| l.contains("bad-lines.ndjson:1: ")), "{text}");
+    let summary = text.lines().last().unwrap();
+    let invalid: u64 = summary.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(summary.starts_with("valid ") && invalid > 0, "{text}");
+    let good = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scenarios/clean-release.ndjson");
+    let out = evidence().arg("validate").arg(&good).arg("--json").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["invalid"], 0, "{report}");
+    assert!(report["valid"].as_u64().unwrap() > 10);
+    assert!(!tmp.path().join("evidence-data").exists(), "validate creates no store");
+
+    // completions for a shell.
+    let out = evidence().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success() && stdout(&out).contains("_evidence"), "{}", stderr(&out));
+
+    // The demo keeps its store where asked, and the commands it prints run on it, with --json.
+    let kept = tmp.path().join("demo");
+    let out = evidence().arg("demo").arg("--keep").arg(&kept).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let store = kept.join("store");
+    assert!(stdout(&out).contains(&format!("--data-dir {}", store.display())), "{}", stdout(&out));
+    for args in
+        [&["rebuild", "--json"][..], &["checkpoint", "--json"], &["policy", "show", "--json"], &["status", "--json"]]
+    {
+        let out = evidence().arg("--data-dir").arg(&store).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert!(v.is_object(), "{args:?}: {v}");
+    }
+    let out = evidence().arg("--data-dir").arg(&store).args(["checkpoint", "--json"]).output().unwrap();
+    let cp: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        cp["size"].as_u64().unwrap() > 0 && cp["note"].as_str().unwrap().contains(cp["root"].as_str().unwrap()),
+        "{cp}"
+    );
+    let again = evidence().arg("demo").arg("--keep").arg(&kept).output().unwrap();
+    assert!(!again.status.success() && stderr(&again).contains("not empty"), "{}", stderr(&again));
 }

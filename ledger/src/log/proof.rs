@@ -76,3 +76,13 @@ pub struct ConsistencyProof {
     /// The signed checkpoint note at `size2`.
     pub checkpoint2: String,
 }
+
+impl fmt::Display for ConsistencyProof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "the tree of {} entries extends the tree of {}", self.size2, self.size1)?;
+        for h in &self.proof {
+            writeln!(f, "  {}", B64.encode(h))?;
+        }
+        write!(f, "{}{}", self.checkpoint1, self.checkpoint2)
+    }
+}

@@ -135,6 +135,13 @@ pub fn state<S: Storage>(
     Ok(Some(LiveAnswer { app: history.app, env: history.env.0, at: at.to_rfc3339(), artifacts, entries }))
 }
 
+impl LiveAnswer {
+    /// The answer when nothing had been deployed to `app` in `env` by `at`.
+    pub fn empty(app: &str, env: &str, at: DateTime<FixedOffset>) -> Self {
+        LiveAnswer { app: app.into(), env: env.into(), at: at.to_rfc3339(), artifacts: Vec::new(), entries: Vec::new() }
+    }
+}
+
 impl fmt::Display for LiveAnswer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Live in {} in {} at {}:", esc(&self.app), esc(&self.env), self.at)?;

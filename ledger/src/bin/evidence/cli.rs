@@ -103,6 +103,9 @@ pub(crate) enum Command {
         /// Cut a checkpoint of everything appended so far first.
         #[arg(long)]
         cut: bool,
+        /// Print JSON: the origin, size, root and the note.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the inclusion proof of an entry against a signed checkpoint.
     Proof {
@@ -122,6 +125,9 @@ pub(crate) enum Command {
         /// The earlier tree size.
         #[arg(long)]
         from: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
         /// The later tree size (default: the latest checkpoint).
         #[arg(long)]
         to: Option<u64>,
@@ -168,11 +174,34 @@ pub(crate) enum Command {
         json: bool,
     },
     /// Drop every view and alert and derive them again from the log.
-    Rebuild,
+    Rebuild {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the demo on a temporary store: ingest the example scenarios, print alerts as they
     /// fire, answer the audit questions for the seed case, sign a checkpoint and verify the
     /// store offline.
-    Demo,
+    Demo {
+        /// Keep the demo's store (and its key, beside it) in this new directory, so that the
+        /// commands it prints can be run again on it.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+    /// Check NDJSON events against the contract without a store: every problem with its line
+    /// and JSON pointer. Exit status 0 when all are valid, 3 when any is not.
+    Validate {
+        /// The NDJSON file, or "-" for standard input.
+        file: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a completion script for a shell: bash, zsh, fish, elvish or powershell.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -199,12 +228,19 @@ pub(crate) enum PolicyCommand {
     Publish {
         /// A `.toml` or `.json` policy file.
         file: PathBuf,
+        /// Print JSON: the version and its entry.
+        #[arg(long)]
+        json: bool,
         /// Who publishes it (default: $USER).
         #[arg(long)]
         actor: Option<String>,
     },
-    /// Print the policy in force.
-    Show,
+    /// Print the policy in force (JSON).
+    Show {
+        /// Print JSON (the only form; accepted for symmetry with the other commands).
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a policy file without publishing it: print the policy it would put in force
     /// (controls it leaves out keep the default's value) and what it changes against the
     /// policy in force at --data-dir (or the default, where there is no ledger). Exit status

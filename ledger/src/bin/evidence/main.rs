@@ -46,9 +46,9 @@ fn closed_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
+/// A time as people write it: RFC 3339 with an offset, `now`, or a span before now (`24h`).
 fn parse_time(text: &str) -> anyhow::Result<chrono::DateTime<chrono::FixedOffset>> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .with_context(|| format!("{text:?} is not an RFC 3339 time such as 2026-04-03T10:15:00Z"))
+    Ok(evidence_ledger::when::parse_time(text, chrono::Utc::now())?)
 }
 
 fn print_json_or_text<T: serde::Serialize + std::fmt::Display>(answer: &T, json: bool) -> anyhow::Result<()> {
@@ -154,7 +154,7 @@ fn rotate_command(
     Ok(())
 }
 
-fn publish_command(store: &StoreArgs, file: &std::path::Path, actor: Option<String>) -> anyhow::Result<()> {
+fn publish_command(store: &StoreArgs, file: &std::path::Path, actor: Option<String>, json: bool) -> anyhow::Result<()> {
     let mut ledger = store.dir().open(
         Access::Append,
         CheckpointPolicy::default(),
@@ -167,9 +167,76 @@ fn publish_command(store: &StoreArgs, file: &std::path::Path, actor: Option<Stri
     let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let seq = ledger.publish_policy(&data, &actor, &time, &file.display().to_string())?;
     ledger.checkpoint_now()?;
-    let version = esc(&ledger.views().state().policy().version);
-    writeln!(out(), "Published policy {version} as entry {seq}; it is in force from that entry on.")?;
+    let version = ledger.views().state().policy().version.clone();
+    print_published(&version, seq, json)
+}
+
+/// What `policy publish` prints.
+fn print_published(version: &str, seq: u64, json: bool) -> anyhow::Result<()> {
+    if json {
+        writeln!(out(), "{}", serde_json::to_string_pretty(&serde_json::json!({ "version": version, "seq": seq }))?)?;
+    } else {
+        let version = esc(version);
+        writeln!(out(), "Published policy {version} as entry {seq}; it is in force from that entry on.")?;
+    }
     Ok(())
+}
+
+/// What `checkpoint` prints: the signed note as it is, or its parts as JSON.
+fn print_checkpoint(note: &str, json: bool) -> anyhow::Result<()> {
+    if !json {
+        write!(out(), "{note}")?;
+        return Ok(());
+    }
+    let parsed = evidence_verifier::note::Note::parse(note.as_bytes()).context("The checkpoint note does not parse")?;
+    let cp = evidence_verifier::Checkpoint::parse(&parsed.text).context("The checkpoint does not parse")?;
+    use base64::Engine as _;
+    let root = base64::engine::general_purpose::STANDARD.encode(cp.root);
+    let answer = serde_json::json!({ "origin": cp.origin, "size": cp.size, "root": root, "note": note });
+    writeln!(out(), "{}", serde_json::to_string_pretty(&answer)?)?;
+    Ok(())
+}
+
+/// `evidence validate`: every line checked against the contract, no store.
+fn validate_command(file: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let reader: Box<dyn BufRead> = if file == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("Cannot open {file}"))?))
+    };
+    let validator = evidence_schemas::Validator::default();
+    let (mut valid, mut problems) = (0u64, Vec::new());
+    let mut invalid = 0u64;
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let mut line = line.with_context(|| format!("Cannot read {file}"))?;
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match validator.validate(&line) {
+            Ok(_) => valid += 1,
+            Err(rejection) => {
+                invalid += 1;
+                for p in rejection.problems() {
+                    problems.push(serde_json::json!({ "line": i + 1, "pointer": p.pointer, "problem": p.message }));
+                }
+            }
+        }
+    }
+    if json {
+        let report = serde_json::json!({ "valid": valid, "invalid": invalid, "problems": problems });
+        writeln!(out(), "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        for p in &problems {
+            let at = p["pointer"].as_str().filter(|s| !s.is_empty()).map(|s| format!("{s}: ")).unwrap_or_default();
+            let line = format!("{file}:{}: {at}{}", p["line"], p["problem"].as_str().unwrap_or(""));
+            writeln!(out(), "{}", esc(&line))?;
+        }
+        writeln!(out(), "valid {valid}, invalid {invalid}")?;
+    }
+    Ok(if invalid > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }
 
 fn policy_check_command(store: &StoreArgs, file: &std::path::Path, json: bool) -> anyhow::Result<()> {
@@ -190,6 +257,15 @@ fn policy_check_command(store: &StoreArgs, file: &std::path::Path, json: bool) -
     }
 }
 
+/// Question 1's answer; an empty one says so.
+fn print_state(answer: &query::LiveAnswer, json: bool) -> anyhow::Result<()> {
+    if answer.artifacts.is_empty() && !json {
+        writeln!(out(), "Nothing was deployed to {} in {} by {}.", esc(&answer.app), esc(&answer.env), answer.at)?;
+        return Ok(());
+    }
+    print_json_or_text(answer, json)
+}
+
 fn query_command(store: &StoreArgs, command: QueryCommand) -> anyhow::Result<()> {
     let ledger = open_reading(store)?;
     let store = ledger.store();
@@ -199,9 +275,9 @@ fn query_command(store: &StoreArgs, command: QueryCommand) -> anyhow::Result<()>
                 Some(t) => parse_time(&t)?,
                 None => chrono::Utc::now().fixed_offset(),
             };
-            let answer = query::state(store, &app, &env, at)?
-                .with_context(|| format!("Nothing was deployed to {app} in {env} by {}.", at.to_rfc3339()))?;
-            print_json_or_text(&answer, json)
+            let answer =
+                query::state(store, &app, &env, at)?.unwrap_or_else(|| query::LiveAnswer::empty(&app, &env, at));
+            print_state(&answer, json)
         }
         QueryCommand::Artifact { artifact, json } => {
             let answer = query::artifact(store, &artifact)?
@@ -228,12 +304,21 @@ fn alerts_command(store: &StoreArgs, filter: AlertFilter, json: bool) -> anyhow:
     let status = filter.status.as_deref().map(str::parse::<AlertStatus>).transpose().map_err(anyhow::Error::msg)?;
     let since = filter.since.as_deref().map(parse_time).transpose()?;
     let ledger = open_reading(store)?;
-    for alert in query::alerts(ledger.store(), since, rule, status)? {
+    print_alerts(&query::alerts(ledger.store(), since, rule, status)?, json, true)
+}
+
+/// Prints alerts, one a line (`--json`: one JSON object a line); `last` says whether no more
+/// follow, so that an empty answer says so ("No alerts.") in text.
+fn print_alerts(alerts: &[evidence_ledger::Alert], json: bool, empty_says_so: bool) -> anyhow::Result<()> {
+    for alert in alerts {
         if json {
-            writeln!(out(), "{}", serde_json::to_string(&alert)?)?;
+            writeln!(out(), "{}", serde_json::to_string(alert)?)?;
         } else {
             writeln!(out(), "{alert}")?;
         }
+    }
+    if alerts.is_empty() && empty_says_so && !json {
+        writeln!(out(), "No alerts.")?;
     }
     Ok(())
 }
@@ -294,22 +379,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return ingest_command(store, &file, IngestOptions { batch_size, max_event_bytes }, checkpoints.policy());
         }
         Command::Status { json } => status_command(store, json)?,
-        Command::Checkpoint { cut } => {
+        Command::Checkpoint { cut, json } => {
             let access = if cut { Access::Append } else { Access::Read };
             let mut log = store.dir().open_log(access, CheckpointPolicy::default())?;
             if cut {
                 log.checkpoint_now()?;
             }
             let size = log.latest_checkpoint().map(|c| c.size).context("The log has no checkpoint yet.")?;
-            write!(out(), "{}", log.checkpoint_note(size)?.context("The latest checkpoint is missing.")?)?;
+            print_checkpoint(&log.checkpoint_note(size)?.context("The latest checkpoint is missing.")?, json)?;
         }
         Command::Proof { seq, size, json } => {
             let proof = store.dir().open_log(Access::Read, CheckpointPolicy::default())?.inclusion_proof(seq, size)?;
             print_json_or_text(&proof, json)?;
         }
-        Command::Consistency { from, to } => {
+        Command::Consistency { from, to, json } => {
             let proof = store.dir().open_log(Access::Read, CheckpointPolicy::default())?.consistency(from, to)?;
-            writeln!(out(), "{}", serde_json::to_string_pretty(&proof)?)?;
+            print_json_or_text(&proof, json)?;
         }
         Command::Serve(args) => {
             let config = args.resolve(&store.data_dir)?;
@@ -318,9 +403,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             evidence_ledger::service::run(ledger, config)?;
         }
         Command::Token { command } => token_command(store, command)?,
-        Command::Policy { command: PolicyCommand::Publish { file, actor } } => publish_command(store, &file, actor)?,
+        Command::Policy { command: PolicyCommand::Publish { file, json, actor } } => {
+            publish_command(store, &file, actor, json)?
+        }
         Command::Policy { command: PolicyCommand::Check { file, json } } => policy_check_command(store, &file, json)?,
-        Command::Policy { command: PolicyCommand::Show } => {
+        Command::Policy { command: PolicyCommand::Show { json: _ } } => {
             writeln!(out(), "{}", serde_json::to_string_pretty(open_reading(store)?.views().state().policy())?)?;
         }
         Command::Gate { command: GateCommand::Training { job, base, batches, json } } => {
@@ -334,20 +421,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts { since, rule, status, json } => {
             alerts_command(store, AlertFilter { since, rule, status }, json)?
         }
-        Command::Rebuild => {
+        Command::Rebuild { json } => {
             let mut ledger = open_reading(store)?;
             let started = Instant::now();
             let entries = ledger.rebuild()?;
             let alerts = query::alerts(ledger.store(), None, None, None)?;
             let open = alerts.iter().filter(|a| a.status == AlertStatus::Open).count();
             let secs = started.elapsed().as_secs_f64();
-            writeln!(
-                out(),
-                "Rebuilt the views from {entries} entries in {secs:.1} s: {} alert(s), {open} open.",
-                alerts.len()
-            )?;
+            if json {
+                let report =
+                    serde_json::json!({ "entries": entries, "seconds": secs, "alerts": alerts.len(), "open": open });
+                writeln!(out(), "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                writeln!(
+                    out(),
+                    "Rebuilt the views from {entries} entries in {secs:.1} s: {} alert(s), {open} open.",
+                    alerts.len()
+                )?;
+            }
         }
-        Command::Demo => evidence_ledger::demo::run(&mut out())?,
+        Command::Demo { keep } => evidence_ledger::demo::run(&mut out(), keep.as_deref())?,
+        Command::Validate { file, json } => return validate_command(&file, json),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "evidence", &mut out());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,7 +13,7 @@ use evidence_ledger::text::esc;
 
 use crate::cli::{Command, GateCommand, PolicyCommand, QueryCommand};
 use crate::client::Client;
-use crate::{out, print_json_or_text, print_status};
+use crate::{out, print_alerts, print_checkpoint, print_json_or_text, print_published, print_state, print_status};
 
 /// Whether `command` runs against a service when one is named; the others always run on the
 /// local store (so that EVIDENCE_SERVER in the environment does not stop `evidence serve`).
@@ -39,18 +39,18 @@ pub(crate) fn run(server: &str, command: Command) -> anyhow::Result<ExitCode> {
         Command::Status { json } => {
             print_status(&client.get::<Status>("/v1/status", &[])?.map_err(anyhow::Error::msg)?, json)?
         }
-        Command::Checkpoint { cut: false } => write!(out(), "{}", client.text("/v1/checkpoint")?)?,
+        Command::Checkpoint { cut: false, json } => print_checkpoint(&client.text("/v1/checkpoint")?, json)?,
         Command::Proof { seq, size, json } => {
             let mut query = vec![("seq", seq.to_string())];
             query.extend(size.map(|s| ("size", s.to_string())));
             let proof: InclusionProof = client.get("/v1/proofs/inclusion", &query)?.map_err(anyhow::Error::msg)?;
             print_json_or_text(&proof, json)?;
         }
-        Command::Consistency { from, to } => {
+        Command::Consistency { from, to, json } => {
             let mut query = vec![("from", from.to_string())];
             query.extend(to.map(|t| ("to", t.to_string())));
             let proof: ConsistencyProof = client.get("/v1/proofs/consistency", &query)?.map_err(anyhow::Error::msg)?;
-            writeln!(out(), "{}", serde_json::to_string_pretty(&proof)?)?;
+            print_json_or_text(&proof, json)?;
         }
         Command::Query { command } => query(&client, command)?,
         Command::Alerts { since, rule, status, json } => alerts(&client, since, rule, status, json)?,
@@ -63,7 +63,7 @@ pub(crate) fn run(server: &str, command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(4));
             }
         }
-        Command::Policy { command: PolicyCommand::Publish { file, actor } } => {
+        Command::Policy { command: PolicyCommand::Publish { file, json, actor } } => {
             let data = policy::read_file(&file)?;
             let mut body = serde_json::json!({ "policy": data });
             if let Some(actor) = actor.or_else(|| std::env::var("USER").ok()) {
@@ -71,15 +71,10 @@ pub(crate) fn run(server: &str, command: Command) -> anyhow::Result<ExitCode> {
             }
             let published: PolicyPublished =
                 client.post("/v1/policy", "application/json", body.to_string().as_bytes())?;
-            let version = esc(&published.version);
-            writeln!(
-                out(),
-                "Published policy {version} as entry {}; it is in force from that entry on.",
-                published.seq
-            )?;
+            print_published(&published.version, published.seq, json)?;
         }
         Command::Ingest { file, batch_size, .. } => return ingest(&client, &file, batch_size),
-        Command::Checkpoint { cut: true } => {
+        Command::Checkpoint { cut: true, .. } => {
             anyhow::bail!(
                 "`evidence checkpoint --cut` works on a local store only; the service cuts checkpoints itself."
             )
@@ -101,7 +96,7 @@ fn query(client: &Client, command: QueryCommand) -> anyhow::Result<()> {
             let mut q = vec![("app", app), ("env", env)];
             q.extend(at.map(|t| ("at", t)));
             let answer: LiveAnswer = client.get("/v1/state", &q)?.map_err(anyhow::Error::msg)?;
-            print_json_or_text(&answer, json)
+            print_state(&answer, json)
         }
         QueryCommand::Artifact { artifact, json } => {
             let path =
@@ -142,6 +137,7 @@ fn alerts(
     base.extend(rule.map(|r| ("rule", r)));
     base.extend(status.map(|s| ("status", s)));
     let mut cursor: Option<String> = None;
+    let mut first = true;
     loop {
         let mut q = base.clone();
         q.extend(cursor.take().map(|c| ("cursor", c)));
@@ -151,13 +147,8 @@ fn alerts(
             next: Option<String>,
         }
         let page: Page = client.get("/v1/alerts", &q)?.map_err(anyhow::Error::msg)?;
-        for alert in &page.alerts {
-            if json {
-                writeln!(out(), "{}", serde_json::to_string(alert)?)?;
-            } else {
-                writeln!(out(), "{alert}")?;
-            }
-        }
+        print_alerts(&page.alerts, json, first && page.next.is_none())?;
+        first = false;
         match page.next {
             Some(next) => cursor = Some(next),
             None => return Ok(()),

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::governance::{Rule, Severity, Status, ViewError};
 use crate::ledger::PublishError;
-use crate::query::{self, AlertQuery, ArtifactName, PageError, TrainingDecision};
+use crate::query::{self, AlertQuery, ArtifactName, LiveAnswer, PageError, TrainingDecision};
 use crate::store::Storage;
 use crate::when::parse_time;
 
@@ -60,7 +60,6 @@ pub(super) struct StateParams {
 ), responses(
     (status = 200, description = "What was live.", body = StateAnswer),
     (status = 400, description = "A parameter is wrong.", body = Problem, content_type = "application/problem+json"),
-    (status = 404, description = "Nothing was deployed there by then.", body = Problem, content_type = "application/problem+json"),
     (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -69,10 +68,9 @@ pub(super) async fn state<S: Storage>(
     Params(p): Params<StateParams>,
 ) -> Result<Json<StateAnswer>, Problem> {
     let at = time_param("at", p.at.as_deref())?.unwrap_or_else(|| chrono::Utc::now().fixed_offset());
+    // Nothing deployed by then is an answer too: an empty list of what was live.
     let answer = query::state(&*api.store, &p.app, &p.env, at).map_err(view_problem)?;
-    let answer = answer.ok_or_else(|| {
-        Problem::not_found(format!("Nothing was deployed to {} in {} by {}.", p.app, p.env, at.to_rfc3339()))
-    })?;
+    let answer = answer.unwrap_or_else(|| LiveAnswer::empty(&p.app, &p.env, at));
     let entries = answer.entries.clone();
     Ok(Json(api.proven(answer, &entries, &p.with)?))
 }
