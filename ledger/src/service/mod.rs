@@ -204,6 +204,11 @@ async fn start_http<S: Storage>(
     Ok((server, announced))
 }
 
+/// The cores this process may use.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
+
 /// The service's tokens; a warning when there are none.
 fn tokens(config: &ServeConfig) -> Result<Tokens, TokenError> {
     let tokens = Tokens::open(config.tokens.clone())?;
@@ -258,6 +263,7 @@ pub fn run_until<S: Storage>(
             store: Arc::clone(&store),
             tokens: Arc::new(tokens(&config)?),
             validator: Arc::clone(&validator),
+            validating: Arc::new(tokio::sync::Semaphore::new(cores())),
             limits: config.http.limits.clone(),
             metrics: metrics_handle(),
             metrics_open: config.http.metrics_open,

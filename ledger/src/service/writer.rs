@@ -21,8 +21,12 @@ use crate::ledger::Ledger;
 use crate::log::{LogError, Status};
 use crate::store::Storage;
 
-/// The most records one round appends.
-pub const MAX_GROUP: usize = 20_000;
+/// The most records one round appends (a round always takes at least one whole batch).
+/// Readers of the store wait while sled applies a batch, so the group is kept small: with 8
+/// producers posting 500 events a request (ops/bench/http), groups of up to 20,000 records
+/// gave readers a p99 of 47 ms, 1,000 gave 25 ms and 500 gave 17 ms, at the same intake rate
+/// (about 24,000 events/s).
+pub const MAX_GROUP: usize = 500;
 
 /// What readers need of the log, as of the last round.
 #[derive(Clone, Debug)]

@@ -189,9 +189,13 @@ async fn intake<S: Storage>(
     }
     let validator = Arc::clone(&api.validator);
     let (token, peer) = (token.to_string(), peer.to_string());
-    let records = tokio::task::spawn_blocking(move || validate(&validator, raw, &token, &peer))
-        .await
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, format!("validation failed: {e}")))?;
+    let permit = Arc::clone(&api.validating).acquire_owned().await.expect("the semaphore is never closed");
+    let records = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        validate(&validator, raw, &token, &peer)
+    })
+    .await
+    .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, format!("validation failed: {e}")))?;
     let items = if params.dry_run { dry_run(&records) } else { store(api, records).await? };
     let answer = IntakeAnswer { errors: items.iter().any(ItemOutcome::refused), items };
     if framing == Framing::One {

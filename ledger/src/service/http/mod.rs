@@ -80,6 +80,9 @@ pub struct Api<S: Storage> {
     pub tokens: Arc<Tokens>,
     /// The event validator.
     pub validator: Arc<Validator>,
+    /// Validations running at once: one per core. More would not validate faster, and every
+    /// extra runnable thread delays the answers to readers.
+    pub validating: Arc<tokio::sync::Semaphore>,
     /// Client limits.
     pub limits: HttpLimits,
     /// The Prometheus registry.
