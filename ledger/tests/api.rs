@@ -21,6 +21,8 @@ fn routes() -> Vec<(&'static str, &'static str, &'static str)> {
         ("GET", "/v1/proofs/consistency?from=1", "reader"),
         ("GET", "/v1/quarantine", "reader"),
         ("GET", "/v1/integrity", "reader"),
+        ("GET", "/v1/artifacts?kind=model", "reader"),
+        ("GET", "/v1/apps", "reader"),
         ("GET", "/v1/state?app=support-assistant&env=prod", "reader"),
         ("GET", "/v1/artifacts/model/support-model/1", "reader"),
         ("GET", "/v1/training/ft-1", "reader"),
@@ -276,6 +278,8 @@ const ROUTES: &[&str] = &[
     "/v1/proofs/consistency",
     "/v1/quarantine",
     "/v1/integrity",
+    "/v1/artifacts",
+    "/v1/apps",
     "/v1/state",
     "/v1/artifacts/{kind}/{name}/{version}",
     "/v1/training/{job}",
@@ -322,6 +326,10 @@ fn the_cli_asks_a_running_service_and_prints_what_it_prints_locally() {
         vec!["query", "state", "--app", "support-assistant", "--env", "prod", "--at", "2026-04-20T00:00:00Z"],
         vec!["query", "artifact", "model/support-assistant-base@3.1.0", "--json"],
         vec!["query", "training", "--job", "ft-support-2026-04-10"],
+        vec!["query", "artifacts"],
+        vec!["query", "artifacts", "--kind", "model", "--name", "support", "--json"],
+        vec!["query", "apps"],
+        vec!["query", "apps", "--json"],
         vec![
             "gate",
             "training",
@@ -342,6 +350,13 @@ fn the_cli_asks_a_running_service_and_prints_what_it_prints_locally() {
         })
         .collect();
     assert!(server.stop().success());
+    let listed = &answers[questions.iter().position(|q| q == &vec!["query", "artifacts"]).unwrap()].1;
+    assert!(listed.contains("model/support-assistant-base@3.1.0") && listed.contains("registered (entry"), "{listed}");
+    let apps = &answers[questions.iter().position(|q| q == &vec!["query", "apps"]).unwrap()].1;
+    assert!(
+        apps.contains("support-assistant in prod:") && apps.contains("prompt/support-assistant-system@8"),
+        "{apps}"
+    );
     for (args, (code, text)) in questions.iter().zip(answers) {
         let local = evidence().arg("--data-dir").arg(&server.data).args(args).output().unwrap();
         assert_eq!((code, text), (local.status.code(), stdout(&local)), "evidence {args:?}, remote and local");

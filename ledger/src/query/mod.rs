@@ -5,6 +5,7 @@
 
 mod alerts;
 mod artifact;
+mod catalog;
 mod live;
 mod training;
 
@@ -14,6 +15,7 @@ use evidence_schemas::ArtifactKind;
 
 pub use self::alerts::{alert_page, alerts, policy_versions, AlertPage, AlertQuery, BadCursor, PageError};
 pub use self::artifact::{artifact, ArtifactHistory, Step};
+pub use self::catalog::{apps, artifacts, AppList, AppSummary, ArtifactList, ArtifactSearch, ArtifactSummary, LiveNow};
 pub use self::live::{state, GateStatus, LiveAnswer, LiveArtifactAnswer};
 pub use self::training::{training, training_gate, BatchUse, Decision, TrainingAnswer, TrainingDecision};
 use crate::governance::model::Cite;

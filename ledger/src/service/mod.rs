@@ -255,9 +255,7 @@ pub fn run_until<S: Storage>(
             audit::spawn(Arc::clone(&store), writer.clone(), config.self_audit_every, Arc::clone(&auditing));
         let validator = Arc::new(Validator::default());
         let (stopping, stopped) = tokio::sync::watch::channel(false);
-        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move { drop(rx.wait_for(|s| *s).await) };
         let api = Api {
             writer: writer.clone(),
             store: Arc::clone(&store),

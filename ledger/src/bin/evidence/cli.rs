@@ -333,6 +333,27 @@ pub(crate) enum QueryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The artifacts the ledger knows, to ask `query artifact` about.
+    Artifacts {
+        /// One kind (model, prompt, tool_schema, index, route, dataset, config).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Names starting with this.
+        #[arg(long)]
+        name: Option<String>,
+        /// Versions with this digest.
+        #[arg(long)]
+        digest: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every app and env the ledger saw a deploy to, with what is live in each now.
+    Apps {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl StoreArgs {

@@ -171,6 +171,33 @@ fn publish_command(store: &StoreArgs, file: &std::path::Path, actor: Option<Stri
     print_published(&version, seq, json)
 }
 
+fn rebuild_command(store: &StoreArgs, json: bool) -> anyhow::Result<()> {
+    let mut ledger = open_reading(store)?;
+    let started = Instant::now();
+    let entries = ledger.rebuild()?;
+    let alerts = query::alerts(ledger.store(), None, None, None)?;
+    let open = alerts.iter().filter(|a| a.status == AlertStatus::Open).count();
+    let secs = started.elapsed().as_secs_f64();
+    if json {
+        let report = serde_json::json!({ "entries": entries, "seconds": secs, "alerts": alerts.len(), "open": open });
+        writeln!(out(), "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        let n = alerts.len();
+        writeln!(out(), "Rebuilt the views from {entries} entries in {secs:.1} s: {n} alert(s), {open} open.")?;
+    }
+    Ok(())
+}
+
+fn checkpoint_command(store: &StoreArgs, cut: bool, json: bool) -> anyhow::Result<()> {
+    let access = if cut { Access::Append } else { Access::Read };
+    let mut log = store.dir().open_log(access, CheckpointPolicy::default())?;
+    if cut {
+        log.checkpoint_now()?;
+    }
+    let size = log.latest_checkpoint().map(|c| c.size).context("The log has no checkpoint yet.")?;
+    print_checkpoint(&log.checkpoint_note(size)?.context("The latest checkpoint is missing.")?, json)
+}
+
 /// What `policy publish` prints.
 fn print_published(version: &str, seq: u64, json: bool) -> anyhow::Result<()> {
     if json {
@@ -257,6 +284,13 @@ fn policy_check_command(store: &StoreArgs, file: &std::path::Path, json: bool) -
     }
 }
 
+/// An artifact kind by its name in the contract.
+fn parse_kind(kind: &str) -> anyhow::Result<evidence_schemas::ArtifactKind> {
+    serde_json::from_value(serde_json::Value::String(kind.to_string())).map_err(|_| {
+        anyhow::anyhow!("{kind:?} is not an artifact kind (model, prompt, tool_schema, index, route, dataset, config)")
+    })
+}
+
 /// Question 1's answer; an empty one says so.
 fn print_state(answer: &query::LiveAnswer, json: bool) -> anyhow::Result<()> {
     if answer.artifacts.is_empty() && !json {
@@ -283,6 +317,15 @@ fn query_command(store: &StoreArgs, command: QueryCommand) -> anyhow::Result<()>
             let answer = query::artifact(store, &artifact)?
                 .with_context(|| format!("The ledger has no record of {artifact}."))?;
             print_json_or_text(&answer, json)
+        }
+        QueryCommand::Artifacts { kind, name, digest, json } => {
+            let kind = kind.as_deref().map(parse_kind).transpose()?;
+            let search = query::ArtifactSearch { kind, name, digest };
+            let list = query::artifacts(store, &search, None, usize::MAX)?;
+            print_json_or_text(&list, json)
+        }
+        QueryCommand::Apps { json } => {
+            print_json_or_text(&query::apps(store, chrono::Utc::now().timestamp_micros())?, json)
         }
         QueryCommand::Training { job, json } => {
             let answer =
@@ -379,15 +422,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return ingest_command(store, &file, IngestOptions { batch_size, max_event_bytes }, checkpoints.policy());
         }
         Command::Status { json } => status_command(store, json)?,
-        Command::Checkpoint { cut, json } => {
-            let access = if cut { Access::Append } else { Access::Read };
-            let mut log = store.dir().open_log(access, CheckpointPolicy::default())?;
-            if cut {
-                log.checkpoint_now()?;
-            }
-            let size = log.latest_checkpoint().map(|c| c.size).context("The log has no checkpoint yet.")?;
-            print_checkpoint(&log.checkpoint_note(size)?.context("The latest checkpoint is missing.")?, json)?;
-        }
+        Command::Checkpoint { cut, json } => checkpoint_command(store, cut, json)?,
         Command::Proof { seq, size, json } => {
             let proof = store.dir().open_log(Access::Read, CheckpointPolicy::default())?.inclusion_proof(seq, size)?;
             print_json_or_text(&proof, json)?;
@@ -421,25 +456,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts { since, rule, status, json } => {
             alerts_command(store, AlertFilter { since, rule, status }, json)?
         }
-        Command::Rebuild { json } => {
-            let mut ledger = open_reading(store)?;
-            let started = Instant::now();
-            let entries = ledger.rebuild()?;
-            let alerts = query::alerts(ledger.store(), None, None, None)?;
-            let open = alerts.iter().filter(|a| a.status == AlertStatus::Open).count();
-            let secs = started.elapsed().as_secs_f64();
-            if json {
-                let report =
-                    serde_json::json!({ "entries": entries, "seconds": secs, "alerts": alerts.len(), "open": open });
-                writeln!(out(), "{}", serde_json::to_string_pretty(&report)?)?;
-            } else {
-                writeln!(
-                    out(),
-                    "Rebuilt the views from {entries} entries in {secs:.1} s: {} alert(s), {open} open.",
-                    alerts.len()
-                )?;
-            }
-        }
+        Command::Rebuild { json } => rebuild_command(store, json)?,
         Command::Demo { keep } => evidence_ledger::demo::run(&mut out(), keep.as_deref())?,
         Command::Validate { file, json } => return validate_command(&file, json),
         Command::Completions { shell } => {

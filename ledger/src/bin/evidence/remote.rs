@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use evidence_ledger::governance::{policy, Alert};
 use evidence_ledger::log::{ConsistencyProof, InclusionProof, Status};
-use evidence_ledger::query::{ArtifactHistory, Decision, LiveAnswer, TrainingAnswer, TrainingDecision};
+use evidence_ledger::query::{
+    AppList, ArtifactHistory, ArtifactList, Decision, LiveAnswer, TrainingAnswer, TrainingDecision,
+};
 use evidence_ledger::service::http::{IntakeAnswer, ItemOutcome, PolicyPublished};
 use evidence_ledger::text::esc;
 
@@ -103,6 +105,29 @@ fn query(client: &Client, command: QueryCommand) -> anyhow::Result<()> {
                 format!("/v1/artifacts/{}/{}/{}", artifact.kind.as_str(), enc(&artifact.name), enc(&artifact.version));
             let answer: ArtifactHistory = client.get(&path, &[])?.map_err(anyhow::Error::msg)?;
             print_json_or_text(&answer, json)
+        }
+        QueryCommand::Artifacts { kind, name, digest, json } => {
+            let mut q = vec![("limit", "1000".to_string())];
+            q.extend(kind.map(|k| ("kind", k)));
+            q.extend(name.map(|n| ("name", n)));
+            q.extend(digest.map(|d| ("digest", d)));
+            let mut all = ArtifactList { artifacts: Vec::new(), next: None };
+            loop {
+                let page: ArtifactList = client.get("/v1/artifacts", &q)?.map_err(anyhow::Error::msg)?;
+                all.artifacts.extend(page.artifacts);
+                match page.next {
+                    Some(next) => {
+                        q.retain(|(k, _)| *k != "cursor");
+                        q.push(("cursor", next));
+                    }
+                    None => break,
+                }
+            }
+            print_json_or_text(&all, json)
+        }
+        QueryCommand::Apps { json } => {
+            let apps: AppList = client.get("/v1/apps", &[])?.map_err(anyhow::Error::msg)?;
+            print_json_or_text(&apps, json)
         }
         QueryCommand::Training { job, json } => {
             let answer: TrainingAnswer =

@@ -11,6 +11,7 @@
 //! `server` (the accept loop: connection cap, header timeout, graceful stop), `problem`.
 
 mod audit;
+mod catalog;
 mod intake;
 mod openapi;
 mod problem;
@@ -120,6 +121,7 @@ pub fn router<S: Storage>(api: Arc<Api<S>>) -> Router {
         .merge(intake::routes())
         .merge(records::routes())
         .merge(audit::routes())
+        .merge(catalog::routes())
         .fallback(|| async { Problem::not_found("There is no such route; GET /openapi.json lists them.") })
         .layer(middleware::from_fn_with_state(Arc::clone(&api), authorize::<S>))
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))

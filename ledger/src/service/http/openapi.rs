@@ -15,11 +15,12 @@ use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::OpenApi as _;
 
 use super::audit::{self, GateRequest, PolicyPublished, PolicyRequest};
+use super::catalog;
 use super::intake::{self, IntakeAnswer};
 use super::records::{self, EntriesPage, EntryAnswer, IntegrityAnswer, QuarantinePage, ServiceStatus};
 use super::{AlertsAnswer, ArtifactAnswer, JobAnswer, Problem, StateAnswer};
 use crate::log::{ConsistencyProof, InclusionProof};
-use crate::query::TrainingDecision;
+use crate::query::{AppList, ArtifactList, TrainingDecision};
 
 /// Makes each type a utoipa schema by reference to its schemars definition.
 macro_rules! schemars_components {
@@ -70,6 +71,8 @@ schemars_components!(
     GateRequest,
     PolicyRequest,
     PolicyPublished,
+    ArtifactList,
+    AppList,
 );
 
 #[derive(utoipa::OpenApi)]
@@ -98,6 +101,8 @@ schemars_components!(
         audit::alerts,
         audit::training_gate,
         audit::publish,
+        catalog::artifacts,
+        catalog::apps,
     )
 )]
 struct ApiDoc;
