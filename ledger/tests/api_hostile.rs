@@ -289,3 +289,40 @@ fn produce(
     }
     acknowledged
 }
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish_then_stops_cleanly() {
+    let mut server = Server::start(&[]);
+    let data = server.data.clone();
+    let events: Vec<String> = (0..2000).map(valid_event).collect();
+    let body = events.join("\n");
+    let (head, tail) = body.as_bytes().split_at(body.len() / 2);
+    let mut stream = TcpStream::connect(host(&server)).unwrap();
+    let request = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: {NDJSON}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.producer,
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(head).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // The stop is asked for with half the body sent; the rest follows.
+    std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(tail).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{}", &answer[..answer.len().min(300)]);
+    assert!(answer.contains("\"errors\":false"), "{}", &answer[..answer.len().min(300)]);
+    let status = common::wait_exit(&mut server.child, Duration::from_secs(30), "serve stops after the request");
+    assert!(status.success(), "{status}");
+    let s = common::status(&data);
+    assert_eq!((s["entries"].as_u64(), s["checkpoint_size"].as_u64()), (Some(2000), Some(2000)), "{s}");
+    // Connections after the stop are refused: the listener is closed.
+    assert!(TcpStream::connect(host(&server)).is_err(), "nothing listens once stopped");
+}
+
+fn valid_event(i: u64) -> String {
+    sample_event(i)
+}
