@@ -413,3 +413,45 @@ fn urlencode(text: &str) -> String {
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
+
+#[test]
+fn with_a_certificate_the_api_speaks_tls_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "openssl: {}", stderr(&made));
+    let mut server = Server::start(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
+    let curl = |url: &str, extra: &[&str]| {
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(&cert)
+            .args(extra)
+            .arg(url)
+            .output()
+            .unwrap()
+    };
+    let auth = format!("Authorization: Bearer {}", server.reader);
+    let status = curl(&format!("{}/v1/status", server.url), &["-H", &auth]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let body: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(body["entries"], 0, "{body}");
+    // Plain HTTP on the TLS port gets no answer; a client that does not trust the certificate
+    // refuses it.
+    let plain = curl(&server.url.replace("https://", "http://"), &[]);
+    assert!(!plain.status.success() || !stdout(&plain).contains("entries"), "{}", stdout(&plain));
+    let untrusted = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", &format!("{}/healthz", server.url)])
+        .output()
+        .unwrap();
+    assert!(!untrusted.status.success(), "a self-signed certificate is not trusted by default");
+    assert!(server.stop().success());
+}

@@ -10,7 +10,7 @@ use clap::Args;
 use evidence_ingest::kafka::KafkaConfig;
 use serde::Deserialize;
 
-use super::http::HttpLimits;
+use super::http::{HttpLimits, TlsFiles};
 use super::tokens::TokenFile;
 use crate::ledger::IngestOptions;
 use crate::log::CheckpointPolicy;
@@ -38,6 +38,9 @@ pub enum ConfigError {
     /// A listen address that is not one.
     #[error("--listen {0:?} is not an address such as 127.0.0.1:8700")]
     Listen(String),
+    /// One of the TLS files without the other.
+    #[error("--tls-cert and --tls-key go together: give both, or neither for plain HTTP")]
+    Tls,
     /// A limit of zero.
     #[error("{0} must be at least 1")]
     Zero(&'static str),
@@ -109,6 +112,12 @@ pub struct ServeArgs {
     /// Serve /metrics without a token.
     #[arg(long, env = "EVIDENCE_METRICS_OPEN")]
     pub metrics_open: bool,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "EVIDENCE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "EVIDENCE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// Seconds between self-audits of the whole log (default 3600; one runs at start).
     #[arg(long, env = "EVIDENCE_SELF_AUDIT_INTERVAL_SECS")]
     pub self_audit_interval_secs: Option<u64>,
@@ -144,6 +153,8 @@ struct HttpSection {
     max_connections: Option<usize>,
     write_queue: Option<usize>,
     metrics_open: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,12 +187,14 @@ pub struct HttpConfig {
     pub limits: HttpLimits,
     /// Whether `/metrics` answers without a token.
     pub metrics_open: bool,
+    /// The certificate and key to serve HTTPS with, if any.
+    pub tls: Option<TlsFiles>,
 }
 
 impl HttpConfig {
-    /// On `listen`, with the default limits, `/metrics` behind a token.
+    /// On `listen`, with the default limits, `/metrics` behind a token, plain HTTP.
     pub fn on(listen: SocketAddr) -> Self {
-        HttpConfig { listen, limits: HttpLimits::default(), metrics_open: false }
+        HttpConfig { listen, limits: HttpLimits::default(), metrics_open: false, tls: None }
     }
 }
 
@@ -292,6 +305,11 @@ impl ServeArgs {
             )?,
             queue: positive(self.write_queue.or(file.write_queue).unwrap_or(d.queue), "--write-queue")?,
         };
-        Ok(HttpConfig { listen, limits, metrics_open: self.metrics_open || file.metrics_open.unwrap_or(false) })
+        let tls = match (self.tls_cert.clone().or(file.tls_cert), self.tls_key.clone().or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => return Err(ConfigError::Tls),
+        };
+        Ok(HttpConfig { listen, limits, metrics_open: self.metrics_open || file.metrics_open.unwrap_or(false), tls })
     }
 }

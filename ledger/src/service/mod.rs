@@ -53,6 +53,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] http::TlsError),
     /// The tokens file could not be read.
     #[error(transparent)]
     Tokens(#[from] TokenError),
@@ -167,9 +170,9 @@ pub struct Announcement {
 }
 
 /// Writes the service's process id and URL to `path` (best effort: a failure is logged).
-fn announce(path: Option<&std::path::Path>, addr: std::net::SocketAddr) -> Option<&std::path::Path> {
+fn announce<'p>(path: Option<&'p std::path::Path>, url: &str) -> Option<&'p std::path::Path> {
     let path = path?;
-    let text = serde_json::to_string(&Announcement { pid: std::process::id(), url: format!("http://{addr}") })
+    let text = serde_json::to_string(&Announcement { pid: std::process::id(), url: url.to_string() })
         .expect("an announcement serializes");
     match std::fs::write(path, text) {
         Ok(()) => Some(path),
@@ -192,15 +195,19 @@ async fn start_http<S: Storage>(
     api: Api<S>,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(tokio::task::JoinHandle<()>, Option<std::path::PathBuf>), ServeError> {
+    let tls = config.http.tls.as_ref().map(http::acceptor).transpose()?;
     let listen = config.http.listen;
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|source| ServeError::Listen { addr: listen, source })?;
     let addr = listener.local_addr()?;
-    tracing::info!(message = "Listening.", addr = %addr, url = %format!("http://{addr}"));
-    let announced = announce(config.announce.as_deref(), addr).map(std::path::Path::to_path_buf);
+    let url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
+    tracing::info!(message = "Listening.", addr = %addr, url = %url);
+    let announced = announce(config.announce.as_deref(), &url).map(std::path::Path::to_path_buf);
     let limits = config.http.limits.clone();
     let server =
-        tokio::spawn(async move { http::serve(listener, http::router(Arc::new(api)), &limits, stopped, GRACE).await });
+        tokio::spawn(
+            async move { http::serve(listener, http::router(Arc::new(api)), &limits, tls, stopped, GRACE).await },
+        );
     Ok((server, announced))
 }
 

@@ -487,7 +487,11 @@ fn held_by_service(data_dir: &std::path::Path, e: &anyhow::Error) -> Option<Stri
         c.downcast_ref::<evidence_ledger::store::StorageError>()
             .is_some_and(|s| s.kind == evidence_ledger::store::StorageErrorKind::Locked)
     });
-    let service = evidence_ledger::service::announced(data_dir).filter(|_| locked)?;
+    // The file names the service; the lock file names who holds the store now. A service that
+    // crashed left its file behind, and another process may hold the store: say nothing then.
+    let lock = data_dir.join(evidence_verifier::layout::LOG_DIR).join(evidence_ledger::store::LOCK_FILE);
+    let holder: Option<u32> = std::fs::read_to_string(lock).ok().and_then(|t| t.trim().parse().ok());
+    let service = evidence_ledger::service::announced(data_dir).filter(|s| locked && holder == Some(s.pid))?;
     Some(format!(
         "`evidence serve` (process {}) holds this ledger and answers at {}: run the command with --server {} (or EVIDENCE_SERVER={}) and a token in EVIDENCE_TOKEN.",
         service.pid, service.url, service.url, service.url

@@ -17,6 +17,7 @@ mod openapi;
 mod problem;
 mod records;
 mod server;
+mod tls;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +37,7 @@ pub use self::intake::{IntakeAnswer, ItemOutcome};
 pub use self::problem::{Invalid, Problem};
 pub use self::records::{EntriesPage, EntryAnswer, IntegrityAnswer, QuarantinePage, ServiceStatus};
 pub use self::server::{serve, Listening};
+pub use self::tls::{acceptor, TlsError, TlsFiles};
 use super::tokens::{Caller, Role, Tokens};
 use super::writer::WriterHandle;
 use crate::log::{InclusionProof, LogAt};

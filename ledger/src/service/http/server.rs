@@ -17,6 +17,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use super::HttpLimits;
@@ -28,11 +29,13 @@ pub struct Listening {
     pub addr: SocketAddr,
 }
 
-/// Serves `router` on `listener` until `stop` completes, then drains within `grace`.
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `stop` completes, then
+/// drains within `grace`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &HttpLimits,
+    tls: Option<TlsAcceptor>,
     stop: impl Future<Output = ()>,
     grace: Duration,
 ) {
@@ -56,7 +59,9 @@ pub async fn serve(
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             metrics::counter!("evidence_http_connections_refused_total").increment(1);
-            tokio::spawn(refuse(stream, limits.max_connections));
+            if tls.is_none() {
+                tokio::spawn(refuse(stream, limits.max_connections));
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -65,12 +70,23 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+        let (http, watcher, tls, handshake) = (http.clone(), graceful.watcher(), tls.clone(), limits.header_timeout);
         metrics::gauge!("evidence_http_connections").increment(1.0);
         tokio::spawn(async move {
+            let service = TowerToHyperService::new(service);
+            let served = match tls {
+                None => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                // The handshake is bounded like the headers are.
+                Some(tls) => match tokio::time::timeout(handshake, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                    Ok(Err(_)) | Err(_) => {
+                        metrics::counter!("evidence_http_tls_handshakes_failed_total").increment(1);
+                        Ok(())
+                    }
+                },
+            };
             // A connection ends by the client, a timeout or an error: all are the client's.
-            if let Err(error) = connection.await {
+            if let Err(error) = served {
                 if error.is_timeout() {
                     metrics::counter!("evidence_http_connections_timed_out_total").increment(1);
                 }
