@@ -60,8 +60,6 @@ pub(super) struct StateParams {
 ), responses(
     (status = 200, description = "What was live.", body = StateAnswer),
     (status = 400, description = "A parameter is wrong.", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn state<S: Storage>(
     State(api): State<Arc<Api<S>>>,
@@ -85,8 +83,6 @@ pub(super) async fn state<S: Storage>(
 ), responses(
     (status = 200, description = "The history.", body = ArtifactAnswer),
     (status = 404, description = "The ledger has no record of it.", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn artifact<S: Storage>(
     State(api): State<Arc<Api<S>>>,
@@ -112,8 +108,6 @@ pub(super) async fn artifact<S: Storage>(
 ), responses(
     (status = 200, description = "The job's batches.", body = JobAnswer),
     (status = 404, description = "No such job.", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn training<S: Storage>(
     State(api): State<Arc<Api<S>>>,
@@ -184,8 +178,6 @@ impl AlertParams {
 ), responses(
     (status = 200, description = "A page of alerts.", body = AlertsAnswer),
     (status = 400, description = "A parameter is wrong.", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn alerts<S: Storage>(
     State(api): State<Arc<Api<S>>>,
@@ -220,8 +212,6 @@ pub struct GateRequest {
 #[utoipa::path(post, path = "/v1/gates/training", tag = "gates", request_body = GateRequest, responses(
     (status = 200, description = "The decision, allow or deny, with a verdict per batch.", body = TrainingDecision),
     (status = 400, description = "The question is not well formed.", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn training_gate<S: Storage>(
     State(api): State<Arc<Api<S>>>,
@@ -262,8 +252,6 @@ pub struct PolicyPublished {
     (status = 201, description = "Published.", body = PolicyPublished),
     (status = 400, description = "Not a valid policy.", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "That version was published before.", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn publish<S: Storage>(
     State(api): State<Arc<Api<S>>>,

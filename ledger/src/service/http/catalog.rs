@@ -39,8 +39,6 @@ pub(super) struct ArtifactParams {
 ), responses(
     (status = 200, description = "A page of artifacts.", body = ArtifactList),
     (status = 400, description = "A parameter is wrong.", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn artifacts<S: Storage>(
     State(api): State<Arc<Api<S>>>,
@@ -66,8 +64,6 @@ pub(super) async fn artifacts<S: Storage>(
 /// Every app and env the ledger saw a deploy to, with what is live in each now.
 #[utoipa::path(get, path = "/v1/apps", tag = "find", responses(
     (status = 200, description = "The apps.", body = AppList),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn apps<S: Storage>(State(api): State<Arc<Api<S>>>) -> Result<Json<AppList>, Problem> {
     let now = chrono::Utc::now().timestamp_micros();

@@ -136,8 +136,6 @@ pub struct IntakeAnswer {
     (status = 413, description = "The body is over the size limit, or holds too many events.", body = Problem, content_type = "application/problem+json"),
     (status = 415, description = "Not one of the content types intake reads.", body = Problem, content_type = "application/problem+json"),
     (status = 503, description = "The write queue is full, or the ledger is stopping: retry after Retry-After.", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn post_events<S: Storage>(
     State(api): State<Arc<Api<S>>>,

@@ -116,11 +116,35 @@ pub(super) fn document() -> &'static Value {
         doc["components"]["securitySchemes"] =
             json!({ "bearer": { "type": "http", "scheme": "bearer", "description": "A token from `evidence token create`." } });
         doc["security"] = json!([{ "bearer": [] }]);
-        for open in ["/healthz", "/readyz"] {
-            doc["paths"][open]["get"]["security"] = json!([]);
-        }
+        refusals(&mut doc);
         doc
     })
+}
+
+/// Every operation but the open ones needs a token: each gets the bearer requirement's two
+/// refusals here, in one place, rather than in every handler's attribute.
+fn refusals(doc: &mut Value) {
+    let refusal = |description: &str| {
+        json!({ "description": description,
+                "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/ProblemDetails" } } } })
+    };
+    let Some(paths) = doc["paths"].as_object_mut() else { return };
+    for (path, item) in paths {
+        let Some(operations) = item.as_object_mut() else { continue };
+        for operation in operations.values_mut() {
+            if path == "/healthz" || path == "/readyz" {
+                operation["security"] = json!([]);
+                continue;
+            }
+            let unknown = if path == "/metrics" {
+                "No token, or an unknown one (unless the operator opened /metrics)."
+            } else {
+                "No token, or one this ledger did not issue."
+            };
+            operation["responses"]["401"] = refusal(unknown);
+            operation["responses"]["403"] = refusal("The token's role does not allow this route.");
+        }
+    }
 }
 
 /// The OpenAPI 3.1 document of this API.

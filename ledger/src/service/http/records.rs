@@ -73,8 +73,6 @@ pub struct ServiceStatus {
 /// how far the views are.
 #[utoipa::path(get, path = "/v1/status", tag = "log", responses(
     (status = 200, description = "The status.", body = ServiceStatus),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn status<S: Storage>(State(api): State<Arc<Api<S>>>) -> Json<ServiceStatus> {
     let p = api.writer.published();
@@ -85,8 +83,6 @@ pub(super) async fn status<S: Storage>(State(api): State<Arc<Api<S>>>) -> Json<S
 #[utoipa::path(get, path = "/v1/checkpoint", tag = "log", responses(
     (status = 200, description = "The signed note (C2SP tlog-checkpoint).", body = String, content_type = "text/plain"),
     (status = 404, description = "No checkpoint yet.", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn checkpoint<S: Storage>(State(api): State<Arc<Api<S>>>) -> Result<Response, Problem> {
     let note = api.log().latest_note().map_err(log_problem)?;
@@ -134,8 +130,6 @@ fn entry_answer(seq: u64, record: &[u8]) -> Result<EntryAnswer, Problem> {
 #[utoipa::path(get, path = "/v1/entries/{seq}", tag = "log", params(("seq" = u64, Path, description = "The entry's sequence number.")), responses(
     (status = 200, description = "The entry.", body = EntryAnswer),
     (status = 404, description = "No such entry.", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn entry<S: Storage>(
     State(api): State<Arc<Api<S>>>,
@@ -174,8 +168,6 @@ pub struct EntriesPage {
 ), responses(
     (status = 200, description = "A page of entries.", body = EntriesPage),
     (status = 400, description = "A parameter is wrong.", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn entries<S: Storage>(
     State(api): State<Arc<Api<S>>>,
@@ -208,8 +200,6 @@ pub(super) struct InclusionParams {
 ), responses(
     (status = 200, description = "The proof.", body = InclusionProof),
     (status = 404, description = "No checkpoint of that size, or the entry is not yet in one.", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn inclusion<S: Storage>(
     State(api): State<Arc<Api<S>>>,
@@ -232,8 +222,6 @@ pub(super) struct ConsistencyParams {
 ), responses(
     (status = 200, description = "The proof.", body = ConsistencyProof),
     (status = 404, description = "No checkpoint of that size.", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn consistency<S: Storage>(
     State(api): State<Arc<Api<S>>>,
@@ -265,8 +253,6 @@ pub struct QuarantinePage {
     ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
 ), responses(
     (status = 200, description = "A page of records.", body = QuarantinePage),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn quarantine<S: Storage>(
     State(api): State<Arc<Api<S>>>,
@@ -310,8 +296,6 @@ pub struct IntegrityAnswer {
     ("checkpoint" = Option<String>, Query, description = "A signed checkpoint note saved earlier (its text, URL-encoded)."),
 ), responses(
     (status = 200, description = "The integrity answer.", body = IntegrityAnswer),
-    (status = 401, description = "No token, or one this ledger did not issue.", body = Problem, content_type = "application/problem+json"),
-    (status = 403, description = "The token's role does not allow this route.", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(super) async fn integrity<S: Storage>(
     State(api): State<Arc<Api<S>>>,
