@@ -36,6 +36,9 @@ pub enum DemoError {
     /// A question could not be answered.
     #[error(transparent)]
     Views(#[from] ViewError),
+    /// A list could not be read.
+    #[error(transparent)]
+    Page(#[from] query::PageError),
     /// The log failed.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -119,6 +122,15 @@ fn answer_questions(out: &mut dyn Write, ledger: &Ledger<SledStorage>) -> Result
     writeln!(out, "$ evidence query artifact prompt/support-assistant-system@8")?;
     let name: ArtifactName = "prompt/support-assistant-system@8".parse().expect("a valid name");
     write!(out, "{}", query::artifact(store, &name)?.ok_or(DemoError::Missing("the seed scenario's prompt"))?)?;
+    writeln!(
+        out,
+        "\n== Audit question 3: which requests went where in April 2026, and which broke the approved routes?"
+    )?;
+    writeln!(out, "$ evidence query requests --from 2026-04-01T00:00:00Z --to 2026-05-01T00:00:00Z --violations")?;
+    let april = |day: &str| chrono::DateTime::parse_from_rfc3339(day).expect("a valid time");
+    let (from, to) = (april("2026-04-01T00:00:00Z"), april("2026-05-01T00:00:00Z"));
+    let q = query::RequestQuery { from, to, env: None, data_class: None, provider: None };
+    write!(out, "{}", query::requests(store, &q, Some(&query::ViolationPage { cursor: None, limit: 20 }))?)?;
     writeln!(out, "\n== Audit question 4: which feedback fed the retraining job, and was it vetted?")?;
     writeln!(out, "$ evidence query training --job ft-support-2026-04-10")?;
     let training = query::training(store, "ft-support-2026-04-10")?;

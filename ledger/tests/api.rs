@@ -26,6 +26,7 @@ fn routes() -> Vec<(&'static str, &'static str, &'static str)> {
         ("GET", "/v1/state?app=support-assistant&env=prod", "reader"),
         ("GET", "/v1/artifacts/model/support-model/1", "reader"),
         ("GET", "/v1/training/ft-1", "reader"),
+        ("GET", "/v1/requests?from=24h&violations=true", "reader"),
         ("GET", "/v1/alerts", "reader"),
         ("GET", "/metrics", "reader"),
         ("POST", "/v1/gates/training", "reader"),
@@ -178,6 +179,13 @@ fn questions(scenario: &str) -> (Vec<Triple>, Vec<Triple>, Vec<String>) {
     (states, artifacts, jobs)
 }
 
+/// Question 3's range in the scenario comparisons: every example's events are in it.
+const FROM: &str = "2000-01-01T00:00:00Z";
+const TO: &str = "2030-01-01T00:00:00Z";
+const RANGE: &str = "from=2000-01-01T00:00:00Z&to=2030-01-01T00:00:00Z";
+/// Question 3's filters in the scenario comparisons.
+const REQUEST_FILTERS: [&str; 4] = ["", "&env=prod", "&data_class=customer-pii&provider=openai", "&env=staging"];
+
 fn cli(data: &std::path::Path, args: &[&str]) -> Option<Value> {
     let out = evidence().arg("--data-dir").arg(data).args(args).output().unwrap();
     out.status.success().then(|| serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{args:?}: {e}")))
@@ -205,6 +213,25 @@ fn the_audit_answers_of_the_api_equal_the_clis_for_every_example_scenario() {
             api.push((a.status == 200).then(|| a.json()));
         }
         let alerts = server.get("/v1/alerts?limit=1000", &server.reader).json();
+        let mut requests = Vec::new();
+        for filter in REQUEST_FILTERS {
+            let a = server.get(&format!("/v1/requests?{RANGE}&violations=true&limit=1000{filter}"), &server.reader);
+            assert_eq!(a.status, 200, "{name}: {}", a.body);
+            requests.push(a.json());
+        }
+        // A page at a time, the violations are the same list.
+        let mut paged = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..1000 {
+            let page = server.get(&format!("/v1/requests?{RANGE}&violations=true&limit=1{cursor}"), &server.reader);
+            let page = page.json();
+            paged.extend(page["violations"].as_array().unwrap().iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => break,
+            }
+        }
+        assert_eq!(&paged, requests[0]["violations"].as_array().unwrap(), "{name}: violations page by page");
         let data = server.data.clone();
         assert!(server.stop().success(), "{name}: serve stops cleanly");
 
@@ -219,12 +246,23 @@ fn the_audit_answers_of_the_api_equal_the_clis_for_every_example_scenario() {
             want.push(cli(&data, &["query", "training", "--job", job, "--json"]));
         }
         assert_eq!(api, want, "{name}: questions 1, 2 and 4");
+        for (filter, answer) in REQUEST_FILTERS.iter().zip(&requests) {
+            let mut args = vec!["query", "requests", "--from", FROM, "--to", TO, "--violations", "--json"];
+            let pairs: Vec<&str> = filter.split(['&', '=']).filter(|p| !p.is_empty()).collect();
+            let flags: Vec<String> = pairs.chunks(2).map(|kv| format!("--{}", kv[0].replace('_', "-"))).collect();
+            for (flag, kv) in flags.iter().zip(pairs.chunks(2)) {
+                args.extend([flag.as_str(), kv[1]]);
+            }
+            assert_eq!(Some(answer.clone()), cli(&data, &args), "{name}: question 3, {filter:?}");
+        }
+        let breaches = requests[0]["breaches"].as_u64().unwrap();
+        assert_eq!(breaches > 0, name == "routing-unapproved", "{name}: {}", requests[0]);
         let out = evidence().arg("--data-dir").arg(&data).args(["alerts", "--json"]).output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         let cli_alerts: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(alerts["alerts"].as_array().unwrap(), &cli_alerts, "{name}: question 5");
         assert!(want.iter().any(Option::is_some) || !cli_alerts.is_empty(), "{name}: some question has an answer");
-        compared += want.len() + cli_alerts.len();
+        compared += want.len() + cli_alerts.len() + requests.len();
     }
     println!("{compared} answers compared");
     assert!(compared > 40, "{compared} answers compared");
@@ -283,6 +321,7 @@ const ROUTES: &[&str] = &[
     "/v1/state",
     "/v1/artifacts/{kind}/{name}/{version}",
     "/v1/training/{job}",
+    "/v1/requests",
     "/v1/alerts",
     "/v1/gates/training",
     "/v1/policy",
@@ -330,6 +369,8 @@ fn the_cli_asks_a_running_service_and_prints_what_it_prints_locally() {
         vec!["query", "artifacts", "--kind", "model", "--name", "support", "--json"],
         vec!["query", "apps"],
         vec!["query", "apps", "--json"],
+        vec!["query", "requests", "--from", FROM, "--to", TO, "--violations"],
+        vec!["query", "requests", "--from", FROM, "--to", TO, "--env", "prod", "--json"],
         vec![
             "gate",
             "training",

@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use chrono::DateTime;
 use common::stream::{event_at, feed, ledger};
 use common::Rng;
@@ -44,6 +46,53 @@ fn open(alerts: &[Alert]) -> Vec<Key> {
         .collect();
     out.sort();
     out
+}
+
+/// Audit question 3 over all time, every violation listed, checked against the events and
+/// the alerts: the counts are the requests of the stream by group, and the requests that
+/// broke the routes are exactly those the open `routing.unapproved` folds count. Returns the
+/// counts and the ids of the requests that broke the routes (entries differ by arrival).
+fn question3(l: &Ledger<MemStorage>, lines: &[String]) -> (Vec<query::RequestCount>, Vec<String>) {
+    let q = query::RequestQuery {
+        from: DateTime::parse_from_rfc3339("1900-01-01T00:00:00Z").unwrap(),
+        to: DateTime::parse_from_rfc3339("2200-01-01T00:00:00Z").unwrap(),
+        env: None,
+        data_class: None,
+        provider: None,
+    };
+    let page = query::ViolationPage { cursor: None, limit: usize::MAX };
+    let a = query::requests(l.log().store(), &q, Some(&page)).unwrap();
+    let mut want: BTreeMap<[String; 5], u64> = BTreeMap::new();
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "proxy.request" {
+            let s = |x: &serde_json::Value| x.as_str().unwrap_or_default().to_string();
+            let d = &v["data"];
+            *want
+                .entry([s(&v["env"]), s(&d["provider"]), s(&d["model"]), s(&d["region"]), s(&d["data_class"])])
+                .or_default() += 1;
+        }
+    }
+    let got: BTreeMap<[String; 5], u64> = a
+        .groups
+        .iter()
+        .map(|c| {
+            let g = &c.group;
+            ([g.env.clone(), g.provider.clone(), g.model.clone(), g.region.clone(), g.data_class.clone()], c.requests)
+        })
+        .collect();
+    assert_eq!(got, want, "requests by group");
+    let listed = a.violations.as_ref().unwrap();
+    assert_eq!(a.breaches, listed.len() as u64, "the breach counts are the requests listed");
+    let folded: u64 = alerts(l)
+        .iter()
+        .filter(|x| x.status == Status::Open && x.rule == Rule::RoutingUnapproved)
+        .map(|x| x.fold.as_ref().map_or(1, |f| f.occurrences))
+        .sum();
+    assert_eq!(a.breaches, folded, "the breaches are what the open routing folds count");
+    let mut ids: Vec<String> = listed.iter().map(|b| b.request_id.clone()).collect();
+    ids.sort();
+    (a.groups, ids)
 }
 
 fn is_policy(line: &str) -> bool {
@@ -120,7 +169,9 @@ fn every_scenario_ends_with_the_same_open_alerts_in_any_arrival_order() {
     let mut resolved = 0;
     for (name, text) in SCENARIOS {
         let lines: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
-        let want = open(&alerts(&run(&by_time(&lines), 1000)));
+        let in_time = run(&by_time(&lines), 1000);
+        let want = open(&alerts(&in_time));
+        let want3 = question3(&in_time, &lines);
         if name == "clean-release" {
             assert!(want.is_empty(), "the clean release has no open alert: {want:?}");
         }
@@ -130,6 +181,7 @@ fn every_scenario_ends_with_the_same_open_alerts_in_any_arrival_order() {
             let got = alerts(&l);
             resolved += got.iter().filter(|a| a.status == Status::Resolved).count();
             assert_eq!(open(&got), want, "{name}, order {round}: {order:#?}");
+            assert_eq!(question3(&l, &lines), want3, "{name}, order {round}: question 3");
             if round % 10 == 0 {
                 let before = view_keys(l.log().store());
                 l.rebuild().unwrap();
@@ -242,12 +294,15 @@ fn long_streams_judge_again_from_rungs_in_any_order() {
             })
             .collect();
         let lines: Vec<String> = choices.iter().enumerate().map(|(i, c)| event_at(i, i / 4, *c)).collect();
-        let want = open(&alerts(&run(&lines, 1000)));
+        let in_time = run(&lines, 1000);
+        let (want, want3) = (open(&alerts(&in_time)), question3(&in_time, &lines));
         folds += want.iter().filter(|k| k.5.is_some_and(|n| n > 300)).count();
-        let late = delayed(&lines, 400, &mut rng);
-        assert_eq!(open(&alerts(&run(&late, 100))), want, "round {round}: backlogs");
-        let shuffled = shuffled(&lines, &mut rng);
-        assert_eq!(open(&alerts(&run_reopened(&shuffled, 250, 3000))), want, "round {round}: shuffled, reopened");
+        let late = run(&delayed(&lines, 400, &mut rng), 100);
+        assert_eq!(open(&alerts(&late)), want, "round {round}: backlogs");
+        assert_eq!(question3(&late, &lines), want3, "round {round}: backlogs, question 3");
+        let shuffled = run_reopened(&shuffled(&lines, &mut rng), 250, 3000);
+        assert_eq!(open(&alerts(&shuffled)), want, "round {round}: shuffled, reopened");
+        assert_eq!(question3(&shuffled, &lines), want3, "round {round}: shuffled, reopened, question 3");
     }
     assert!(folds > 0, "no fold grew past a rung");
 }
@@ -265,9 +320,11 @@ proptest! {
         per_minute in 1usize..4,
     ) {
         let lines: Vec<String> = choices.iter().enumerate().map(|(i, c)| event_at(i, i / per_minute, *c)).collect();
-        let want = open(&alerts(&run(&lines, 1000)));
+        let in_time = run(&lines, 1000);
+        let want = open(&alerts(&in_time));
         let order = shuffled(&lines, &mut Rng(seed | 1));
-        let got = open(&alerts(&run(&order, 1 + (seed % 5) as usize)));
-        prop_assert_eq!(got, want, "order: {:#?}", order);
+        let l = run(&order, 1 + (seed % 5) as usize);
+        prop_assert_eq!(open(&alerts(&l)), want, "order: {:#?}", order);
+        prop_assert_eq!(question3(&l, &lines), question3(&in_time, &lines), "question 3, order: {:#?}", order);
     }
 }

@@ -177,15 +177,15 @@ impl<'de> Deserialize<'de> for Rule {
 }
 
 /// Event times on the wire: RFC 3339 as the event's offset gives it (`+00:00` for UTC).
-mod rfc3339 {
+pub(crate) mod rfc3339 {
     use chrono::{DateTime, FixedOffset};
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(t: &DateTime<FixedOffset>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &DateTime<FixedOffset>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&t.to_rfc3339())
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<FixedOffset>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<FixedOffset>, D::Error> {
         let text = String::deserialize(d)?;
         DateTime::parse_from_rfc3339(&text).map_err(|e| serde::de::Error::custom(format!("time {text:?}: {e}")))
     }

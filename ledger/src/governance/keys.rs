@@ -25,14 +25,16 @@
 //! | `vo` violation | where its open alert is stored: seq (u64 BE), n (u16 BE) | state |
 //! | `vG` digest gate time seq | [`GateRun`](super::model::GateRun): every run of a gate, by event time | history |
 //! | `vP` seq | [`PolicyVersion`](super::model::PolicyVersion) | history |
+//! | `vq` level bucket env provider model region data_class | `[requests, breaches]`: the gateway requests of one group dated in one bucket (level `d`, `q`, `h`, `t` or `m`: a UTC day, quarter day, hour, ten minutes or minute; bucket: its start, s since the epoch, as [`order`] sorts it), and how many of them break the approved routes | history (counter) |
+//! | `vQ` time seq | [`Breach`](super::requests::Breach): a request that breaks the approved routes on all the evidence (re-judging adds and removes them) | history |
 //! | `vA` seq n (u16 BE) | the `n`th [`Alert`](super::alert::Alert) opened by entry `seq`: rewritten while it is open (folds count, a resolution closes it) | history |
 
 use evidence_schemas::{ArtifactKind, Digest};
 
 use crate::store::keyspace::{
-    successor, VIEWS, VIEW_ALERTS, VIEW_ARTIFACTS, VIEW_BATCHES, VIEW_FORMAT, VIEW_GATES, VIEW_GATE_RUNS, VIEW_JOBS,
-    VIEW_LIVE, VIEW_OPEN, VIEW_POLICIES, VIEW_POLICY, VIEW_ROUTES, VIEW_RUNGS, VIEW_SERVED, VIEW_TRAFFIC,
-    VIEW_WATERMARK, VIEW_WINDOWS,
+    successor, VIEWS, VIEW_ALERTS, VIEW_ARTIFACTS, VIEW_BATCHES, VIEW_BREACHES, VIEW_FORMAT, VIEW_GATES,
+    VIEW_GATE_RUNS, VIEW_JOBS, VIEW_LIVE, VIEW_OPEN, VIEW_POLICIES, VIEW_POLICY, VIEW_REQUESTS, VIEW_ROUTES,
+    VIEW_RUNGS, VIEW_SERVED, VIEW_TRAFFIC, VIEW_WATERMARK, VIEW_WINDOWS,
 };
 
 /// The watermark's key.
@@ -42,8 +44,9 @@ pub const POLICY: &[u8] = &[VIEWS, VIEW_POLICY];
 /// The views' format key.
 pub const FORMAT_KEY: &[u8] = &[VIEWS, VIEW_FORMAT];
 /// The views' format: views written by a ledger of another format are dropped and rebuilt
-/// from the log when it opens. 2: alerts with a lifecycle, judged on event time (2026-12).
-pub const FORMAT: u32 = 2;
+/// from the log when it opens. 2: alerts with a lifecycle, judged on event time (2026-12);
+/// 3: requests counted by event time, and the index of those that break the routes.
+pub const FORMAT: u32 = 3;
 
 /// A view key: `v`, the table, then each part length-prefixed (see the module docs).
 pub fn key(table: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -155,7 +158,56 @@ pub fn open(violation: &str) -> Vec<u8> {
 
 /// Event time (µs since the epoch, signed) as a u64 that sorts the same way.
 fn order_micros(micros: i64) -> u64 {
-    (micros as u64) ^ (1 << 63)
+    order(micros)
+}
+
+/// A signed time (µs or s since the epoch) as a u64 that sorts the same way.
+pub fn order(t: i64) -> u64 {
+    (t as u64) ^ (1 << 63)
+}
+
+/// The key of a request counter: the bucket's level and start (s), then the group's parts.
+pub fn request_count(level: u8, bucket: i64, group: [&str; 5]) -> Vec<u8> {
+    let start = order(bucket).to_be_bytes();
+    let [a, b, c, d, e] = group.map(str::as_bytes);
+    key(VIEW_REQUESTS, &[&[level], &start, a, b, c, d, e])
+}
+
+/// The first key of the counters of level `level` at bucket `bucket` (s): a range from one
+/// bucket's first key to another's holds every group of the buckets between.
+pub fn request_bucket(level: u8, bucket: i64) -> Vec<u8> {
+    key(VIEW_REQUESTS, &[&[level], &order(bucket).to_be_bytes()])
+}
+
+/// The key of a request that breaks the approved routes: event time (µs), then seq.
+pub fn breach(micros: i64, seq: u64) -> Vec<u8> {
+    let mut k = vec![VIEWS, VIEW_BREACHES];
+    k.extend_from_slice(&order_micros(micros).to_be_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The parts of a view key (after `v` and the table), as [`key`] wrote them; `None` when
+/// `k` is not such a key.
+pub fn parts(k: &[u8]) -> Option<Vec<&[u8]>> {
+    parts_of(k.get(2..)?)
+}
+
+/// Length-prefixed parts, as [`key`] writes them after the table; `None` when `rest` is not
+/// a whole number of them.
+pub fn parts_of(mut rest: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let short = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+        let (len, skip) = if short < usize::from(u16::MAX) {
+            (short, 2)
+        } else {
+            (usize::try_from(u32::from_be_bytes(rest.get(2..6)?.try_into().ok()?)).ok()?, 6)
+        };
+        out.push(rest.get(skip..skip + len)?);
+        rest = &rest[skip + len..];
+    }
+    Some(out)
 }
 
 /// The key of the `n`th alert raised by entry `seq`.
@@ -198,6 +250,22 @@ mod tests {
         assert_eq!(batch(&"x".repeat(65_535)).len(), 2 + 2 + 4 + 65_535);
         // Short keys keep the encoding they always had.
         assert_eq!(batch("fb-1"), [&b"vb"[..], &[0, 4], b"fb-1"].concat());
+    }
+
+    #[test]
+    fn parts_read_back_what_key_wrote() {
+        let long = "r".repeat(70_000);
+        let k = request_count(b'h', -3600, ["prod", "openai", "gpt", &long, ""]);
+        let parts = parts(&k).expect("a view key");
+        assert_eq!(parts.len(), 7);
+        assert_eq!(parts[0], b"h");
+        assert_eq!(parts[1], order(-3600).to_be_bytes());
+        assert_eq!(parts[5], long.as_bytes());
+        assert_eq!(parts[6], b"");
+        assert_eq!(super::parts(&k[..k.len() - 1]), None, "a cut key is not read as a shorter one");
+        // Buckets sort by time, before and after the epoch, and a bucket's range holds its groups.
+        assert!(request_bucket(b'h', -3600) < k && k < request_bucket(b'h', 0));
+        assert!(request_bucket(b'h', 0) < request_bucket(b'h', 3600));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! time), the eleven rules ([`rules`], one file per rule; its module docs give the semantics:
 //! event time, late evidence, the lifecycle of an alert, folding), the [`Alert`]s they raise,
 //! the open alerts and their lifecycle (`lifecycle`), traffic summaries and re-judging
-//! (`traffic`), the [`policy`] in force, and the projection ([`Views`]) that applies each
+//! (`traffic`), the requests counted by time for audit question 3 ([`requests`]), the
+//! [`policy`] in force, and the projection ([`Views`]) that applies each
 //! entry (`apply`) and judges what it may change. The views' keys are in [`keys`].
 //!
 //! Dependencies run one way: `model` ← `asof`, `state` ← `rules` ← `traffic`, `lifecycle`,
@@ -21,6 +22,7 @@ mod lifecycle;
 pub mod model;
 pub mod policy;
 mod projection;
+pub mod requests;
 pub mod rules;
 mod state;
 mod traffic;

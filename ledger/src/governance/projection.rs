@@ -30,6 +30,7 @@ use super::alert::{Alert, Fold};
 use super::error::ViewError;
 use super::keys;
 use super::lifecycle::{violation, violation_of, Open};
+use super::requests::{self, Verdict};
 use super::rules::{self, History, Release, Traffic};
 use super::state::State;
 use super::traffic::{self, Recent};
@@ -45,6 +46,7 @@ pub struct Views {
     recent: Recent,
     watermark: u64,
     pending: WriteBatch,
+    requests: requests::Pending,
 }
 
 impl Views {
@@ -72,6 +74,7 @@ impl Views {
             recent: Recent::default(),
             watermark,
             pending: WriteBatch::default(),
+            requests: requests::Pending::default(),
         })
     }
 
@@ -130,6 +133,7 @@ impl Views {
     /// Writes what changed since the last save, with the watermark, in one atomic batch.
     pub fn save<S: Storage>(&mut self, store: &S) -> Result<(), ViewError> {
         let mut batch = std::mem::take(&mut self.pending);
+        self.requests.write(store, &mut batch)?;
         self.state.write(&mut batch);
         self.open.write(&mut batch);
         batch.put(keys::WATERMARK, self.watermark.to_be_bytes().to_vec());
@@ -142,6 +146,7 @@ impl Views {
     /// by the traffic rules on the evidence so far (weighed by its time), counted into its
     /// folds, and the drift rule run on its window.
     fn request(&mut self, seq: u64, ev: &Event, d: &ProxyRequest, changed: &mut Vec<Alert>) {
+        self.requests.count(ev, d);
         let Some(env) = &ev.env else {
             return self.state.apply(seq, ev, &mut self.pending, false);
         };
@@ -159,6 +164,9 @@ impl Views {
             let Some(hit) = rules::judge_request(&self.state, self.state.policy(), (seq, ev), d, env, kind) else {
                 continue;
             };
+            if kind == Traffic::Route {
+                self.requests.judged(Verdict::of(seq, ev, d, true));
+            }
             let v = violation_of(&scope(), hit.rule, &hit.subject);
             if !self.open.count(&v, seq, &hit.variant) {
                 let mut alert = (hit.alert)();
@@ -203,6 +211,7 @@ impl Views {
             let found = traffic::rejudge(st, &key, ev.time.timestamp_micros(), &self.recent, history);
             changed.extend(open.reconcile(&traffic::scope(key.0, &key.1, &key.2, &key.3), found.folds, seq, &why));
             rungs.extend(found.rungs);
+            found.verdicts.into_iter().for_each(|v| self.requests.judged(v));
         }
         for (k, snapshot) in rungs {
             self.state.snapshots.put(k, snapshot);

@@ -27,6 +27,7 @@ use evidence_schemas::{ArtifactKind, Digest, Event, EventData, ProviderDecision,
 use super::alert::{Alert, Fold};
 use super::keys;
 use super::model::{GateView, LiveHistory, RouteHistory, RouteView, Rung, TrafficSummary};
+use super::requests::Verdict;
 use super::rules::{self, History, Traffic};
 use super::state::State;
 
@@ -248,10 +249,12 @@ fn moved(st: &State, seq: u64, at: i64, app: &str, env: &str) -> bool {
 }
 
 /// What judging a traffic key again found: its folds, each with its count, ends and sample,
-/// as alerts (not yet opened), and the snapshots of the rungs it passed.
+/// as alerts (not yet opened), the snapshots of the rungs it passed, and (for a route) the
+/// verdict on each request it judged.
 pub(crate) struct Rejudged {
     pub folds: Vec<Alert>,
     pub rungs: Vec<(Vec<u8>, Snapshot)>,
+    pub verdicts: Vec<Verdict>,
 }
 
 /// Judges again the requests of traffic key `key` that evidence dated `at` may change: from
@@ -259,7 +262,7 @@ pub(crate) struct Rejudged {
 pub(crate) fn rejudge(st: &State, key: &Key, at: i64, recent: &Recent, history: &dyn History) -> Rejudged {
     let (kind, app, env, name) = key;
     let summary = summary_key(*kind, app, env, name);
-    let mut out = Rejudged { folds: Vec::new(), rungs: Vec::new() };
+    let mut out = Rejudged { folds: Vec::new(), rungs: Vec::new(), verdicts: Vec::new() };
     let Some(s) = st.traffic.get(&summary) else { return out };
     let start = s.rungs.iter().rposition(|r| r.before_max_at < at);
     let (from, seed) = match start {
@@ -288,7 +291,11 @@ pub(crate) fn rejudge(st: &State, key: &Key, at: i64, recent: &Recent, history: 
             let snapshot = folds.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             out.rungs.push((keys::rung(&summary, seq), snapshot));
         }
-        let Some(hit) = rules::judge_request(st, st.policy_at(seq), (seq, ev), d, e, *kind) else { return };
+        let hit = rules::judge_request(st, st.policy_at(seq), (seq, ev), d, e, *kind);
+        if *kind == Traffic::Route {
+            out.verdicts.push(Verdict::of(seq, ev, d, hit.is_some()));
+        }
+        let Some(hit) = hit else { return };
         match folds.get_mut(&hit.subject) {
             Some(alert) => alert.fold.get_or_insert_with(|| Fold::of(seq, &hit.variant)).count(seq, &hit.variant),
             None => {

@@ -1,4 +1,4 @@
-//! The audit questions of the contract (1, 2, 4 and 5) and the retraining gate, answered from
+//! The audit questions of the contract (1 to 5) and the retraining gate, answered from
 //! the views in a handful of key reads. Every answer names the entries it rests on. Answers
 //! serialize to JSON and display as tables for people. Reads only: this is the only code
 //! outside `governance` that reads view keys, and it never writes.
@@ -7,6 +7,7 @@ mod alerts;
 mod artifact;
 mod catalog;
 mod live;
+mod requests;
 mod training;
 
 use std::fmt;
@@ -17,6 +18,7 @@ pub use self::alerts::{alert_page, alerts, policy_versions, AlertPage, AlertQuer
 pub use self::artifact::{artifact, ArtifactHistory, Step};
 pub use self::catalog::{apps, artifacts, AppList, AppSummary, ArtifactList, ArtifactSearch, ArtifactSummary, LiveNow};
 pub use self::live::{state, GateStatus, LiveAnswer, LiveArtifactAnswer};
+pub use self::requests::{requests, RequestCount, RequestQuery, RequestsAnswer, ViolationPage};
 pub use self::training::{training, training_gate, BatchUse, Decision, TrainingAnswer, TrainingDecision};
 use crate::governance::model::Cite;
 use crate::text::{esc, Escaped};

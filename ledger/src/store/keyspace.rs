@@ -96,9 +96,13 @@ pub const VIEW_FORMAT: u8 = b'f';
 pub const VIEW_POLICIES: u8 = b'P';
 /// View table: alerts (history).
 pub const VIEW_ALERTS: u8 = b'A';
+/// View table: gateway requests counted by event-time bucket and group.
+pub const VIEW_REQUESTS: u8 = b'q';
+/// View table: the requests that break the approved routes, by event time (history).
+pub const VIEW_BREACHES: u8 = b'Q';
 
 /// Every view table.
-pub const VIEW_TABLES: [u8; 17] = [
+pub const VIEW_TABLES: [u8; 19] = [
     VIEW_WATERMARK,
     VIEW_POLICY,
     VIEW_ARTIFACTS,
@@ -116,6 +120,8 @@ pub const VIEW_TABLES: [u8; 17] = [
     VIEW_FORMAT,
     VIEW_POLICIES,
     VIEW_ALERTS,
+    VIEW_REQUESTS,
+    VIEW_BREACHES,
 ];
 
 /// The end of the key range that starts with the one-byte `prefix`.

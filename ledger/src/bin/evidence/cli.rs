@@ -354,6 +354,40 @@ pub(crate) enum QueryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Which gateway requests went to which providers, by env and data class, in a time
+    /// range, and how many broke the approved routes (`--violations` lists them).
+    Requests {
+        /// Requests dated at or after this: RFC 3339 with an offset, or a span before now
+        /// such as 720h (counted from the start of its minute).
+        #[arg(long)]
+        from: String,
+        /// Requests dated before this (default: now; counted to the end of its minute).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only this env.
+        #[arg(long)]
+        env: Option<String>,
+        /// Only this data class.
+        #[arg(long)]
+        data_class: Option<String>,
+        /// Only this provider.
+        #[arg(long)]
+        provider: Option<String>,
+        /// List the requests that broke the approved routes.
+        #[arg(long)]
+        violations: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What `query requests` asks, its times read.
+pub(crate) struct RequestArgs {
+    /// The query.
+    pub query: evidence_ledger::query::RequestQuery,
+    /// Whether to list the violations.
+    pub violations: bool,
 }
 
 impl StoreArgs {

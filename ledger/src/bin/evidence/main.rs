@@ -332,7 +332,28 @@ fn query_command(store: &StoreArgs, command: QueryCommand) -> anyhow::Result<()>
                 query::training(store, &job)?.with_context(|| format!("The ledger has no training job {job}."))?;
             print_json_or_text(&answer, json)
         }
+        QueryCommand::Requests { json, .. } => {
+            let args = request_args(&command)?;
+            let page = args.violations.then_some(query::ViolationPage { cursor: None, limit: usize::MAX });
+            print_json_or_text(&query::requests(store, &args.query, page.as_ref())?, json)
+        }
     }
+}
+
+/// The question `query requests` asks, its times read against this machine's clock.
+fn request_args(command: &QueryCommand) -> anyhow::Result<cli::RequestArgs> {
+    let QueryCommand::Requests { from, to, env, data_class, provider, violations, .. } = command else {
+        anyhow::bail!("not a requests query")
+    };
+    let from = parse_time(from)?;
+    let to = match to {
+        Some(t) => parse_time(t)?,
+        None => chrono::Utc::now().fixed_offset(),
+    };
+    anyhow::ensure!(from <= to, "--to ({}) is before --from ({})", to.to_rfc3339(), from.to_rfc3339());
+    let query =
+        query::RequestQuery { from, to, env: env.clone(), data_class: data_class.clone(), provider: provider.clone() };
+    Ok(cli::RequestArgs { query, violations: *violations })
 }
 
 /// What `evidence alerts` selects.

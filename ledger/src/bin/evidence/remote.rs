@@ -8,14 +8,16 @@ use anyhow::Context as _;
 use evidence_ledger::governance::{policy, Alert};
 use evidence_ledger::log::{ConsistencyProof, InclusionProof, Status};
 use evidence_ledger::query::{
-    AppList, ArtifactHistory, ArtifactList, Decision, LiveAnswer, TrainingAnswer, TrainingDecision,
+    AppList, ArtifactHistory, ArtifactList, Decision, LiveAnswer, RequestsAnswer, TrainingAnswer, TrainingDecision,
 };
 use evidence_ledger::service::http::{IntakeAnswer, ItemOutcome, PolicyPublished};
 use evidence_ledger::text::esc;
 
 use crate::cli::{Command, GateCommand, PolicyCommand, QueryCommand};
 use crate::client::Client;
-use crate::{out, print_alerts, print_checkpoint, print_json_or_text, print_published, print_state, print_status};
+use crate::{
+    out, print_alerts, print_checkpoint, print_json_or_text, print_published, print_state, print_status, request_args,
+};
 
 /// Whether `command` runs against a service when one is named; the others always run on the
 /// local store (so that EVIDENCE_SERVER in the environment does not stop `evidence serve`).
@@ -133,6 +135,27 @@ fn query(client: &Client, command: QueryCommand) -> anyhow::Result<()> {
             let answer: TrainingAnswer =
                 client.get(&format!("/v1/training/{}", enc(&job)), &[])?.map_err(anyhow::Error::msg)?;
             print_json_or_text(&answer, json)
+        }
+        QueryCommand::Requests { json, .. } => {
+            // Times are read here, so that every page asks about the same range.
+            let args = request_args(&command)?;
+            let q = &args.query;
+            let mut params = vec![("from", q.from.to_rfc3339()), ("to", q.to.to_rfc3339())];
+            params.extend(q.env.clone().map(|e| ("env", e)));
+            params.extend(q.data_class.clone().map(|c| ("data_class", c)));
+            params.extend(q.provider.clone().map(|p| ("provider", p)));
+            if args.violations {
+                params.extend([("violations", "true".to_string()), ("limit", "1000".to_string())]);
+            }
+            let mut all: RequestsAnswer = client.get("/v1/requests", &params)?.map_err(anyhow::Error::msg)?;
+            while let Some(next) = all.next.take() {
+                params.retain(|(k, _)| *k != "cursor");
+                params.push(("cursor", next));
+                let page: RequestsAnswer = client.get("/v1/requests", &params)?.map_err(anyhow::Error::msg)?;
+                all.violations.get_or_insert_with(Vec::new).extend(page.violations.into_iter().flatten());
+                all.next = page.next;
+            }
+            print_json_or_text(&all, json)
         }
     }
 }

@@ -14,11 +14,14 @@ use serde::{Deserialize, Serialize};
 
 use super::records::page_size;
 use super::{
-    AlertsAnswer, Api, ArtifactAnswer, Authorized, JobAnswer, Params, Problem, Segments, StateAnswer, WithProofs,
+    AlertsAnswer, Api, ArtifactAnswer, Authorized, JobAnswer, Params, Problem, RequestsAnswer, Segments, StateAnswer,
+    WithProofs,
 };
 use crate::governance::{Rule, Severity, Status, ViewError};
 use crate::ledger::PublishError;
-use crate::query::{self, AlertQuery, ArtifactName, LiveAnswer, PageError, TrainingDecision};
+use crate::query::{
+    self, AlertQuery, ArtifactName, LiveAnswer, PageError, RequestQuery, TrainingDecision, ViolationPage,
+};
 use crate::store::Storage;
 use crate::when::parse_time;
 
@@ -26,6 +29,7 @@ pub(super) fn routes<S: Storage>() -> Router<Arc<Api<S>>> {
     Router::new()
         .route("/v1/state", get(state::<S>))
         .route("/v1/artifacts/{kind}/{name}/{version}", get(artifact::<S>))
+        .route("/v1/requests", get(requests::<S>))
         .route("/v1/training/{job}", get(training::<S>))
         .route("/v1/alerts", get(alerts::<S>))
         .route("/v1/gates/training", post(training_gate::<S>))
@@ -193,6 +197,58 @@ pub(super) async fn alerts<S: Storage>(
     entries.sort_unstable();
     entries.dedup();
     Ok(Json(api.proven(page, &entries, &p.with)?))
+}
+
+/// `?from=&to=&env=&data_class=&provider=&violations=&limit=&cursor=&proofs=`.
+#[derive(Debug, Deserialize)]
+pub(super) struct RequestParams {
+    from: String,
+    to: Option<String>,
+    env: Option<String>,
+    data_class: Option<String>,
+    provider: Option<String>,
+    #[serde(default)]
+    violations: bool,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    #[serde(flatten)]
+    with: WithProofs,
+}
+
+/// Audit question 3: the gateway requests dated in a range, counted by env, provider, model,
+/// region and data class, and how many broke the approved routes; with `violations=true`,
+/// those requests, a page at a time.
+#[utoipa::path(get, path = "/v1/requests", tag = "audit", params(
+    ("from" = String, Query, description = "Requests dated at or after this (RFC 3339 with an offset, or a span before now such as `720h`); counted from the start of its minute."),
+    ("to" = Option<String>, Query, description = "Requests dated before this (default: now); counted to the end of its minute."),
+    ("env" = Option<String>, Query, description = "One env."),
+    ("data_class" = Option<String>, Query, description = "One data class."),
+    ("provider" = Option<String>, Query, description = "One provider."),
+    ("violations" = Option<bool>, Query, description = "List the requests that broke the approved routes."),
+    ("limit" = Option<usize>, Query, description = "Violations per page, 1 to 1000 (default 100)."),
+    ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
+    ("proofs" = Option<bool>, Query, description = "Add an inclusion proof of every violation listed."),
+), responses(
+    (status = 200, description = "The counts, and the violations when asked for.", body = RequestsAnswer),
+    (status = 400, description = "A parameter is wrong.", body = Problem, content_type = "application/problem+json"),
+))]
+pub(super) async fn requests<S: Storage>(
+    State(api): State<Arc<Api<S>>>,
+    Params(p): Params<RequestParams>,
+) -> Result<Json<RequestsAnswer>, Problem> {
+    let from = time_param("from", Some(&p.from))?.expect("given");
+    let to = time_param("to", p.to.as_deref())?.unwrap_or_else(|| chrono::Utc::now().fixed_offset());
+    if to < from {
+        return Err(Problem::parameter("to", format!("{} is before from ({})", to.to_rfc3339(), from.to_rfc3339())));
+    }
+    let q = RequestQuery { from, to, env: p.env, data_class: p.data_class, provider: p.provider };
+    let page = if p.violations { Some(ViolationPage { cursor: p.cursor, limit: page_size(p.limit)? }) } else { None };
+    let answer = query::requests(&*api.store, &q, page.as_ref()).map_err(|e| match e {
+        PageError::Cursor(c) => Problem::parameter("cursor", c),
+        PageError::View(e) => view_problem(e),
+    })?;
+    let entries = answer.entries();
+    Ok(Json(api.proven(answer, &entries, &p.with)?))
 }
 
 /// The retraining gate's question.

@@ -285,6 +285,8 @@ pub type ArtifactAnswer = Proven<crate::query::ArtifactHistory>;
 pub type JobAnswer = Proven<crate::query::TrainingAnswer>;
 /// Question 5's answer, as the API sends it.
 pub type AlertsAnswer = Proven<crate::query::AlertPage>;
+/// Question 3's answer, with proofs when asked for.
+pub type RequestsAnswer = Proven<crate::query::RequestsAnswer>;
 
 /// `?proofs=true`.
 #[derive(Debug, Default, serde::Deserialize)]

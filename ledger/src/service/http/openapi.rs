@@ -18,7 +18,7 @@ use super::audit::{self, GateRequest, PolicyPublished, PolicyRequest};
 use super::catalog;
 use super::intake::{self, IntakeAnswer};
 use super::records::{self, EntriesPage, EntryAnswer, IntegrityAnswer, QuarantinePage, ServiceStatus};
-use super::{AlertsAnswer, ArtifactAnswer, JobAnswer, Problem, StateAnswer};
+use super::{AlertsAnswer, ArtifactAnswer, JobAnswer, Problem, RequestsAnswer, StateAnswer};
 use crate::log::{ConsistencyProof, InclusionProof};
 use crate::query::{AppList, ArtifactList, TrainingDecision};
 
@@ -67,6 +67,7 @@ schemars_components!(
     ArtifactAnswer,
     JobAnswer,
     AlertsAnswer,
+    RequestsAnswer,
     TrainingDecision,
     GateRequest,
     PolicyRequest,
@@ -97,6 +98,7 @@ schemars_components!(
         records::integrity,
         audit::state,
         audit::artifact,
+        audit::requests,
         audit::training,
         audit::alerts,
         audit::training_gate,
