@@ -286,3 +286,59 @@ fn an_entry_the_views_cannot_apply_raises_its_own_alert_and_projection_goes_on()
     let rule: Rule = "ledger.unprojectable".parse().unwrap();
     assert_eq!(query::alerts(ledger.log().store(), None, Some(rule), None).unwrap().len(), 2);
 }
+
+/// The records of `lines` as a batch (each line valid or not), with file origins from `first`.
+fn records(v: &Validator, lines: &[String], first: usize) -> Vec<Record> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| Record {
+            origin: Origin::File { path: "round".into(), line: (first + i + 1) as u64 },
+            verdict: match v.validate(line.as_bytes()) {
+                Ok(valid) => Verdict::Valid(Box::new(valid)),
+                Err(rejection) => Verdict::Rejected { rejection, raw: line.as_bytes().to_vec() },
+            },
+        })
+        .collect()
+}
+
+/// The service writes a round as several atomic slices with one flush: the outcomes, the
+/// entries' events, the counters and every view equal one batch's, duplicates and conflicts
+/// across slices included.
+#[test]
+fn a_round_written_in_slices_stores_what_one_batch_stores() {
+    let v = Validator::default();
+    let mut lines: Vec<String> = SCENARIOS.iter().flat_map(|(_, text)| text.lines().map(str::to_string)).collect();
+    // A duplicate, a conflicting event and a rejected line, far from the originals.
+    lines.push(lines[3].clone());
+    let actor = lines.iter().find(|l| l.contains("\"actor\":\"")).unwrap();
+    lines.push(actor.replacen("\"actor\":\"", "\"actor\":\"someone-else-", 1));
+    lines.push("{not json".to_string());
+    let whole = Batch { records: records(&v, &lines, 0), positions: Vec::new() };
+    let mut one = ledger();
+    let want = one.append(&whole).unwrap();
+    let slices: Vec<Batch> = lines
+        .chunks(7)
+        .enumerate()
+        .map(|(n, chunk)| Batch { records: records(&v, chunk, n * 7), positions: Vec::new() })
+        .collect();
+    let mut sliced = ledger();
+    let got = sliced.append_slices(&slices).unwrap();
+    assert_eq!(got, want, "the same outcome for every record");
+    assert!(want.outcomes.iter().any(|o| matches!(o, evidence_ingest::Outcome::Duplicate { .. })));
+    let quarantined = want.outcomes.iter().filter(|o| matches!(o, evidence_ingest::Outcome::Quarantined { .. }));
+    assert_eq!(quarantined.count(), 2, "the conflict and the rejected line");
+    let (a, b) = (one.log(), sliced.log());
+    assert_eq!(
+        (a.size(), a.status().duplicates, a.status().quarantined),
+        (b.size(), b.status().duplicates, b.status().quarantined)
+    );
+    let events = |l: &Log<MemStorage>| -> Vec<Vec<u8>> {
+        l.entries(0)
+            .map(|e| evidence_verifier::entry::EntryRef::decode(&e.unwrap().1).unwrap().event.to_vec())
+            .collect()
+    };
+    assert_eq!(events(a), events(b));
+    assert!(view_keys(a.store()) == view_keys(b.store()), "the views are the same");
+    assert_eq!(a.latest_size(), b.latest_size(), "a checkpoint is cut once the round is flushed");
+}

@@ -167,7 +167,9 @@ impl<S: Storage> Ledger<S> {
         self.catch_up()
     }
 
-    fn follow(&mut self, batch: &Batch, report: &BatchReport, first: u64) -> Result<(), ViewError> {
+    /// Projects a batch's new entries (the log held `first` before it); saves the views when
+    /// `save`, else the next save writes them.
+    fn follow(&mut self, batch: &Batch, report: &BatchReport, first: u64, save: bool) -> Result<(), ViewError> {
         if self.behind || self.views.watermark() != first {
             self.views = Views::load(self.log.store())?;
             self.catch_up()?;
@@ -180,7 +182,10 @@ impl<S: Storage> Ledger<S> {
                 fire(&mut self.on_alert, &alerts);
             }
         }
-        self.views.save(self.log.store())
+        if save {
+            self.views.save(self.log.store())?;
+        }
+        Ok(())
     }
 }
 
@@ -190,11 +195,56 @@ impl<S: Storage> Sink for Ledger<S> {
     fn append(&mut self, batch: &Batch) -> Result<BatchReport, LogError> {
         let first = self.log.size();
         let report = self.log.append(batch)?;
-        if let Err(error) = self.follow(batch, &report, first) {
+        self.project(batch, &report, first, true);
+        Ok(report)
+    }
+}
+
+impl<S: Storage> Ledger<S> {
+    /// Appends consecutive batches as one durable round: each is applied atomically and
+    /// projected on its own, one flush at the end puts them all on disk before this returns
+    /// (then a checkpoint is cut if due), and the views are saved once, after it. The
+    /// outcomes are the batches', in order.
+    ///
+    /// Smaller atomic batches are for readers: sled holds back every read of the store while
+    /// a batch applies, for a few milliseconds per 500 events. If a batch fails, the ones
+    /// before it are flushed as far as the store still can, and the error is returned: the
+    /// caller acknowledges none of them, and what was stored is found as duplicates when it
+    /// is sent again.
+    pub fn append_slices(&mut self, batches: &[Batch]) -> Result<BatchReport, LogError> {
+        let mut outcomes = Vec::with_capacity(batches.iter().map(|b| b.records.len()).sum());
+        let mut result = Ok(());
+        for batch in batches {
+            let first = self.log.size();
+            match self.log.append_unflushed(batch) {
+                Ok(report) => {
+                    self.project(batch, &report, first, false);
+                    outcomes.extend(report.outcomes);
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if !outcomes.is_empty() {
+            let flushed = self.log.flush();
+            result = result.and(flushed);
+            if let Err(error) = self.views.save(self.log.store()) {
+                tracing::error!(message = "Failed to save the views; they will catch up.", %error);
+                self.behind = true;
+            }
+        }
+        result.map(|()| BatchReport { outcomes })
+    }
+
+    /// Projects an appended batch into the views (saving them when `save`); a failure leaves
+    /// them behind, to catch up.
+    fn project(&mut self, batch: &Batch, report: &BatchReport, first: u64, save: bool) {
+        if let Err(error) = self.follow(batch, report, first, save) {
             tracing::error!(message = "Failed to project entries into the views; they will catch up.", %error);
             self.behind = true;
         }
-        Ok(report)
     }
 }
 

@@ -275,6 +275,35 @@ impl<S: Storage> Sink for Log<S> {
     /// batch is committed; a checkpoint that is due but fails to be cut does not undo that: it
     /// is logged, kept in [`Log::checkpoint_failure`], and tried again after the next batch.
     fn append(&mut self, batch: &Batch) -> Result<BatchReport, LogError> {
+        self.append_with(batch, true)
+    }
+}
+
+impl<S: Storage> Log<S> {
+    /// Appends a batch as [`Sink::append`] does, but without waiting for the disk: applied
+    /// atomically and at once, on disk with the next durable commit ([`Log::flush`] or an
+    /// append), and no checkpoint is cut. Nothing of it may be acknowledged before that
+    /// commit returns. It lets one durable round be written as several smaller atomic
+    /// batches: sled holds every reader back while a batch applies.
+    pub fn append_unflushed(&mut self, batch: &Batch) -> Result<BatchReport, LogError> {
+        self.append_with(batch, false)
+    }
+
+    /// Puts every batch appended so far on disk, then cuts a checkpoint if one is due (a
+    /// failure to cut one is logged and kept, as after an append).
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.store.commit(WriteBatch::default())?;
+        self.checkpoint_if_due();
+        Ok(())
+    }
+
+    fn checkpoint_if_due(&mut self) {
+        if let Err(error) = self.maybe_checkpoint() {
+            tracing::error!(message = "Failed to cut a checkpoint; the batch is stored, the next one retries.", %error);
+        }
+    }
+
+    fn append_with(&mut self, batch: &Batch, durable: bool) -> Result<BatchReport, LogError> {
         if !self.can_sign() {
             return Err(LogError::NoSigner);
         }
@@ -285,20 +314,23 @@ impl<S: Storage> Sink for Log<S> {
         let now = now_micros();
         let (pass, outcomes) = self.prepare(batch, now)?;
         let Pass { head, wb, fresh, .. } = pass;
-        if !wb.is_empty() {
-            self.store.commit(wb)?;
+        match (wb.is_empty(), durable) {
+            (false, true) => self.store.commit(wb)?,
+            (false, false) => self.store.apply(wb)?,
+            (true, _) => {}
         }
         tracing::debug!(
             message = "Batch committed.",
             accepted = head.size - self.head.size,
             duplicates = head.counters.duplicates - self.head.counters.duplicates,
             quarantined = head.counters.quarantined - self.head.counters.quarantined,
-            entries = head.size
+            entries = head.size,
+            durable
         );
         self.head = head;
         self.index.record(self.head.size, fresh);
-        if let Err(error) = self.maybe_checkpoint() {
-            tracing::error!(message = "Failed to cut a checkpoint; the batch is stored, the next one retries.", %error);
+        if durable {
+            self.checkpoint_if_due();
         }
         Ok(BatchReport { outcomes })
     }

@@ -137,8 +137,11 @@ impl Drop for PanicGuard {
     }
 }
 
-/// The writer thread: writes each batch with the watermark, in order, then drops it from
-/// pending; stops at the first store error, leaving that batch and the later ones pending.
+/// The writer thread: writes each batch's keys, then the watermark, in order, then drops it
+/// from pending; stops at the first store error, leaving that batch and the later ones
+/// pending. Each key is a write of its own ([`Storage::apply_each`]), which never holds
+/// readers back; a crash before the watermark leaves keys that re-indexing from the
+/// watermark writes again, with the same values.
 fn write_behind<S: Storage>(store: &S, shared: Arc<Shared>, batches: Receiver<Arc<Pending>>) {
     let guard = PanicGuard(shared);
     for batch in batches {
@@ -146,8 +149,9 @@ fn write_behind<S: Storage>(store: &S, shared: Arc<Shared>, batches: Receiver<Ar
         for item in &batch.items {
             wb.put(item.key.as_slice(), id_value(item.seq, &item.digest));
         }
+        // The watermark last, a write of its own: one key needs no batch.
         wb.put(META_INDEXED, batch.end.to_be_bytes());
-        if let Err(e) = store.apply(wb) {
+        if let Err(e) = store.apply_each(wb) {
             guard.0.fail(e);
             return;
         }

@@ -13,6 +13,12 @@
 //! (the index, the views): atomic and visible at once, on disk by the next `commit` at the
 //! latest.
 //!
+//! [`Storage::apply_each`] gives up step 1 as well: each write is applied on its own, in
+//! order (after a crash, a prefix of them survives). It exists for readers' sake: sled stops
+//! every reader of the store while a batch applies, so a large derived batch (the index's
+//! 500 keys per round of intake, several milliseconds) would hold back every query for that
+//! long. It suits keys that are rewritten idempotently behind a watermark written last.
+//!
 //! This module owns bytes and their durability; it knows nothing of entries, views or events.
 
 pub mod keyspace;
@@ -133,6 +139,11 @@ pub trait Storage: Send + Sync + 'static {
     fn commit(&self, batch: WriteBatch) -> Result<(), StorageError>;
     /// Applies a batch atomically, without waiting for the disk (see the module docs).
     fn apply(&self, batch: WriteBatch) -> Result<(), StorageError>;
+    /// Applies each write of a batch on its own, in order, without waiting for the disk and
+    /// without holding readers back (see the module docs).
+    fn apply_each(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.apply(batch)
+    }
 }
 
 /// A key and its value.

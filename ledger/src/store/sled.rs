@@ -162,4 +162,15 @@ impl Storage for SledStorage {
         }
         Ok(self.db.apply_batch(b)?)
     }
+
+    fn apply_each(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        // Single writes take sled's concurrency control for reading only, so readers go on.
+        for (k, v) in batch.into_ops() {
+            match v {
+                Some(v) => self.db.insert(k, v)?,
+                None => self.db.remove(k)?,
+            };
+        }
+        Ok(())
+    }
 }
