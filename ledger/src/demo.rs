@@ -13,7 +13,7 @@ use evidence_ingest::file::LineSource;
 
 use crate::examples::{BAD_LINES, SCENARIOS};
 use crate::governance::ViewError;
-use crate::ledger::{ingest, Access, IngestError, IngestOptions, Ledger, LedgerDir, OpenError};
+use crate::ledger::{ingest, Access, IngestError, IngestOptions, Ledger, LedgerDir, OpenError, Report};
 use crate::log::{CheckpointPolicy, LogError, SelfAuditError};
 use crate::query::{self, ArtifactName};
 use crate::store::SledStorage;
@@ -105,7 +105,11 @@ fn ingest_example(
     text: &str,
 ) -> Result<(), DemoError> {
     let source = LineSource::File(path.into());
-    let t = ingest(ledger, text.as_bytes(), &source, IngestOptions::default(), |problem| eprintln!("{problem}"))?;
+    let t = ingest(ledger, text.as_bytes(), &source, IngestOptions::default(), |r| {
+        if let Report::Problem(problem) = r {
+            eprintln!("{problem}");
+        }
+    })?;
     writeln!(out, "   accepted {}, duplicate {}, quarantined {}", t.accepted, t.duplicates, t.quarantined)?;
     Ok(())
 }

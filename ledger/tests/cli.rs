@@ -817,3 +817,60 @@ fn printing_commands_take_json_and_validate_completions_and_a_kept_demo_work() {
     let again = evidence().arg("demo").arg("--keep").arg(&kept).output().unwrap();
     assert!(!again.status.success() && stderr(&again).contains("not empty"), "{}", stderr(&again));
 }
+
+/// Runs `command` (a shell line) on a terminal: a pseudo-terminal made by `script` (Debian's
+/// bsdutils, an essential package), its output and errors together.
+fn on_a_terminal(command: &str) -> std::process::Output {
+    std::process::Command::new("script").args(["-qec", command, "/dev/null"]).output().unwrap()
+}
+
+/// `--version` names the release; colour and the progress line of a long ingest appear only
+/// on a terminal, never in a pipe or a file.
+#[test]
+fn version_and_colour_and_progress_only_on_a_terminal() {
+    let bin = env!("CARGO_BIN_EXE_evidence");
+    let out = evidence().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).trim(), format!("evidence {}", env!("CARGO_PKG_VERSION")));
+
+    let piped = evidence().arg("--no-such-flag").output().unwrap();
+    assert!(stderr(&piped).contains("--no-such-flag") && !piped.stderr.contains(&0x1b), "{}", stderr(&piped));
+    let shown = on_a_terminal(&format!("{bin} --no-such-flag"));
+    assert!(shown.stdout.contains(&0x1b), "colour on a terminal: {}", stdout(&shown));
+
+    // An ingest that runs for seconds: a progress line on a terminal, cleared before the summary.
+    let tmp = tempfile::tempdir().unwrap();
+    let events = tmp.path().join("events.ndjson");
+    let lines: Vec<String> = (0..60_000)
+        .map(|i| {
+            format!(
+                r#"{{"specversion":"1.0","id":"r{i}","source":"gw","type":"proxy.request","time":"2026-05-01T00:{:02}:{:02}Z","env":"prod","data":{{"request_id":"r{i}","app":"a","provider":"p","model":"m","region":"r","data_class":"internal","tokens_in":1,"tokens_out":1,"latency_ms":1.0,"status":"ok","refused":false,"safety_flags":[],"tool_calls":[]}}}}"#,
+                i / 1000 % 60,
+                i % 60
+            )
+        })
+        .collect();
+    std::fs::write(&events, lines.join("\n")).unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for dir in [&a, &b] {
+        assert!(evidence()
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["init", "--origin", "t.example/x"])
+            .status()
+            .unwrap()
+            .success());
+    }
+    let piped = evidence().arg("--data-dir").arg(&a).arg("ingest").arg("--file").arg(&events).output().unwrap();
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert_eq!(stdout(&piped).trim(), "accepted 60000, duplicate 0, quarantined 0");
+    assert!(!stderr(&piped).contains("events:"), "no progress in a pipe: {}", stderr(&piped));
+    let shown = on_a_terminal(&format!("{bin} --data-dir {} ingest --file {}", b.display(), events.display()));
+    let text = stdout(&shown);
+    assert!(text.contains("events: accepted ") && text.contains("events/s)"), "a progress line: {text:?}");
+    let last = text.rsplit('\r').find(|l| !l.trim().is_empty()).unwrap();
+    assert!(
+        last.contains("accepted 60000, duplicate 0, quarantined 0"),
+        "the summary after the cleared line: {text:?}"
+    );
+}

@@ -59,28 +59,46 @@ impl IngestError {
     }
 }
 
+/// What an ingest tells its caller as it goes.
+#[derive(Debug)]
+pub enum Report<'a> {
+    /// A quarantined record's problem: its origin and a sentence, escaped for a terminal.
+    Problem(&'a str),
+    /// The totals so far, after each record (a progress line throttles itself).
+    Progress(&'a Totals),
+}
+
 /// Ingests every line of `reader` into `ledger`, calling `report` with each quarantined
-/// record's problems (origin and sentence, escaped for a terminal), then cuts a checkpoint.
-/// Returns the totals.
+/// record's problems and the totals as they grow, then cuts a checkpoint. Returns the
+/// totals.
 pub fn ingest<S: Storage>(
     ledger: &mut Ledger<S>,
     reader: impl BufRead,
     source: &LineSource,
     options: IngestOptions,
-    mut report: impl FnMut(&str),
+    mut report: impl FnMut(Report<'_>),
 ) -> Result<Totals, IngestError> {
     let validator = Validator::new(Limits { max_event_bytes: options.max_event_bytes, ..Limits::default() });
     let mut intake = Intake::new(&validator, options.batch_size);
+    let mut so_far = Totals::default();
     ingest_lines(reader, source, &mut intake, ledger, options.max_event_bytes, |record: &Record, outcome| {
         match (outcome, &record.verdict) {
             (Outcome::Quarantined { .. }, Verdict::Rejected { rejection, .. }) => {
                 for problem in rejection.problems() {
-                    report(&esc(&format!("{}: {problem}", record.origin)).to_string());
+                    report(Report::Problem(&esc(&format!("{}: {problem}", record.origin)).to_string()));
                 }
             }
-            (Outcome::Quarantined { reason }, _) => report(&esc(&format!("{}: {reason}", record.origin)).to_string()),
+            (Outcome::Quarantined { reason }, _) => {
+                report(Report::Problem(&esc(&format!("{}: {reason}", record.origin)).to_string()))
+            }
             _ => {}
         }
+        match outcome {
+            Outcome::Accepted { .. } => so_far.accepted += 1,
+            Outcome::Duplicate { .. } => so_far.duplicates += 1,
+            Outcome::Quarantined { .. } => so_far.quarantined += 1,
+        }
+        report(Report::Progress(&so_far));
     })?;
     ledger.checkpoint_now().map_err(IngestError::Checkpoint)?;
     Ok(intake.totals())

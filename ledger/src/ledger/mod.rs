@@ -27,7 +27,7 @@ use evidence_ingest::{Batch, BatchReport, Outcome, Sink, Verdict};
 use evidence_verifier::entry::EntryRef;
 
 pub use self::dir::{Access, Created, LedgerDir, OpenError};
-pub use self::ingest::{ingest, IngestError, IngestOptions};
+pub use self::ingest::{ingest, IngestError, IngestOptions, Report};
 pub use self::publish::PublishError;
 pub use self::rotate::{RotateError, Rotated};
 use crate::governance::{Alert, History, ViewError, Views};

@@ -4,6 +4,7 @@
 
 mod cli;
 mod client;
+mod progress;
 mod remote;
 
 use std::io::{BufRead, IsTerminal as _, Write as _};
@@ -14,7 +15,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use evidence_ingest::file::LineSource;
 use evidence_ledger::governance::{policy, Rule, Status as AlertStatus};
-use evidence_ledger::ledger::{ingest, Access, IngestOptions, Ledger};
+use evidence_ledger::ledger::{ingest, Access, IngestOptions, Ledger, Report};
 use evidence_ledger::query::{self, Decision};
 use evidence_ledger::text::esc;
 use evidence_ledger::{keys, CheckpointPolicy, SledStorage};
@@ -72,8 +73,12 @@ fn ingest_command(
     policy: CheckpointPolicy,
 ) -> anyhow::Result<ExitCode> {
     // `evidence ingest` keeps standard output for its summary line: alerts go to standard
-    // error, beside the quarantine reports.
-    let mut ledger = store.dir().open(Access::Append, policy, Some(Box::new(|a| eprintln!("ALERT {a}"))))?;
+    // error, beside the quarantine reports and the progress line (on a terminal).
+    let progress = std::sync::Arc::new(std::sync::Mutex::new(progress::Progress::on_stderr()));
+    let shown = std::sync::Arc::clone(&progress);
+    let say = move |line: &str| shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).say(line);
+    let alert = say.clone();
+    let mut ledger = store.dir().open(Access::Append, policy, Some(Box::new(move |a| alert(&format!("ALERT {a}")))))?;
     let reader: Box<dyn BufRead> = if file == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -81,7 +86,15 @@ fn ingest_command(
         Box::new(std::io::BufReader::with_capacity(1 << 20, f))
     };
     let source = if file == "-" { LineSource::Stdin } else { LineSource::File(file.to_string()) };
-    let t = ingest(&mut ledger, reader, &source, options, |problem| eprintln!("{problem}"))?;
+    let t = ingest(&mut ledger, reader, &source, options, |r| match r {
+        Report::Problem(problem) => say(problem),
+        Report::Progress(t) => progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner).show(
+            t.accepted,
+            t.duplicates,
+            t.quarantined,
+        ),
+    })?;
+    progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     writeln!(out(), "accepted {}, duplicate {}, quarantined {}", t.accepted, t.duplicates, t.quarantined)?;
     Ok(if t.quarantined > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }

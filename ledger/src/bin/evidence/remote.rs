@@ -15,6 +15,7 @@ use evidence_ledger::text::esc;
 
 use crate::cli::{Command, GateCommand, PolicyCommand, QueryCommand};
 use crate::client::Client;
+use crate::progress::Progress;
 use crate::{
     out, print_alerts, print_checkpoint, print_json_or_text, print_published, print_state, print_status, request_args,
 };
@@ -214,6 +215,7 @@ fn ingest(client: &Client, file: &str, batch_size: usize) -> anyhow::Result<Exit
     };
     let origin = if file == "-" { "stdin#".to_string() } else { format!("file:{file}#") };
     let (mut accepted, mut duplicates, mut quarantined) = (0u64, 0u64, 0u64);
+    let mut progress = Progress::on_stderr();
     let mut batch: Vec<(u64, String)> = Vec::with_capacity(batch_size);
     let mut lines = reader.lines().enumerate().peekable();
     while lines.peek().is_some() {
@@ -241,17 +243,19 @@ fn ingest(client: &Client, file: &str, batch_size: usize) -> anyhow::Result<Exit
                     quarantined += 1;
                     for e in errors {
                         let at = if e.pointer.is_empty() { String::new() } else { format!("{}: ", e.pointer) };
-                        eprintln!("{}", esc(&format!("{origin}{number}: {at}{}", e.detail)));
+                        progress.say(&esc(&format!("{origin}{number}: {at}{}", e.detail)).to_string());
                     }
                 }
                 ItemOutcome::Conflict { detail } => {
                     quarantined += 1;
-                    eprintln!("{}", esc(&format!("{origin}{number}: {detail}")));
+                    progress.say(&esc(&format!("{origin}{number}: {detail}")).to_string());
                 }
                 ItemOutcome::Valid => {}
             }
         }
+        progress.show(accepted, duplicates, quarantined);
     }
+    progress.clear();
     writeln!(out(), "accepted {accepted}, duplicate {duplicates}, quarantined {quarantined}")?;
     Ok(if quarantined > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }
