@@ -458,23 +458,44 @@ fn urlencode(text: &str) -> String {
 #[test]
 fn with_a_certificate_the_api_speaks_tls_only() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "openssl: {}", stderr(&made));
+    // A private CA and a server certificate it signed, as an operator would have.
+    let (ca, ca_key) = (dir.path().join("ca.pem"), dir.path().join("ca-key.pem"));
+    let (cert, key, csr) = (dir.path().join("cert.pem"), dir.path().join("key.pem"), dir.path().join("cert.csr"));
+    let ext = dir.path().join("ext.cnf");
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    let openssl = |args: &[&str]| {
+        let made = std::process::Command::new("openssl").args(args).output().unwrap();
+        assert!(made.status.success(), "openssl {args:?}: {}", stderr(&made));
+    };
+    let [ca_s, ca_key_s, cert_s, key_s, csr_s, ext_s] =
+        [&ca, &ca_key, &cert, &key, &csr, &ext].map(|p| p.to_str().unwrap());
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1";
+    let ec: Vec<&str> = ec.split(' ').collect();
+    openssl(&[&["req", "-x509", "-subj", "/CN=test CA", "-keyout", ca_key_s, "-out", ca_s][..], &ec].concat());
+    openssl(&[&["req", "-subj", "/CN=localhost", "-keyout", key_s, "-out", csr_s][..], &ec[..5]].concat());
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "1",
+        "-in",
+        csr_s,
+        "-CA",
+        ca_s,
+        "-CAkey",
+        ca_key_s,
+        "-CAcreateserial",
+        "-extfile",
+        ext_s,
+        "-out",
+        cert_s,
+    ]);
     let mut server = Server::start(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
     assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
     let curl = |url: &str, extra: &[&str]| {
         std::process::Command::new("curl")
             .args(["-sS", "--max-time", "10", "--cacert"])
-            .arg(&cert)
+            .arg(&ca)
             .args(extra)
             .arg(url)
             .output()
@@ -494,5 +515,22 @@ fn with_a_certificate_the_api_speaks_tls_only() {
         .output()
         .unwrap();
     assert!(!untrusted.status.success(), "a self-signed certificate is not trusted by default");
+    // The CLI as a client: over TLS with the certificate trusted through EVIDENCE_CA_CERT, and
+    // refused without it (the system's trust store does not hold it).
+    let cli = |ca: Option<&std::path::Path>| {
+        let mut c = evidence();
+        c.args(["--server", &server.url, "status", "--json"]).env("EVIDENCE_TOKEN", &server.reader);
+        match ca {
+            Some(ca) => c.env("EVIDENCE_CA_CERT", ca),
+            None => c.env_remove("EVIDENCE_CA_CERT"),
+        };
+        c.output().unwrap()
+    };
+    let trusted = cli(Some(&ca));
+    assert!(trusted.status.success(), "{}", stderr(&trusted));
+    let body: Value = serde_json::from_slice(&trusted.stdout).unwrap();
+    assert_eq!(body["entries"], 0, "{body}");
+    let refused = cli(None);
+    assert!(!refused.status.success() && stderr(&refused).contains("Cannot reach"), "{}", stderr(&refused));
     assert!(server.stop().success());
 }

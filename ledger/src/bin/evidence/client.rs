@@ -2,6 +2,11 @@
 //! `evidence serve` over its API instead of opening the store, with the token in
 //! `EVIDENCE_TOKEN`, and print what they print locally. An answer that is a problem document
 //! becomes its sentence.
+//!
+//! An `https://` server is reached over TLS (rustls with ring, as the server): its certificate
+//! must chain to a certificate in `EVIDENCE_CA_CERT` (a PEM file, for a private CA or a
+//! self-signed server), or else to the system's trust store (the PEM bundle of Debian, RHEL
+//! or Alpine).
 
 use std::time::Duration;
 
@@ -21,16 +26,50 @@ pub(crate) struct Answer {
     pub(crate) body: String,
 }
 
+/// Where the system keeps its trusted certificates, one PEM bundle each (Debian and Ubuntu,
+/// RHEL and Fedora, Alpine and others).
+const SYSTEM_ROOTS: [&str; 3] =
+    ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];
+
+/// The certificates an `https://` server's must chain to: `EVIDENCE_CA_CERT`'s, or the
+/// system's.
+fn roots() -> anyhow::Result<Vec<ureq::tls::Certificate<'static>>> {
+    let (path, named) = match std::env::var_os("EVIDENCE_CA_CERT").filter(|p| !p.is_empty()) {
+        Some(p) => (std::path::PathBuf::from(p), true),
+        None => match SYSTEM_ROOTS.iter().map(std::path::Path::new).find(|p| p.exists()) {
+            Some(p) => (p.to_path_buf(), false),
+            None => anyhow::bail!(
+                "No trusted certificates to check the server's with: set EVIDENCE_CA_CERT to a PEM file of them"
+            ),
+        },
+    };
+    let what = if named { "EVIDENCE_CA_CERT" } else { "the system's trust store" };
+    let pem = std::fs::read(&path).with_context(|| format!("Cannot read {what}, {}", path.display()))?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    anyhow::ensure!(!certs.is_empty(), "{what}, {}, holds no PEM certificate", path.display());
+    Ok(certs)
+}
+
 impl Client {
     /// A client of the service at `base`, with the token from `EVIDENCE_TOKEN`.
-    pub(crate) fn new(base: &str) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(300)))
-            .build()
-            .into();
+    pub(crate) fn new(base: &str) -> anyhow::Result<Self> {
+        let mut config =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(300)));
+        if base.starts_with("https://") {
+            let tls = ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::Rustls)
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&roots()?))
+                .unversioned_rustls_crypto_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .build();
+            config = config.tls_config(tls);
+        }
         let token = std::env::var("EVIDENCE_TOKEN").ok().filter(|t| !t.trim().is_empty());
-        Client { base: base.trim_end_matches('/').to_string(), token, agent }
+        Ok(Client { base: base.trim_end_matches('/').to_string(), token, agent: config.build().into() })
     }
 
     fn send(

@@ -39,7 +39,7 @@ pub(crate) fn handles(command: &Command) -> bool {
 
 /// Runs `command` against the service at `server`.
 pub(crate) fn run(server: &str, command: Command) -> anyhow::Result<ExitCode> {
-    let client = Client::new(server);
+    let client = Client::new(server)?;
     match command {
         Command::Status { json } => {
             print_status(&client.get::<Status>("/v1/status", &[])?.map_err(anyhow::Error::msg)?, json)?
