@@ -216,6 +216,12 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
 }
 
+/// How many intake bodies are validated at once: one core fewer than the machine has (one
+/// at least), so that the writer and the readers always find a core free.
+fn validators() -> usize {
+    cores().saturating_sub(1).max(1)
+}
+
 /// The service's tokens; a warning when there are none.
 fn tokens(config: &ServeConfig) -> Result<Tokens, TokenError> {
     let tokens = Tokens::open(config.tokens.clone())?;
@@ -268,7 +274,7 @@ pub fn run_until<S: Storage>(
             store: Arc::clone(&store),
             tokens: Arc::new(tokens(&config)?),
             validator: Arc::clone(&validator),
-            validating: Arc::new(tokio::sync::Semaphore::new(cores())),
+            validating: Arc::new(tokio::sync::Semaphore::new(validators())),
             limits: config.http.limits.clone(),
             metrics: metrics_handle(),
             metrics_open: config.http.metrics_open,
