@@ -76,13 +76,7 @@ pub fn alert_page<S: Storage>(
 ) -> Result<AlertPage, PageError> {
     let mut from = keys::alerts().0;
     if let Some(cursor) = cursor {
-        let bad = || PageError::Cursor(BadCursor(cursor.to_string()));
-        let tail = hex::decode(cursor).map_err(|_| bad())?;
-        if tail.len() != 10 {
-            return Err(bad());
-        }
-        from.truncate(2);
-        from.extend_from_slice(&tail);
+        from = resume(&from, cursor, Some(10))?;
     }
     Ok(scan(store, query, from, limit)?)
 }
@@ -101,6 +95,19 @@ fn scan<S: Storage>(store: &S, query: &AlertQuery, from: Vec<u8>, limit: usize) 
         }
     }
     Ok(AlertPage { alerts, next: None })
+}
+
+/// The key a cursor (the hex of a key after its table's two bytes, as pages hand them out)
+/// resumes at, within the table that `start` opens; `len`, when given, is the only length
+/// such a tail has.
+pub(crate) fn resume(start: &[u8], cursor: &str, len: Option<usize>) -> Result<Vec<u8>, PageError> {
+    let tail = hex::decode(cursor).map_err(|_| BadCursor(cursor.to_string()))?;
+    if tail.is_empty() || len.is_some_and(|len| tail.len() != len) {
+        return Err(BadCursor(cursor.to_string()).into());
+    }
+    let mut key = start[..2].to_vec();
+    key.extend_from_slice(&tail);
+    Ok(key)
 }
 
 /// Why a page could not be read.

@@ -8,7 +8,7 @@ use std::fmt;
 use evidence_schemas::{ArtifactKind, ArtifactRef};
 use serde::{Deserialize, Serialize};
 
-use super::alerts::{BadCursor, PageError};
+use super::alerts::{resume, PageError};
 use crate::governance::model::{ArtifactView, Cite, LiveHistory};
 use crate::governance::{decode, keys, ViewError};
 use crate::store::keyspace::{VIEW_ARTIFACTS, VIEW_LIVE};
@@ -72,7 +72,7 @@ pub fn artifacts<S: Storage>(
 ) -> Result<ArtifactList, PageError> {
     let (mut from, to) = keys::table(VIEW_ARTIFACTS);
     if let Some(c) = cursor {
-        from = resume(&from, c)?;
+        from = resume(&from, c, None)?;
     }
     let mut artifacts = Vec::new();
     for item in store.range(&from, &to) {
@@ -91,17 +91,6 @@ pub fn artifacts<S: Storage>(
         }
     }
     Ok(ArtifactList { artifacts, next: None })
-}
-
-/// The key a cursor resumes at, within the table that `start` opens.
-fn resume(start: &[u8], cursor: &str) -> Result<Vec<u8>, PageError> {
-    let tail = hex::decode(cursor).map_err(|_| BadCursor(cursor.to_string()))?;
-    if tail.is_empty() {
-        return Err(BadCursor(cursor.to_string()).into());
-    }
-    let mut key = start[..2].to_vec();
-    key.extend_from_slice(&tail);
-    Ok(key)
 }
 
 /// An app in an env, with what is live there now.

@@ -9,7 +9,7 @@ use std::fmt;
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::alerts::{BadCursor, PageError};
+use super::alerts::{resume, PageError};
 use crate::governance::keys;
 use crate::governance::requests::{Breach, Group, LEVELS};
 use crate::governance::{decode, ViewError};
@@ -198,13 +198,7 @@ fn breaches<S: Storage>(
 ) -> Result<(Vec<Breach>, Option<String>), PageError> {
     let mut start = keys::breach(from.saturating_mul(1_000_000), 0);
     if let Some(cursor) = &page.cursor {
-        let bad = || PageError::Cursor(BadCursor(cursor.clone()));
-        let tail = hex::decode(cursor).map_err(|_| bad())?;
-        if tail.len() != 16 {
-            return Err(bad());
-        }
-        start.truncate(2);
-        start.extend_from_slice(&tail);
+        start = resume(&start, cursor, Some(16))?;
     }
     let end = keys::breach(to.saturating_mul(1_000_000), 0);
     let mut out = Vec::new();

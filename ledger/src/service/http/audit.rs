@@ -19,9 +19,7 @@ use super::{
 };
 use crate::governance::{Rule, Severity, Status, ViewError};
 use crate::ledger::PublishError;
-use crate::query::{
-    self, AlertQuery, ArtifactName, LiveAnswer, PageError, RequestQuery, TrainingDecision, ViolationPage,
-};
+use crate::query::{self, AlertQuery, ArtifactName, LiveAnswer, RequestQuery, TrainingDecision, ViolationPage};
 use crate::store::Storage;
 use crate::when::parse_time;
 
@@ -189,10 +187,7 @@ pub(super) async fn alerts<S: Storage>(
 ) -> Result<Json<AlertsAnswer>, Problem> {
     let query = p.query()?;
     let limit = page_size(p.limit)?;
-    let page = query::alert_page(&*api.store, &query, p.cursor.as_deref(), limit).map_err(|e| match e {
-        PageError::Cursor(c) => Problem::parameter("cursor", c),
-        PageError::View(e) => view_problem(e),
-    })?;
+    let page = query::alert_page(&*api.store, &query, p.cursor.as_deref(), limit)?;
     let mut entries: Vec<u64> = page.alerts.iter().flat_map(|a| a.entries.iter().copied()).collect();
     entries.sort_unstable();
     entries.dedup();
@@ -243,10 +238,7 @@ pub(super) async fn requests<S: Storage>(
     }
     let q = RequestQuery { from, to, env: p.env, data_class: p.data_class, provider: p.provider };
     let page = if p.violations { Some(ViolationPage { cursor: p.cursor, limit: page_size(p.limit)? }) } else { None };
-    let answer = query::requests(&*api.store, &q, page.as_ref()).map_err(|e| match e {
-        PageError::Cursor(c) => Problem::parameter("cursor", c),
-        PageError::View(e) => view_problem(e),
-    })?;
+    let answer = query::requests(&*api.store, &q, page.as_ref())?;
     let entries = answer.entries();
     Ok(Json(api.proven(answer, &entries, &p.with)?))
 }

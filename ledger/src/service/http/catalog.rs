@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::records::page_size;
 use super::{Api, Params, Problem};
-use crate::query::{self, AppList, ArtifactList, ArtifactSearch, PageError};
+use crate::query::{self, AppList, ArtifactList, ArtifactSearch};
 use crate::store::Storage;
 
 pub(super) fn routes<S: Storage>() -> Router<Arc<Api<S>>> {
@@ -53,11 +53,7 @@ pub(super) async fn artifacts<S: Storage>(
         })
         .transpose()?;
     let search = ArtifactSearch { kind, name: p.name, digest: p.digest };
-    let list =
-        query::artifacts(&*api.store, &search, p.cursor.as_deref(), page_size(p.limit)?).map_err(|e| match e {
-            PageError::Cursor(c) => Problem::parameter("cursor", c),
-            PageError::View(e) => Problem::internal(e.kind(), e),
-        })?;
+    let list = query::artifacts(&*api.store, &search, p.cursor.as_deref(), page_size(p.limit)?)?;
     Ok(Json(list))
 }
 

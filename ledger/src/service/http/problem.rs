@@ -91,6 +91,17 @@ impl Problem {
     }
 }
 
+impl From<crate::query::PageError> for Problem {
+    /// A page that cannot be read: a cursor that is not the list's is the client's mistake;
+    /// views that cannot be read are the ledger's.
+    fn from(e: crate::query::PageError) -> Self {
+        match e {
+            crate::query::PageError::Cursor(c) => Problem::parameter("cursor", c),
+            crate::query::PageError::View(e) => Problem::internal(e.kind(), e),
+        }
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
