@@ -29,6 +29,7 @@ pub mod query;
 pub mod service;
 pub mod store;
 pub mod text;
+pub mod trust;
 pub mod when;
 
 pub use error::ErrorKind;

@@ -459,37 +459,7 @@ fn urlencode(text: &str) -> String {
 fn with_a_certificate_the_api_speaks_tls_only() {
     let dir = tempfile::tempdir().unwrap();
     // A private CA and a server certificate it signed, as an operator would have.
-    let (ca, ca_key) = (dir.path().join("ca.pem"), dir.path().join("ca-key.pem"));
-    let (cert, key, csr) = (dir.path().join("cert.pem"), dir.path().join("key.pem"), dir.path().join("cert.csr"));
-    let ext = dir.path().join("ext.cnf");
-    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-    let openssl = |args: &[&str]| {
-        let made = std::process::Command::new("openssl").args(args).output().unwrap();
-        assert!(made.status.success(), "openssl {args:?}: {}", stderr(&made));
-    };
-    let [ca_s, ca_key_s, cert_s, key_s, csr_s, ext_s] =
-        [&ca, &ca_key, &cert, &key, &csr, &ext].map(|p| p.to_str().unwrap());
-    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1";
-    let ec: Vec<&str> = ec.split(' ').collect();
-    openssl(&[&["req", "-x509", "-subj", "/CN=test CA", "-keyout", ca_key_s, "-out", ca_s][..], &ec].concat());
-    openssl(&[&["req", "-subj", "/CN=localhost", "-keyout", key_s, "-out", csr_s][..], &ec[..5]].concat());
-    openssl(&[
-        "x509",
-        "-req",
-        "-days",
-        "1",
-        "-in",
-        csr_s,
-        "-CA",
-        ca_s,
-        "-CAkey",
-        ca_key_s,
-        "-CAcreateserial",
-        "-extfile",
-        ext_s,
-        "-out",
-        cert_s,
-    ]);
+    let (ca, cert, key) = common::private_ca(dir.path());
     let mut server = Server::start(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
     assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
     let curl = |url: &str, extra: &[&str]| {

@@ -11,84 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::broker::Broker;
 use common::{evidence, status, stderr, stdout, verify_store};
 use evidence_schemas::sample::sample_event;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-
-fn tansu() -> PathBuf {
-    let on_path = Command::new("sh").args(["-c", "command -v tansu"]).output().ok().filter(|o| o.status.success());
-    let path = match on_path {
-        Some(o) => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
-        None => PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo/bin/tansu"),
-    };
-    assert!(path.exists(), "the tansu broker is not installed: run ops/broker install");
-    path
-}
-
-/// A tansu broker on a free 127.0.0.1 port, storing its topics in a libsql file in its own
-/// temporary directory, killed on drop.
-struct Broker {
-    addr: String,
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start(topics: &[(&str, u32)]) -> Broker {
-        Broker::start_on("sqlite://tansu.db", topics)
-    }
-
-    /// A broker on another storage engine (`memory://tansu/` to show what it loses).
-    fn start_on(engine: &str, topics: &[(&str, u32)]) -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.path().join("broker.log")).unwrap();
-        let child = Command::new(tansu())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", engine])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the broker did not listen within 30 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let broker = Broker { addr: format!("127.0.0.1:{port}"), child, dir };
-        for (topic, partitions) in topics {
-            broker.create_topic(topic, *partitions);
-        }
-        broker
-    }
-
-    fn create_topic(&self, topic: &str, partitions: u32) {
-        let out = Command::new(tansu())
-            .args(["topic", "create", topic, "--broker", &format!("tcp://{}", self.addr)])
-            .args(["--partitions", &partitions.to_string()])
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "cannot create topic {topic}: {}", stderr(&out));
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
-        assert!(ok, "kill {sig} failed");
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Produces `messages` to `topic`, message `n` to partition `n % partitions`, batched as real
 /// producers do (records linger 5 ms and go many to a produce request), and waits until the
@@ -600,6 +529,7 @@ fn the_service_runs_on_the_in_memory_engine_too() {
         self_audit_every: Duration::from_secs(3600),
         dead_letter_topic: None,
         checkpoints: CheckpointPolicy::default(),
+        siem: Default::default(),
     };
     // Stop once both partitions' stored positions say every message is in.
     let stop = async move {

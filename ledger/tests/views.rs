@@ -342,3 +342,54 @@ fn a_round_written_in_slices_stores_what_one_batch_stores() {
     assert!(view_keys(a.store()) == view_keys(b.store()), "the views are the same");
     assert_eq!(a.latest_size(), b.latest_size(), "a checkpoint is cut once the round is flushed");
 }
+
+// ---- the alert outbox ----
+
+use evidence_ledger::governance::outbox::{self, Activity};
+
+/// Every alert of a stream is created once in the outbox, closed once after that when (and
+/// only when) it ends resolved, and a fold counted one request a save announces an update
+/// whenever its count reaches a power of two; the changes are numbered from 0 without a gap.
+#[test]
+fn the_outbox_holds_every_change_of_every_alert_in_order() {
+    let validator = Validator::default();
+    let scenario = |name: &str| -> Vec<String> {
+        SCENARIOS.iter().find(|(n, _)| *n == name).unwrap().1.lines().map(str::to_string).collect()
+    };
+    // The clean release with its gates late (gate.skipped opened, then resolved), and the
+    // unapproved route's requests one a batch (a fold counted at every save).
+    let (early, gates): (Vec<String>, Vec<String>) =
+        scenario("clean-release").into_iter().partition(|l| !l.contains("\"type\":\"pipeline.gate\""));
+    let mut l = ledger();
+    feed(&mut l, &validator, &early, 1000);
+    feed(&mut l, &validator, &gates, 1000);
+    let mut route = scenario("routing-unapproved");
+    let breach = route.last().unwrap().clone();
+    route.extend((0..6).map(|i| {
+        breach.replace("routing-unapproved-007", &format!("more-{i}")).replace("10:05:00Z", &format!("10:1{i}:00Z"))
+    }));
+    feed(&mut l, &validator, &route, 1);
+    let store = l.log().store();
+    let changes = outbox::read(store, 0, u64::MAX, 100_000).unwrap();
+    assert_eq!(outbox::head(store).unwrap(), changes.len() as u64);
+    assert!(changes.iter().enumerate().all(|(i, c)| c.number == i as u64), "numbers with a gap");
+    let alerts = query::alerts(store, None, None, None).unwrap();
+    assert!(alerts.iter().any(|a| a.status == evidence_ledger::governance::Status::Resolved), "nothing resolved");
+    // The route's requests came one a save: its fold announces every power of two it reached.
+    let folded = alerts.iter().find(|a| a.rule == Rule::RoutingUnapproved).expect("a routing.unapproved alert");
+    assert!(folded.fold.as_ref().is_some_and(|f| f.occurrences >= 8), "{folded:?}");
+    for a in &alerts {
+        let of = |activity| changes.iter().filter(|c| c.alert.id == a.id && c.activity == activity).count();
+        assert_eq!(of(Activity::Create), 1, "{}: created {} times", a.id, of(Activity::Create));
+        let resolved = a.status == evidence_ledger::governance::Status::Resolved;
+        assert_eq!(of(Activity::Close), usize::from(resolved), "{}: closes", a.id);
+        let first = |activity| changes.iter().position(|c| c.alert.id == a.id && c.activity == activity);
+        if resolved {
+            assert!(first(Activity::Create) < first(Activity::Close), "{}: closed before it was created", a.id);
+        }
+        if let (Rule::RoutingUnapproved, Some(fold)) = (a.rule, &a.fold) {
+            let powers = (1..64).map(|k| 1u64 << k).take_while(|&p| p <= fold.occurrences).count();
+            assert_eq!(of(Activity::Update), powers, "{}: {} occurrences", a.id, fold.occurrences);
+        }
+    }
+}

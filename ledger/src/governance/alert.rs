@@ -388,6 +388,13 @@ impl Alert {
         self.resolution = Some(why);
     }
 
+    /// As it was while open: the resolution taken off.
+    pub(crate) fn reopened(&mut self) {
+        self.status = Status::Open;
+        self.resolved_by = None;
+        self.resolution = None;
+    }
+
     /// The alert that entry `seq` (received at `time`) could not be applied to the views
     /// because of `problem`; the views skip it and go on.
     pub(crate) fn unprojectable(seq: u64, time: DateTime<FixedOffset>, policy: &PolicyInForce, problem: &str) -> Alert {

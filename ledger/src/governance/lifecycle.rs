@@ -14,6 +14,7 @@ use super::alert::{Alert, Rule};
 use super::codec::decode;
 use super::error::ViewError;
 use super::keys;
+use super::outbox::{self, Activity};
 use crate::store::keyspace::VIEW_OPEN;
 use crate::store::{Storage, WriteBatch};
 
@@ -34,6 +35,17 @@ pub(crate) struct Open {
     closed: Vec<(String, (u64, u16), Alert)>,
     /// The entry opening alerts now, and how many it has opened.
     opener: (u64, u16),
+    /// Alerts opened and closed since the last save, in order, for the outbox (an update is a
+    /// dirty row that was not opened since).
+    changes: Vec<(Activity, (u64, u16), String)>,
+    /// Where the alerts opened since the last save are stored.
+    fresh: BTreeSet<(u64, u16)>,
+    /// Open alerts whose update goes to the outbox at the next save: a refresh, or a fold whose
+    /// count reached a power of two (so that a storm of a million requests is twenty updates,
+    /// not a million; each update carries the count as it stands when delivered).
+    announce: BTreeSet<String>,
+    /// The outbox's next change number.
+    head: u64,
 }
 
 /// The violation an alert stands for, within `scope`.
@@ -49,7 +61,7 @@ pub(crate) fn violation_of(scope: &str, rule: Rule, subject: &str) -> String {
 impl Open {
     /// Loads the open alerts.
     pub(crate) fn load<S: Storage>(store: &S) -> Result<Self, ViewError> {
-        let mut open = Open::default();
+        let mut open = Open { head: outbox::head(store)?, ..Open::default() };
         let (from, to) = keys::table(VIEW_OPEN);
         for item in store.range(&from, &to) {
             let (k, v) = item?;
@@ -74,8 +86,18 @@ impl Open {
         Ok(open)
     }
 
-    /// Puts every change into `batch`.
+    /// Puts every change into `batch`, and appends them to the outbox: the updates announced
+    /// of alerts opened before, then the openings and closings in the order they happened.
     pub(crate) fn write(&mut self, batch: &mut WriteBatch) {
+        let mut changes: Vec<(Activity, (u64, u16), String)> = std::mem::take(&mut self.announce)
+            .iter()
+            .filter_map(|v| self.rows.get(v))
+            .filter(|row| !self.fresh.contains(&row.at))
+            .map(|row| (Activity::Update, row.at, row.alert.id.clone()))
+            .collect();
+        changes.append(&mut self.changes);
+        self.fresh.clear();
+        outbox::append(batch, &mut self.head, &changes);
         for (violation, at, alert) in self.closed.drain(..) {
             batch.put(keys::alert(at.0, at.1), serde_json::to_vec(&alert).expect("alerts serialize"));
             if !self.rows.contains_key(&violation) {
@@ -95,6 +117,8 @@ impl Open {
     pub(crate) fn open(&mut self, violation: String, alert: Alert, by: u64) -> Alert {
         let at = self.next_at(by);
         let alert = alert.open(by);
+        self.changes.push((Activity::Create, at, alert.id.clone()));
+        self.fresh.insert(at);
         self.rows.insert(violation.clone(), Row { at, alert: alert.clone() });
         self.dirty.insert(violation);
         alert
@@ -104,6 +128,7 @@ impl Open {
     /// `by`.
     pub(crate) fn record(&mut self, alert: Alert, by: u64) {
         let at = self.next_at(by);
+        self.changes.push((Activity::Create, at, alert.id.clone()));
         self.closed.push((String::new(), at, alert));
     }
 
@@ -123,6 +148,9 @@ impl Open {
         let Some(row) = self.rows.get_mut(violation) else { return false };
         if let Some(fold) = row.alert.fold.as_mut() {
             fold.count(seq, variant);
+            if fold.occurrences.is_power_of_two() {
+                self.announce.insert(violation.to_string());
+            }
         }
         if !self.dirty.contains(violation) {
             self.dirty.insert(violation.to_string());
@@ -141,6 +169,7 @@ impl Open {
         let mut row = self.rows.remove(violation)?;
         row.alert.resolve(by, why);
         self.dirty.remove(violation);
+        self.changes.push((Activity::Close, row.at, row.alert.id.clone()));
         self.closed.push((violation.to_string(), row.at, row.alert.clone()));
         Some(row.alert)
     }
@@ -170,6 +199,7 @@ impl Open {
         row.alert.entries.sort_unstable();
         row.alert.entries.dedup();
         self.dirty.insert(violation.to_string());
+        self.announce.insert(violation.to_string());
     }
 
     /// Judging `scope` again on the arrival of entry `by` found `found`: opens what is new,

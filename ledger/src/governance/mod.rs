@@ -5,7 +5,8 @@
 //! the open alerts and their lifecycle (`lifecycle`), traffic summaries and re-judging
 //! (`traffic`), the requests counted by time for audit question 3 ([`requests`]), the
 //! [`policy`] in force, and the projection ([`Views`]) that applies each
-//! entry (`apply`) and judges what it may change. The views' keys are in [`keys`].
+//! entry (`apply`) and judges what it may change. The views' keys are in [`keys`]. The
+//! [`outbox`] numbers every change in an alert's life for the SIEM sinks.
 //!
 //! Dependencies run one way: `model` ← `asof`, `state` ← `rules` ← `traffic`, `lifecycle`,
 //! `apply` ← `projection`. The rules read `&State` and return alerts; only the projection
@@ -20,6 +21,7 @@ mod error;
 pub mod keys;
 mod lifecycle;
 pub mod model;
+pub mod outbox;
 pub mod policy;
 mod projection;
 pub mod requests;

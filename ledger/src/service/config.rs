@@ -11,6 +11,7 @@ use evidence_ingest::kafka::KafkaConfig;
 use serde::Deserialize;
 
 use super::http::{HttpLimits, TlsFiles};
+use super::siem::{SiemArgs, SiemConfig, SiemSection};
 use super::tokens::TokenFile;
 use crate::ledger::IngestOptions;
 use crate::log::CheckpointPolicy;
@@ -47,6 +48,9 @@ pub enum ConfigError {
     /// A `--kafka-setting` without `=`.
     #[error("--kafka-setting {0:?} is not KEY=VALUE")]
     Setting(String),
+    /// A SIEM sink that cannot be used, in a sentence.
+    #[error("{0}")]
+    Siem(String),
     /// A batch size out of range.
     #[error("the batch size {0} is out of range: 1 to {max}", max = IngestOptions::MAX_BATCH_SIZE)]
     BatchSize(usize),
@@ -121,6 +125,9 @@ pub struct ServeArgs {
     /// Seconds between self-audits of the whole log (default 3600; one runs at start).
     #[arg(long, env = "EVIDENCE_SELF_AUDIT_INTERVAL_SECS")]
     pub self_audit_interval_secs: Option<u64>,
+    /// Where alerts go.
+    #[command(flatten)]
+    pub siem: SiemArgs,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +141,8 @@ struct ConfigFile {
     http: HttpSection,
     #[serde(default)]
     self_audit: SelfAuditSection,
+    #[serde(default)]
+    siem: SiemSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -216,6 +225,8 @@ pub struct ServeConfig {
     pub checkpoints: CheckpointPolicy,
     /// How often the whole log is audited in place.
     pub self_audit_every: Duration,
+    /// Where alerts go.
+    pub siem: SiemConfig,
 }
 
 impl ServeArgs {
@@ -236,7 +247,10 @@ impl ServeArgs {
             None => None,
             Some(brokers) => Some(self.kafka(brokers, file.kafka)?),
         };
+        let ingest = kafka.as_ref().map(|k| (k.brokers.as_str(), k.settings.as_slice()));
+        let siem = self.siem.resolve(file.siem, ingest)?;
         Ok(ServeConfig {
+            siem,
             kafka,
             http,
             tokens: TokenFile::of(data_dir),

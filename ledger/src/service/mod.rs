@@ -8,12 +8,14 @@
 //!
 //! Files: `config` (flags, environment, file, defaults), `writer` (the one writer, group
 //! commit), `http/` (the API), `tokens` (bearer tokens and roles), `dead_letters` (the
-//! outbox). This module wires sources to the writer; nothing appends otherwise.
+//! outbox of rejected messages), `siem/` (alerts to the SIEM: Kafka, syslog, HEC). This module
+//! wires sources to the writer; nothing appends otherwise.
 
 pub mod audit;
 mod config;
 mod dead_letters;
 pub mod http;
+pub mod siem;
 pub mod tokens;
 pub mod writer;
 
@@ -68,6 +70,9 @@ pub enum ServeError {
     /// The final checkpoint could not be cut.
     #[error("the final checkpoint could not be cut: {0}")]
     Checkpoint(#[from] LogError),
+    /// A SIEM sink could not start.
+    #[error("Cannot start a SIEM sink: {0}")]
+    Siem(#[from] siem::SinkError),
     /// The writer thread panicked.
     #[error("the writer thread failed: {0}")]
     Writer(String),
@@ -246,6 +251,25 @@ async fn until_writer_ends<S: Storage>(stop: impl std::future::Future<Output = (
     }
 }
 
+/// Kafka ingest running: it hands the sink back with its progress when it ends.
+type KafkaTask<S> = tokio::task::JoinHandle<Result<(WriterSink<S>, kafka::Progress), KafkaSourceError<WriterError>>>;
+
+/// Starts Kafka ingest through the writer, resuming each partition at the position the store
+/// holds, until `stopped`.
+fn spawn_kafka<S: Storage>(
+    kafka: evidence_ingest::kafka::KafkaConfig,
+    store: &Arc<S>,
+    validator: &Arc<Validator>,
+    writer: &writer::WriterHandle<S>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> KafkaTask<S> {
+    let store = Arc::clone(store);
+    let positions: Positions =
+        Arc::new(move |topic, partition| read_position(&*store, &position_name(topic, partition)).ok().flatten());
+    let sink = WriterSink(writer.clone());
+    tokio::spawn(kafka::run(kafka, Arc::clone(validator), sink, positions, |_: &mut _, _: &_| {}, stopped))
+}
+
 /// Runs the service until SIGTERM or SIGINT.
 pub fn run<S: Storage>(ledger: Ledger<S>, config: ServeConfig) -> Result<(), ServeError> {
     run_until(ledger, config, shutdown()).map(drop)
@@ -261,6 +285,7 @@ pub fn run_until<S: Storage>(
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let store = ledger.log().shared_store();
+        let sinks = siem::Sinks::start(&store, ledger.log().origin(), &config.siem)?;
         let upkeep = upkeep(dead_letter_producer(&config)?);
         let (writer, thread) = writer::spawn(ledger, config.http.limits.queue, upkeep);
         let auditing = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -279,22 +304,12 @@ pub fn run_until<S: Storage>(
             metrics: metrics_handle(),
             metrics_open: config.http.metrics_open,
             audit: last_audit,
+            sinks: sinks.health(),
+            stopped: stopped.clone(),
         };
         let (server, announced) = start_http(&config, api, wait(stopped.clone())).await?;
-        let kafka = config.kafka.clone().map(|kafka| {
-            let positions: Positions = Arc::new(move |topic, partition| {
-                read_position(&*store, &position_name(topic, partition)).ok().flatten()
-            });
-            let sink = WriterSink(writer.clone());
-            tokio::spawn(kafka::run(
-                kafka,
-                Arc::clone(&validator),
-                sink,
-                positions,
-                |_: &mut _, _: &_| {},
-                wait(stopped.clone()),
-            ))
-        });
+        let kafka =
+            config.kafka.clone().map(|kafka| spawn_kafka(kafka, &store, &validator, &writer, wait(stopped.clone())));
         let stop = until_writer_ends(stop, writer.clone());
         tokio::pin!(stop);
         let kafka_result = match kafka {
@@ -313,6 +328,7 @@ pub fn run_until<S: Storage>(
         let _ = stopping.send(true);
         let _ = server.await;
         writer.stop().await;
+        let _ = tokio::task::spawn_blocking(move || sinks.stop()).await;
         auditing.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = tokio::task::spawn_blocking(move || auditor.join()).await;
         let ledger = join(thread).await?;

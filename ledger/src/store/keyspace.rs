@@ -15,6 +15,8 @@
 //! | `g` + source | [`crate::log`] | offsets each source skipped (gaps, u64 BE, cumulative) |
 //! | `m` + name | [`crate::log`], `log::index` | metadata: [`META_ORIGIN`], [`META_COUNTERS`], [`META_DEAD_LETTERS`], [`META_INDEXED`], [`META_KEYS`], [`META_DAMAGED`] |
 //! | `v` + table | [`crate::governance`] (read by [`crate::query`]) | views, alerts and their watermark: the tables `VIEW_*` |
+//! | `a` + number | `governance::outbox` (read by the SIEM sinks) | the alert outbox: every opening, update and resolution of an alert, in order |
+//! | `d` + sink name | `governance::outbox` (written by each SIEM sink) | each sink's cursor in the outbox |
 //!
 //! The test at the bottom checks that the prefixes, the metadata names and the view tables are
 //! each distinct.
@@ -39,10 +41,26 @@ pub const GAP: u8 = b'g';
 pub const META: u8 = b'm';
 /// Views and alerts.
 pub const VIEWS: u8 = b'v';
+/// The alert outbox.
+pub const ALERT_CHANGES: u8 = b'a';
+/// The SIEM sinks' cursors in the outbox.
+pub const SINK_CURSORS: u8 = b'd';
 
 /// Every top-level prefix.
-pub const PREFIXES: [u8; 10] =
-    [ENTRY, CHECKPOINT, NODE, INDEX, QUARANTINE, QUARANTINE_SEEN, POSITION, GAP, META, VIEWS];
+pub const PREFIXES: [u8; 12] = [
+    ENTRY,
+    CHECKPOINT,
+    NODE,
+    INDEX,
+    QUARANTINE,
+    QUARANTINE_SEEN,
+    POSITION,
+    GAP,
+    META,
+    VIEWS,
+    ALERT_CHANGES,
+    SINK_CURSORS,
+];
 
 /// The log's origin (its name in checkpoints).
 pub const META_ORIGIN: &[u8] = b"morigin";

@@ -1,7 +1,9 @@
 //! Shared helpers for the ledger's integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod broker;
 pub mod server;
+pub mod siem;
 pub mod stream;
 
 use std::path::{Path, PathBuf};
@@ -140,7 +142,7 @@ pub fn test_python() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let venv = root.join(".venv");
     let python = venv.join("bin/python");
-    let imports = "import kafka, requests, openapi_spec_validator";
+    let imports = "import kafka, requests, openapi_spec_validator, ocsf_json_schema, syslog_rfc5424_parser";
     let ready =
         python.exists() && Command::new(&python).args(["-c", imports]).status().map(|s| s.success()).unwrap_or(false);
     if !ready {
@@ -156,4 +158,41 @@ pub fn test_python() -> PathBuf {
         assert!(ok, "cannot install {}", requirements.display());
     }
     python
+}
+
+/// A private CA and a certificate for 127.0.0.1 it signed, made with openssl in `dir`, as an
+/// operator would have them: (the CA's certificate, the server's certificate, its key).
+pub fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+    let (cert, key, csr) = (dir.join("cert.pem"), dir.join("key.pem"), dir.join("cert.csr"));
+    let ext = dir.join("ext.cnf");
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    let openssl = |args: &[&str]| {
+        let made = Command::new("openssl").args(args).output().unwrap();
+        assert!(made.status.success(), "openssl {args:?}: {}", stderr(&made));
+    };
+    let [ca_s, ca_key_s, cert_s, key_s, csr_s, ext_s] =
+        [&ca, &ca_key, &cert, &key, &csr, &ext].map(|p| p.to_str().unwrap());
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1";
+    let ec: Vec<&str> = ec.split(' ').collect();
+    openssl(&[&["req", "-x509", "-subj", "/CN=test CA", "-keyout", ca_key_s, "-out", ca_s][..], &ec].concat());
+    openssl(&[&["req", "-subj", "/CN=localhost", "-keyout", key_s, "-out", csr_s][..], &ec[..5]].concat());
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "1",
+        "-in",
+        csr_s,
+        "-CA",
+        ca_s,
+        "-CAkey",
+        ca_key_s,
+        "-CAcreateserial",
+        "-extfile",
+        ext_s,
+        "-out",
+        cert_s,
+    ]);
+    (ca, cert, key)
 }

@@ -44,7 +44,13 @@ impl Answer {
 
 /// Creates a ledger at `data` with a token of each role: (reader, producer, admin).
 pub fn init_with_tokens(data: &Path) -> (String, String, String) {
-    let out = evidence().arg("--data-dir").arg(data).args(["init", "--origin", "api.test/ledger"]).output().unwrap();
+    init_with_tokens_as(data, "api.test/ledger")
+}
+
+/// Creates a ledger for `origin` at `data` with a token of each role: (reader, producer,
+/// admin).
+pub fn init_with_tokens_as(data: &Path, origin: &str) -> (String, String, String) {
+    let out = evidence().arg("--data-dir").arg(data).args(["init", "--origin", origin]).output().unwrap();
     assert!(out.status.success(), "init: {}", stderr(&out));
     let token = |name: &str, role: &str| {
         let out = evidence()

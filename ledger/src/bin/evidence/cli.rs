@@ -172,6 +172,14 @@ pub(crate) enum Command {
         /// One JSON object a line.
         #[arg(long)]
         json: bool,
+        /// Watch a running service (--server): print each alert change (create, update,
+        /// close) as it happens, until interrupted.
+        #[arg(long, conflicts_with_all = ["since", "rule", "status"])]
+        follow: bool,
+        /// With --follow: start at change N of the outbox (0: every change since the ledger
+        /// began) instead of now.
+        #[arg(long, requires = "follow", value_name = "N")]
+        from: Option<u64>,
     },
     /// Drop every view and alert and derive them again from the log.
     Rebuild {

@@ -164,6 +164,64 @@ impl Client {
         }
     }
 
+    /// Reads the server-sent events of GET `path` (after event `last`, when given), calling
+    /// `each(id, event, data)` for each, until the stream ends. No timeout: a stream may stay
+    /// quiet for long.
+    pub(crate) fn events(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        last: Option<&str>,
+        mut each: impl FnMut(&str, &str, &str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        use std::io::BufRead as _;
+        let url = format!("{}{path}", self.base);
+        let mut request = self.agent.get(&url).header("Accept", "text/event-stream");
+        for (k, v) in query {
+            request = request.query(*k, v);
+        }
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", &format!("Bearer {}", token.trim()));
+        }
+        if let Some(last) = last {
+            request = request.header("Last-Event-ID", last);
+        }
+        let response = request.config().timeout_global(None).build().call();
+        let response =
+            response.with_context(|| format!("Cannot reach the ledger service at {} (GET {path})", self.base))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = response.into_body().read_to_string().unwrap_or_default();
+            return Err(self.problem(&Answer { status, body }));
+        }
+        let reader = std::io::BufReader::new(response.into_body().into_reader());
+        let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
+        for line in reader.lines() {
+            let line = line.with_context(|| format!("The stream of GET {path} broke"))?;
+            if line.is_empty() {
+                if !data.is_empty() {
+                    each(&id, &event, &data)?;
+                }
+                (event, data) = (String::new(), String::new());
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((&line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "id" => id = value.to_string(),
+                "event" => event = value.to_string(),
+                "data" => {
+                    if !data.is_empty() {
+                        data.push('\n');
+                    }
+                    data.push_str(value);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// POST with retries while the service answers 503 (its queue full), honouring
     /// `Retry-After` up to 30 tries.
     pub(crate) fn post_retrying<T: DeserializeOwned>(

@@ -17,6 +17,7 @@ use evidence_ingest::file::LineSource;
 use evidence_ledger::governance::{policy, Rule, Status as AlertStatus};
 use evidence_ledger::ledger::{ingest, Access, IngestOptions, Ledger, Report};
 use evidence_ledger::query::{self, Decision};
+use evidence_ledger::service::siem::SinkStatus;
 use evidence_ledger::text::esc;
 use evidence_ledger::{keys, CheckpointPolicy, SledStorage};
 
@@ -100,15 +101,27 @@ fn ingest_command(
 }
 
 fn status_command(store: &StoreArgs, json: bool) -> anyhow::Result<()> {
-    print_status(&store.dir().open_log(Access::Read, CheckpointPolicy::default())?.status(), json)
+    let log = store.dir().open_log(Access::Read, CheckpointPolicy::default())?;
+    let sinks = evidence_ledger::service::siem::stored_status(log.store())?;
+    print_status(&StatusReport { log: log.status(), sinks }, json)
+}
+
+/// A log's status with the SIEM sinks' delivery, as `/v1/status` has it too.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct StatusReport {
+    #[serde(flatten)]
+    log: evidence_ledger::Status,
+    #[serde(default)]
+    sinks: Vec<SinkStatus>,
 }
 
 /// Prints a log's status, as a table or JSON.
-fn print_status(status: &evidence_ledger::Status, json: bool) -> anyhow::Result<()> {
+fn print_status(report: &StatusReport, json: bool) -> anyhow::Result<()> {
     if json {
-        writeln!(out(), "{}", serde_json::to_string_pretty(&status)?)?;
+        writeln!(out(), "{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
+    let status = &report.log;
     writeln!(out(), "origin:           {}", status.origin)?;
     writeln!(out(), "entries:          {}", status.entries)?;
     writeln!(out(), "duplicates:       {}", status.duplicates)?;
@@ -123,6 +136,20 @@ fn print_status(status: &evidence_ledger::Status, json: bool) -> anyhow::Result<
     }
     if let Some(failure) = &status.checkpoint_failure {
         writeln!(out(), "checkpoint error: {failure}")?;
+    }
+    for sink in &report.sinks {
+        let last = sink.last_delivery.as_deref().map_or(String::new(), |t| format!(", last delivery {t}"));
+        writeln!(
+            out(),
+            "SIEM sink:        {}: {} behind (at change {}){last}",
+            esc(&sink.name),
+            sink.lag,
+            sink.cursor
+        )?;
+        if let (true, Some(error)) = (sink.failing, &sink.last_error) {
+            let at = sink.last_error_at.as_deref().unwrap_or("");
+            writeln!(out(), "  failing since:  {at}: {}", esc(error))?;
+        }
     }
     Ok(())
 }
@@ -487,7 +514,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Query { command } => query_command(store, command)?,
-        Command::Alerts { since, rule, status, json } => {
+        Command::Alerts { follow: true, .. } => anyhow::bail!(
+            "--follow watches a running service: name it with --server URL or EVIDENCE_SERVER (the service's data \
+             directory names its URL in {})",
+            evidence_ledger::service::ANNOUNCE_FILE
+        ),
+        Command::Alerts { since, rule, status, json, .. } => {
             alerts_command(store, AlertFilter { since, rule, status }, json)?
         }
         Command::Rebuild { json } => rebuild_command(store, json)?,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use evidence_ledger::governance::{policy, Alert};
-use evidence_ledger::log::{ConsistencyProof, InclusionProof, Status};
+use evidence_ledger::log::{ConsistencyProof, InclusionProof};
 use evidence_ledger::query::{
     AppList, ArtifactHistory, ArtifactList, Decision, LiveAnswer, RequestsAnswer, TrainingAnswer, TrainingDecision,
 };
@@ -18,6 +18,7 @@ use crate::client::Client;
 use crate::progress::Progress;
 use crate::{
     out, print_alerts, print_checkpoint, print_json_or_text, print_published, print_state, print_status, request_args,
+    StatusReport,
 };
 
 /// Whether `command` runs against a service when one is named; the others always run on the
@@ -42,7 +43,7 @@ pub(crate) fn run(server: &str, command: Command) -> anyhow::Result<ExitCode> {
     let client = Client::new(server)?;
     match command {
         Command::Status { json } => {
-            print_status(&client.get::<Status>("/v1/status", &[])?.map_err(anyhow::Error::msg)?, json)?
+            print_status(&client.get::<StatusReport>("/v1/status", &[])?.map_err(anyhow::Error::msg)?, json)?
         }
         Command::Checkpoint { cut: false, json } => print_checkpoint(&client.text("/v1/checkpoint")?, json)?,
         Command::Proof { seq, size, json } => {
@@ -58,7 +59,8 @@ pub(crate) fn run(server: &str, command: Command) -> anyhow::Result<ExitCode> {
             print_json_or_text(&proof, json)?;
         }
         Command::Query { command } => query(&client, command)?,
-        Command::Alerts { since, rule, status, json } => alerts(&client, since, rule, status, json)?,
+        Command::Alerts { follow: true, from, json, .. } => follow(&client, from, json)?,
+        Command::Alerts { since, rule, status, json, .. } => alerts(&client, since, rule, status, json)?,
         Command::Gate { command: GateCommand::Training { job, base, batches, json } } => {
             let body = serde_json::json!({ "job": job, "base": base.to_string(), "batches": batches });
             let decision: TrainingDecision =
@@ -172,6 +174,40 @@ fn enc(segment: &str) -> String {
         }
     }
     out
+}
+
+/// Prints each alert change as the service streams it, until interrupted; reconnects (after
+/// the last change printed) when the stream breaks.
+fn follow(client: &Client, from: Option<u64>, json: bool) -> anyhow::Result<()> {
+    let mut last: Option<String> = None;
+    let query: Vec<(&str, String)> = from.map(|n| ("from", n.to_string())).into_iter().collect();
+    loop {
+        let resume = last.clone();
+        let followed = client.events("/v1/alerts/stream", &query, resume.as_deref(), |id, _, data| {
+            last = Some(id.to_string());
+            if json {
+                writeln!(out(), "{data}")?;
+            } else {
+                #[derive(serde::Deserialize)]
+                struct Change {
+                    number: u64,
+                    activity: String,
+                    alert: Alert,
+                }
+                let change: Change =
+                    serde_json::from_str(data).context("The stream sent a change this client cannot read")?;
+                writeln!(out(), "#{} {}: {}", change.number, change.activity, change.alert)?;
+            }
+            out().flush()?;
+            Ok(())
+        });
+        match followed {
+            Ok(()) => eprintln!("The service ended the stream; reconnecting."),
+            Err(e) if last.is_none() => return Err(e),
+            Err(e) => eprintln!("{e:#}; reconnecting."),
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
 }
 
 fn alerts(

@@ -8,7 +8,8 @@
 //!
 //! Files: `intake` (`POST /v1/events`), `records` (the log: entries, proofs, checkpoints,
 //! quarantine, status), `audit` (the audit questions, the training gate, policy publishing),
-//! `server` (the accept loop: connection cap, header timeout, graceful stop), `problem`.
+//! `stream` (the alert outbox as server-sent events), `server` (the accept loop: connection
+//! cap, header timeout, graceful stop), `problem`.
 
 mod audit;
 mod catalog;
@@ -17,6 +18,7 @@ mod openapi;
 mod problem;
 mod records;
 mod server;
+mod stream;
 mod tls;
 
 use std::sync::Arc;
@@ -94,6 +96,10 @@ pub struct Api<S: Storage> {
     pub metrics_open: bool,
     /// The last self-audit.
     pub audit: super::audit::LastAudit,
+    /// The SIEM sinks' health.
+    pub sinks: Arc<[Arc<super::siem::Health>]>,
+    /// Becomes true when the service stops (live streams end then).
+    pub stopped: tokio::sync::watch::Receiver<bool>,
 }
 
 impl<S: Storage> std::fmt::Debug for Api<S> {
@@ -124,6 +130,7 @@ pub fn router<S: Storage>(api: Arc<Api<S>>) -> Router {
         .merge(records::routes())
         .merge(audit::routes())
         .merge(catalog::routes())
+        .merge(stream::routes())
         .fallback(|| async { Problem::not_found("There is no such route; GET /openapi.json lists them.") })
         .layer(middleware::from_fn_with_state(Arc::clone(&api), authorize::<S>))
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))

@@ -18,6 +18,7 @@ use super::audit::{self, GateRequest, PolicyPublished, PolicyRequest};
 use super::catalog;
 use super::intake::{self, IntakeAnswer};
 use super::records::{self, EntriesPage, EntryAnswer, IntegrityAnswer, QuarantinePage, ServiceStatus};
+use super::stream;
 use super::{AlertsAnswer, ArtifactAnswer, JobAnswer, Problem, RequestsAnswer, StateAnswer};
 use crate::log::{ConsistencyProof, InclusionProof};
 use crate::query::{AppList, ArtifactList, TrainingDecision};
@@ -101,6 +102,7 @@ schemars_components!(
         audit::requests,
         audit::training,
         audit::alerts,
+        stream::alert_stream,
         audit::training_gate,
         audit::publish,
         catalog::artifacts,

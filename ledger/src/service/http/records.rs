@@ -16,8 +16,10 @@ use evidence_verifier::entry::EntryRef;
 use serde::{Deserialize, Serialize};
 
 use super::{Api, Params, Problem, Segments};
+use crate::governance::outbox;
 use crate::log::{ConsistencyProof, Extension, InclusionProof, LogError, QuarantineRecord, Status};
 use crate::service::audit::SelfAudit;
+use crate::service::siem::SinkStatus;
 use crate::store::Storage;
 
 pub(super) fn routes<S: Storage>() -> Router<Arc<Api<S>>> {
@@ -67,6 +69,10 @@ pub struct ServiceStatus {
     /// Why the last append failed, while none succeeded since.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub append_failure: Option<String>,
+    /// Changes in the alert outbox (the number the next one gets).
+    pub alert_changes: u64,
+    /// Each SIEM sink's delivery: its cursor, lag, last delivery and last error.
+    pub sinks: Vec<SinkStatus>,
 }
 
 /// The log's status: entries, duplicates, quarantine, checkpoint, keys, source positions, and
@@ -76,7 +82,15 @@ pub struct ServiceStatus {
 ))]
 pub(super) async fn status<S: Storage>(State(api): State<Arc<Api<S>>>) -> Json<ServiceStatus> {
     let p = api.writer.published();
-    Json(ServiceStatus { log: p.status, views_watermark: p.watermark, append_failure: p.append_failure })
+    let head = outbox::head(&*api.store).unwrap_or(0);
+    let sinks = api.sinks.iter().map(|h| h.status(head)).collect();
+    Json(ServiceStatus {
+        log: p.status,
+        views_watermark: p.watermark,
+        append_failure: p.append_failure,
+        alert_changes: head,
+        sinks,
+    })
 }
 
 /// The latest signed checkpoint note, byte for byte what `evidence checkpoint` prints.
