@@ -48,3 +48,14 @@ pub fn client_config(certs: Vec<CertificateDer<'static>>) -> Result<rustls::Clie
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
         .map_err(|e| e.to_string())
 }
+
+/// ureq's TLS configuration (rustls with ring) trusting `certs`.
+pub fn ureq_tls(certs: &[CertificateDer<'static>]) -> ureq::tls::TlsConfig {
+    let certs: Vec<ureq::tls::Certificate<'static>> =
+        certs.iter().map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()).collect();
+    ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .build()
+}

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use evidence_ledger::trust;
 use serde::de::DeserializeOwned;
 
 /// A client of one service.
@@ -26,47 +27,15 @@ pub(crate) struct Answer {
     pub(crate) body: String,
 }
 
-/// Where the system keeps its trusted certificates, one PEM bundle each (Debian and Ubuntu,
-/// RHEL and Fedora, Alpine and others).
-const SYSTEM_ROOTS: [&str; 3] =
-    ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];
-
-/// The certificates an `https://` server's must chain to: `EVIDENCE_CA_CERT`'s, or the
-/// system's.
-fn roots() -> anyhow::Result<Vec<ureq::tls::Certificate<'static>>> {
-    let (path, named) = match std::env::var_os("EVIDENCE_CA_CERT").filter(|p| !p.is_empty()) {
-        Some(p) => (std::path::PathBuf::from(p), true),
-        None => match SYSTEM_ROOTS.iter().map(std::path::Path::new).find(|p| p.exists()) {
-            Some(p) => (p.to_path_buf(), false),
-            None => anyhow::bail!(
-                "No trusted certificates to check the server's with: set EVIDENCE_CA_CERT to a PEM file of them"
-            ),
-        },
-    };
-    let what = if named { "EVIDENCE_CA_CERT" } else { "the system's trust store" };
-    let pem = std::fs::read(&path).with_context(|| format!("Cannot read {what}, {}", path.display()))?;
-    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-        .filter_map(|item| match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-            _ => None,
-        })
-        .collect();
-    anyhow::ensure!(!certs.is_empty(), "{what}, {}, holds no PEM certificate", path.display());
-    Ok(certs)
-}
-
 impl Client {
     /// A client of the service at `base`, with the token from `EVIDENCE_TOKEN`.
     pub(crate) fn new(base: &str) -> anyhow::Result<Self> {
         let mut config =
             ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(300)));
         if base.starts_with("https://") {
-            let tls = ureq::tls::TlsConfig::builder()
-                .provider(ureq::tls::TlsProvider::Rustls)
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&roots()?))
-                .unversioned_rustls_crypto_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-                .build();
-            config = config.tls_config(tls);
+            let named = std::env::var_os("EVIDENCE_CA_CERT").filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+            let certs = trust::certificates(named.as_deref(), "EVIDENCE_CA_CERT").map_err(anyhow::Error::msg)?;
+            config = config.tls_config(trust::ureq_tls(&certs));
         }
         let token = std::env::var("EVIDENCE_TOKEN").ok().filter(|t| !t.trim().is_empty());
         Ok(Client { base: base.trim_end_matches('/').to_string(), token, agent: config.build().into() })

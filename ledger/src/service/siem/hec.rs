@@ -49,17 +49,8 @@ impl Hec {
     pub(crate) fn new(url: &str, token: &str, ca_cert: Option<&Path>) -> Result<Self, SinkError> {
         let mut config = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(TIMEOUT));
         if url.starts_with("https://") {
-            let certs: Vec<ureq::tls::Certificate<'static>> = crate::trust::certificates(ca_cert, "--siem-ca-cert")
-                .map_err(SinkError)?
-                .into_iter()
-                .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
-                .collect();
-            let tls = ureq::tls::TlsConfig::builder()
-                .provider(ureq::tls::TlsProvider::Rustls)
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
-                .unversioned_rustls_crypto_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-                .build();
-            config = config.tls_config(tls);
+            let certs = crate::trust::certificates(ca_cert, "--siem-ca-cert").map_err(SinkError)?;
+            config = config.tls_config(crate::trust::ureq_tls(&certs));
         }
         let mut id = [0u8; 16];
         getrandom::getrandom(&mut id).map_err(|e| SinkError(format!("no randomness for the HEC channel: {e}")))?;
