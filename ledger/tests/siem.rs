@@ -431,3 +431,59 @@ fn syslog_over_tls_reaches_a_server_whose_certificate_chains_to_the_ca_given() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn alerts_follow_prints_every_change_of_the_outbox_as_it_happens() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), "siem.test/follow", &[]);
+    let (early, gates) = late_gates();
+    post(&server, &early);
+    // Followed from the start, as JSON: one change a line, in order, the same as the stream.
+    let mut follow = evidence()
+        .args(["--server", &server.url, "alerts", "--follow", "--from", "0", "--json"])
+        .env("EVIDENCE_TOKEN", &server.reader)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut printed: Vec<Value> = Vec::new();
+    let mut take = |until: u64| {
+        while (printed.len() as u64) < until {
+            let line = rx.recv_timeout(Duration::from_secs(30)).expect("--follow printed nothing for 30 s");
+            printed.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")));
+        }
+    };
+    take(status(&server)["alert_changes"].as_u64().unwrap());
+    // The late gates arrive while it follows: their closes are printed as they happen.
+    post(&server, &gates);
+    let head = status(&server)["alert_changes"].as_u64().unwrap();
+    take(head);
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let stream = outbox(&server);
+    let seen: BTreeMap<u64, (String, String)> = printed
+        .iter()
+        .map(|c| {
+            let id = c["alert"]["id"].as_str().unwrap().to_string();
+            (c["number"].as_u64().unwrap(), (id, c["activity"].as_str().unwrap().to_string()))
+        })
+        .collect();
+    assert_eq!(seen, stream, "--follow printed otherwise than the stream");
+    let numbers: Vec<u64> = printed.iter().map(|c| c["number"].as_u64().unwrap()).collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "out of order: {numbers:?}");
+    assert!(printed.iter().any(|c| c["activity"] == "close"), "no close printed");
+    // Without a service to follow, a sentence saying how to name one.
+    let out = evidence().arg("--data-dir").arg(dir.path()).args(["alerts", "--follow"]).output().unwrap();
+    assert!(!out.status.success() && stderr(&out).contains("--server"), "{}", stderr(&out));
+}
