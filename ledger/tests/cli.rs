@@ -874,3 +874,55 @@ fn version_and_colour_and_progress_only_on_a_terminal() {
         "the summary after the cleared line: {text:?}"
     );
 }
+
+#[test]
+fn tlog_proof_files_verify_here_and_with_a_checker_written_from_the_c2sp_specs() {
+    use evidence_verifier::tlog_proof::TlogProof;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let key = common::init(&data, "cli.example/proofs");
+    let file = tmp.path().join("events.ndjson");
+    let lines: Vec<String> = (0..37u64).map(evidence_schemas::sample::sample_event).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    assert!(run_in(&data, &["ingest", "--file", file.to_str().unwrap()]).status.success());
+    let trusted = [VerifierKey::parse(&key).unwrap()];
+    let mut args = vec![key.clone()];
+    for seq in [0u64, 1, 17, 31, 36] {
+        let out = run_in(&data, &["proof", "--seq", &seq.to_string(), "--tlog-proof"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let path = tmp.path().join(format!("{seq}.tlog-proof"));
+        std::fs::write(&path, &out.stdout).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&run_in(&data, &["proof", "--seq", &seq.to_string(), "--json"]).stdout).unwrap();
+        let leaf = json["leaf_hash"].as_str().unwrap().to_string();
+        // Ours: the file reads back and verifies against the store's key, for the entry's leaf.
+        let proof = TlogProof::parse(&out.stdout).unwrap();
+        assert_eq!(proof.index, seq);
+        let leaf_hash: evidence_verifier::Hash = B64.decode(&leaf).unwrap().try_into().unwrap();
+        assert_eq!(proof.verify(&leaf_hash, &trusted, Some("cli.example/proofs")).unwrap().size, 37);
+        args.extend([leaf, path.to_str().unwrap().to_string()]);
+    }
+    // A copy of one with a hash of its path changed, and one checked for another entry's leaf.
+    let text = std::fs::read_to_string(tmp.path().join("17.tlog-proof")).unwrap();
+    let line = text.lines().nth(2).unwrap().to_string();
+    let mut flipped = B64.decode(&line).unwrap();
+    flipped[0] ^= 1;
+    std::fs::write(tmp.path().join("bad.tlog-proof"), text.replace(&line, &B64.encode(flipped))).unwrap();
+    let (leaf17, leaf31) = (args[5].clone(), args[7].clone());
+    args.extend([leaf17, tmp.path().join("bad.tlog-proof").to_str().unwrap().to_string()]);
+    args.extend([leaf31, tmp.path().join("17.tlog-proof").to_str().unwrap().to_string()]);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/tlog_check.py");
+    let out = std::process::Command::new(common::test_python()).arg(script).args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let results: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(results.len(), 7);
+    for r in &results[..5] {
+        assert_eq!(r["ok"], true, "the independent checker refused {r}");
+        assert_eq!((r["size"].as_u64(), r["origin"].as_str()), (Some(37), Some("cli.example/proofs")));
+    }
+    assert_eq!(results[5]["ok"], false, "a changed path passed: {}", results[5]);
+    assert_eq!(results[6]["ok"], false, "another entry's leaf passed: {}", results[6]);
+    let bad = TlogProof::parse(std::fs::read(tmp.path().join("bad.tlog-proof")).unwrap().as_slice()).unwrap();
+    let leaf: evidence_verifier::Hash = B64.decode(&args[5]).unwrap().try_into().unwrap();
+    assert!(bad.verify(&leaf, &trusted, None).is_err(), "ours passed a changed path");
+}

@@ -1,6 +1,7 @@
 //! Everything needed to *check* Evidence Ledger evidence and nothing needed to produce it:
 //! RFC 6962 Merkle hashing and proof verification ([`merkle`]), C2SP signed notes
-//! ([`note`]) and checkpoints ([`checkpoint`]), the entry format and hash chain ([`entry`]),
+//! ([`note`]) and checkpoints ([`checkpoint`]), C2SP tlog-proof files ([`tlog_proof`]), the
+//! entry format and hash chain ([`entry`]),
 //! and the audit of a whole log ([`audit`]).
 //!
 //! The checking modules do no I/O and need no runtime; they depend on hashing, signature and
@@ -18,6 +19,7 @@ pub mod merkle;
 pub mod note;
 #[cfg(feature = "cli")]
 pub mod store;
+pub mod tlog_proof;
 
 pub use audit::{AuditError, AuditReport, Auditor};
 pub use checkpoint::Checkpoint;

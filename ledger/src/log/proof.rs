@@ -49,6 +49,18 @@ pub struct InclusionProof {
     pub checkpoint: String,
 }
 
+impl InclusionProof {
+    /// The proof as a C2SP tlog-proof file (`c2sp.org/tlog-proof@v1`).
+    pub fn tlog_proof(&self) -> evidence_verifier::tlog_proof::TlogProof {
+        evidence_verifier::tlog_proof::TlogProof {
+            extra: None,
+            index: self.seq,
+            path: self.proof.clone(),
+            checkpoint: self.checkpoint.clone().into_bytes(),
+        }
+    }
+}
+
 impl fmt::Display for InclusionProof {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "entry {} in the tree of {} entries", self.seq, self.tree_size)?;

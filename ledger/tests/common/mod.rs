@@ -142,7 +142,8 @@ pub fn test_python() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let venv = root.join(".venv");
     let python = venv.join("bin/python");
-    let imports = "import kafka, requests, openapi_spec_validator, ocsf_json_schema, syslog_rfc5424_parser";
+    let imports =
+        "import kafka, requests, openapi_spec_validator, ocsf_json_schema, syslog_rfc5424_parser, cryptography";
     let ready =
         python.exists() && Command::new(&python).args(["-c", imports]).status().map(|s| s.success()).unwrap_or(false);
     if !ready {

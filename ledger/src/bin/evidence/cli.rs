@@ -118,6 +118,10 @@ pub(crate) enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Print the proof as a C2SP tlog-proof file (c2sp.org/tlog-proof@v1: the entry's
+        /// index, its inclusion path and the signed checkpoint), which offline checkers read.
+        #[arg(long, conflicts_with = "json")]
+        tlog_proof: bool,
     },
     /// Print the consistency proof between two checkpointed tree sizes: it shows that the
     /// larger tree extends the smaller one.

@@ -115,6 +115,15 @@ pub(crate) struct StatusReport {
     sinks: Vec<SinkStatus>,
 }
 
+/// Prints an inclusion proof as a table, JSON, or a C2SP tlog-proof file.
+pub(crate) fn print_proof(proof: &evidence_ledger::log::InclusionProof, json: bool, tlog: bool) -> anyhow::Result<()> {
+    if tlog {
+        out().write_all(&proof.tlog_proof().encode())?;
+        return Ok(());
+    }
+    print_json_or_text(proof, json)
+}
+
 /// Prints a log's status, as a table or JSON.
 fn print_status(report: &StatusReport, json: bool) -> anyhow::Result<()> {
     if json {
@@ -484,9 +493,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status { json } => status_command(store, json)?,
         Command::Checkpoint { cut, json } => checkpoint_command(store, cut, json)?,
-        Command::Proof { seq, size, json } => {
+        Command::Proof { seq, size, json, tlog_proof } => {
             let proof = store.dir().open_log(Access::Read, CheckpointPolicy::default())?.inclusion_proof(seq, size)?;
-            print_json_or_text(&proof, json)?;
+            print_proof(&proof, json, tlog_proof)?;
         }
         Command::Consistency { from, to, json } => {
             let proof = store.dir().open_log(Access::Read, CheckpointPolicy::default())?.consistency(from, to)?;

@@ -17,8 +17,8 @@ use crate::cli::{Command, GateCommand, PolicyCommand, QueryCommand};
 use crate::client::Client;
 use crate::progress::Progress;
 use crate::{
-    out, print_alerts, print_checkpoint, print_json_or_text, print_published, print_state, print_status, request_args,
-    StatusReport,
+    out, print_alerts, print_checkpoint, print_json_or_text, print_proof, print_published, print_state, print_status,
+    request_args, StatusReport,
 };
 
 /// Whether `command` runs against a service when one is named; the others always run on the
@@ -46,11 +46,11 @@ pub(crate) fn run(server: &str, command: Command) -> anyhow::Result<ExitCode> {
             print_status(&client.get::<StatusReport>("/v1/status", &[])?.map_err(anyhow::Error::msg)?, json)?
         }
         Command::Checkpoint { cut: false, json } => print_checkpoint(&client.text("/v1/checkpoint")?, json)?,
-        Command::Proof { seq, size, json } => {
+        Command::Proof { seq, size, json, tlog_proof } => {
             let mut query = vec![("seq", seq.to_string())];
             query.extend(size.map(|s| ("size", s.to_string())));
             let proof: InclusionProof = client.get("/v1/proofs/inclusion", &query)?.map_err(anyhow::Error::msg)?;
-            print_json_or_text(&proof, json)?;
+            print_proof(&proof, json, tlog_proof)?;
         }
         Command::Consistency { from, to, json } => {
             let mut query = vec![("from", from.to_string())];

@@ -1,0 +1,138 @@
+"""An independent checker of C2SP tlog-proof files, written from the specs alone
+(c2sp.org/tlog-proof, c2sp.org/signed-note, c2sp.org/tlog-checkpoint, RFC 9162 2.1.3.2),
+sharing no code with the ledger: hashlib for SHA-256, `cryptography` for Ed25519.
+
+Usage: tlog_check.py VERIFIER_KEY LEAF_HASH_BASE64 PROOF_FILE [LEAF_HASH_BASE64 PROOF_FILE ...]
+
+Prints one JSON object a proof: {"file", "ok", "error", "index", "size", "origin"}.
+"""
+
+import base64
+import hashlib
+import json
+import sys
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+HEADER = "c2sp.org/tlog-proof@v1"
+
+
+class Refused(Exception):
+    pass
+
+
+def parse_verifier_key(text):
+    """signed-note verifier key: <name>+<hex key id>+<base64(type || public key)>."""
+    name, key_id, material = text.split("+", 2)  # a name has no "+"; base64 may
+    raw = base64.b64decode(material, validate=True)
+    if raw[0] != 0x01 or len(raw) != 33:
+        raise Refused("not an Ed25519 verifier key")
+    computed = hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4]
+    if computed.hex() != key_id:
+        raise Refused("the verifier key's id does not match its name and key")
+    return name, computed, Ed25519PublicKey.from_public_bytes(raw[1:])
+
+
+def open_note(note, key):
+    """The note's text, if a signature line by `key` verifies over it."""
+    name, key_id, public = key
+    text_end = note.rfind(b"\n\n")
+    if text_end < 0:
+        raise Refused("the checkpoint note has no signature block")
+    text, signatures = note[: text_end + 1], note[text_end + 2:]
+    if not signatures.endswith(b"\n"):
+        raise Refused("the signature block does not end with a newline")
+    for line in signatures[:-1].split(b"\n"):
+        if not line.startswith("\u2014 ".encode()):
+            raise Refused(f"not a signature line: {line!r}")
+        signer, blob = line[len("\u2014 ".encode()):].decode().rsplit(" ", 1)
+        blob = base64.b64decode(blob, validate=True)
+        if signer == name and blob[:4] == key_id:
+            try:
+                public.verify(blob[4:], text)
+            except InvalidSignature:
+                raise Refused("the log's signature on the checkpoint does not verify")
+            return text.decode()
+    raise Refused("the checkpoint is not signed by the trusted key")
+
+
+def parse_checkpoint(text):
+    lines = text[:-1].split("\n")
+    origin, size, root = lines[0], lines[1], lines[2]
+    if not size.isdigit() or (len(size) > 1 and size[0] == "0"):
+        raise Refused("checkpoint size is not a decimal")
+    root = base64.b64decode(root, validate=True)
+    if len(root) != 32:
+        raise Refused("checkpoint root is not 32 bytes")
+    return origin, int(size), root
+
+
+def node(left, right):
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def root_from_inclusion(index, size, leaf, path):
+    """RFC 9162, 2.1.3.2."""
+    if index >= size:
+        raise Refused("index beyond the tree")
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            raise Refused("the inclusion proof is too long")
+        if fn & 1 or fn == sn:
+            r = node(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise Refused("the inclusion proof is too short")
+    return r
+
+
+def check(data, leaf, key):
+    head, sep, note = data.partition(b"\n\n")
+    if not sep:
+        raise Refused("no empty line before the checkpoint")
+    lines = head.decode().split("\n")
+    if lines[0] != HEADER:
+        raise Refused("wrong header")
+    rest = lines[1:]
+    if rest and rest[0].startswith("extra "):
+        base64.b64decode(rest[0][6:], validate=True)
+        rest = rest[1:]
+    if not rest or not rest[0].startswith("index "):
+        raise Refused("no index line")
+    index = rest[0][6:]
+    if not index.isdigit() or (len(index) > 1 and index[0] == "0"):
+        raise Refused("index is not a decimal without leading zeroes")
+    path = [base64.b64decode(line, validate=True) for line in rest[1:]]
+    if any(len(h) != 32 for h in path):
+        raise Refused("a proof hash is not 32 bytes")
+    origin, size, root = parse_checkpoint(open_note(note, key))
+    if root_from_inclusion(int(index), size, leaf, path) != root:
+        raise Refused("the inclusion proof does not lead to the checkpoint's root")
+    return int(index), size, origin
+
+
+def main(argv):
+    key = parse_verifier_key(argv[0])
+    pairs = argv[1:]
+    for leaf_b64, path in zip(pairs[0::2], pairs[1::2]):
+        result = {"file": path, "ok": False}
+        try:
+            with open(path, "rb") as f:
+                index, size, origin = check(f.read(), base64.b64decode(leaf_b64, validate=True), key)
+            result.update(ok=True, index=index, size=size, origin=origin)
+        except (Refused, ValueError, UnicodeDecodeError, IndexError) as e:
+            result["error"] = str(e) or type(e).__name__
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
