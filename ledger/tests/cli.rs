@@ -926,3 +926,50 @@ fn tlog_proof_files_verify_here_and_with_a_checker_written_from_the_c2sp_specs()
     let leaf: evidence_verifier::Hash = B64.decode(&args[5]).unwrap().try_into().unwrap();
     assert!(bad.verify(&leaf, &trusted, None).is_err(), "ours passed a changed path");
 }
+
+#[test]
+fn witness_cosignatures_verify_here_and_with_a_checker_written_from_the_c2sp_specs() {
+    use evidence_verifier::cosignature::CosignerKey;
+    use evidence_verifier::note::Note;
+    use evidence_verifier::tlog_proof::TlogProof;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let key = common::init(&data, "cli.example/witnessed");
+    let file = tmp.path().join("events.ndjson");
+    let lines: Vec<String> = (0..9u64).map(evidence_schemas::sample::sample_event).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    assert!(run_in(&data, &["ingest", "--file", file.to_str().unwrap()]).status.success());
+    let out = run_in(&data, &["proof", "--seq", "4", "--tlog-proof"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&run_in(&data, &["proof", "--seq", "4", "--json"]).stdout).unwrap();
+    let leaf = json["leaf_hash"].as_str().unwrap().to_string();
+    // A witness cosigns the checkpoint: its line is added to the note in the proof.
+    let mut proof = TlogProof::parse(&out.stdout).unwrap();
+    let mut note = Note::parse(&proof.checkpoint).unwrap();
+    let witness = CosignerKey::from_seed("witness.test/w1", [5; 32]).unwrap();
+    note.signatures.push(witness.cosign(&note.text, 1_780_000_000).unwrap());
+    proof.checkpoint = note.to_string().into_bytes();
+    let cosigned = tmp.path().join("cosigned.tlog-proof");
+    std::fs::write(&cosigned, proof.encode()).unwrap();
+    // Ours: the log's signature and the witness's cosignature verify.
+    let parsed = Note::parse(&proof.checkpoint).unwrap();
+    assert_eq!(witness.witness_key().cosigned(&parsed).unwrap(), Some(1_780_000_000));
+    parsed.verify(&[VerifierKey::parse(&key).unwrap()]).unwrap();
+    // The independent checker: cosigned by this witness, and not by another one.
+    let check = |witness_key: &str| {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/tlog_check.py");
+        let out = std::process::Command::new(common::test_python())
+            .arg(script)
+            .args(["--witness", witness_key, &key, &leaf])
+            .arg(&cosigned)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let good = check(&witness.witness_key().to_string());
+    assert_eq!((good["ok"].as_bool(), good["cosigned_at"].as_u64()), (Some(true), Some(1_780_000_000)), "{good}");
+    let other = CosignerKey::from_seed("witness.test/w2", [6; 32]).unwrap().witness_key().to_string();
+    assert_eq!(check(&other)["ok"], false, "a cosignature by a witness that never signed passed");
+}

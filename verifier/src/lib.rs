@@ -1,8 +1,8 @@
 //! Everything needed to *check* Evidence Ledger evidence and nothing needed to produce it:
 //! RFC 6962 Merkle hashing and proof verification ([`merkle`]), C2SP signed notes
-//! ([`note`]) and checkpoints ([`checkpoint`]), C2SP tlog-proof files ([`tlog_proof`]), the
-//! entry format and hash chain ([`entry`]),
-//! and the audit of a whole log ([`audit`]).
+//! ([`note`]) and checkpoints ([`checkpoint`]), witness cosignatures ([`cosignature`]), C2SP
+//! tlog-proof files ([`tlog_proof`]), the entry format and hash chain ([`entry`]), and the
+//! audit of a whole log ([`audit`]).
 //!
 //! The checking modules do no I/O and need no runtime; they depend on hashing, signature and
 //! encoding crates only, so that an auditor can read them in an afternoon. The ledger uses the
@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod checkpoint;
+pub mod cosignature;
 pub mod entry;
 pub mod layout;
 pub mod merkle;

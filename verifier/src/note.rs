@@ -53,7 +53,7 @@ pub enum NoteError {
     },
 }
 
-fn check_name(name: &str) -> Result<(), NoteError> {
+pub(crate) fn check_name(name: &str) -> Result<(), NoteError> {
     if name.is_empty() || name.contains('+') || name.chars().any(char::is_whitespace) {
         return Err(NoteError::BadKeyName(name.to_string()));
     }
@@ -62,10 +62,16 @@ fn check_name(name: &str) -> Result<(), NoteError> {
 
 /// The key ID of an Ed25519 key: the first four bytes of `SHA-256(name || "\n" || 0x01 || key)`.
 pub fn key_id(name: &str, public_key: &[u8; 32]) -> u32 {
+    key_id_of(ALG_ED25519, name, public_key)
+}
+
+/// The key ID of a key of signature type `alg`: the first four bytes of
+/// `SHA-256(name || "\n" || alg || key)`.
+pub(crate) fn key_id_of(alg: u8, name: &str, public_key: &[u8; 32]) -> u32 {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
-    h.update([ALG_ED25519]);
+    h.update([alg]);
     h.update(public_key);
     let d = h.finalize();
     u32::from_be_bytes([d[0], d[1], d[2], d[3]])
@@ -121,7 +127,7 @@ impl fmt::Display for VerifierKey {
     }
 }
 
-fn parse_id(hex_id: &str) -> Result<u32, NoteError> {
+pub(crate) fn parse_id(hex_id: &str) -> Result<u32, NoteError> {
     if hex_id.len() != 8 || !hex_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(NoteError::BadKey(format!("key ID {hex_id:?} is not 8 hex digits")));
     }
@@ -205,7 +211,7 @@ impl SignerKey {
     }
 }
 
-fn check_text(text: &str) -> Result<(), NoteError> {
+pub(crate) fn check_text(text: &str) -> Result<(), NoteError> {
     if !text.ends_with('\n') {
         return Err(NoteError::Malformed("the text does not end with a newline".into()));
     }

@@ -2,9 +2,12 @@
 (c2sp.org/tlog-proof, c2sp.org/signed-note, c2sp.org/tlog-checkpoint, RFC 9162 2.1.3.2),
 sharing no code with the ledger: hashlib for SHA-256, `cryptography` for Ed25519.
 
-Usage: tlog_check.py VERIFIER_KEY LEAF_HASH_BASE64 PROOF_FILE [LEAF_HASH_BASE64 PROOF_FILE ...]
+Usage: tlog_check.py [--witness WITNESS_KEY] VERIFIER_KEY LEAF_HASH_BASE64 PROOF_FILE
+                     [LEAF_HASH_BASE64 PROOF_FILE ...]
 
-Prints one JSON object a proof: {"file", "ok", "error", "index", "size", "origin"}.
+With --witness, the checkpoint must also carry a valid Ed25519 cosignature/v1
+(c2sp.org/tlog-cosignature) by that witness. Prints one JSON object a proof:
+{"file", "ok", "error", "index", "size", "origin", "cosigned_at"}.
 """
 
 import base64
@@ -22,32 +25,41 @@ class Refused(Exception):
     pass
 
 
-def parse_verifier_key(text):
-    """signed-note verifier key: <name>+<hex key id>+<base64(type || public key)>."""
+def parse_verifier_key(text, key_type=0x01):
+    """signed-note verifier key: <name>+<hex key id>+<base64(type || public key)>; type 0x01
+    for a log's Ed25519 key, 0x04 for a witness's cosignature/v1 key."""
     name, key_id, material = text.split("+", 2)  # a name has no "+"; base64 may
     raw = base64.b64decode(material, validate=True)
-    if raw[0] != 0x01 or len(raw) != 33:
-        raise Refused("not an Ed25519 verifier key")
+    if raw[0] != key_type or len(raw) != 33:
+        raise Refused(f"not a key of type {key_type:#04x}")
     computed = hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4]
     if computed.hex() != key_id:
         raise Refused("the verifier key's id does not match its name and key")
     return name, computed, Ed25519PublicKey.from_public_bytes(raw[1:])
 
 
-def open_note(note, key):
-    """The note's text, if a signature line by `key` verifies over it."""
-    name, key_id, public = key
+def note_parts(note):
+    """A signed note's text and its signature lines as (name, blob)."""
     text_end = note.rfind(b"\n\n")
     if text_end < 0:
         raise Refused("the checkpoint note has no signature block")
     text, signatures = note[: text_end + 1], note[text_end + 2:]
     if not signatures.endswith(b"\n"):
         raise Refused("the signature block does not end with a newline")
+    lines = []
     for line in signatures[:-1].split(b"\n"):
         if not line.startswith("\u2014 ".encode()):
             raise Refused(f"not a signature line: {line!r}")
         signer, blob = line[len("\u2014 ".encode()):].decode().rsplit(" ", 1)
-        blob = base64.b64decode(blob, validate=True)
+        lines.append((signer, base64.b64decode(blob, validate=True)))
+    return text, lines
+
+
+def open_note(note, key):
+    """The note's text, if a signature line by `key` verifies over it."""
+    name, key_id, public = key
+    text, lines = note_parts(note)
+    for signer, blob in lines:
         if signer == name and blob[:4] == key_id:
             try:
                 public.verify(blob[4:], text)
@@ -55,6 +67,24 @@ def open_note(note, key):
                 raise Refused("the log's signature on the checkpoint does not verify")
             return text.decode()
     raise Refused("the checkpoint is not signed by the trusted key")
+
+
+def cosigned_at(note, witness):
+    """The time of `witness`'s cosignature/v1 on the note (c2sp.org/tlog-cosignature)."""
+    name, key_id, public = witness
+    text, lines = note_parts(note)
+    for signer, blob in lines:
+        if signer == name and blob[:4] == key_id:
+            if len(blob) != 4 + 8 + 64:
+                raise Refused("the cosignature is not a timestamped Ed25519 signature")
+            timestamp = int.from_bytes(blob[4:12], "big")
+            message = b"cosignature/v1\ntime " + str(timestamp).encode() + b"\n" + text
+            try:
+                public.verify(blob[12:], message)
+            except InvalidSignature:
+                raise Refused("the witness's cosignature does not verify")
+            return timestamp
+    raise Refused("the checkpoint is not cosigned by the witness")
 
 
 def parse_checkpoint(text):
@@ -95,7 +125,7 @@ def root_from_inclusion(index, size, leaf, path):
     return r
 
 
-def check(data, leaf, key):
+def check(data, leaf, key, witness=None):
     head, sep, note = data.partition(b"\n\n")
     if not sep:
         raise Refused("no empty line before the checkpoint")
@@ -117,18 +147,23 @@ def check(data, leaf, key):
     origin, size, root = parse_checkpoint(open_note(note, key))
     if root_from_inclusion(int(index), size, leaf, path) != root:
         raise Refused("the inclusion proof does not lead to the checkpoint's root")
-    return int(index), size, origin
+    at = cosigned_at(note, witness) if witness else None
+    return int(index), size, origin, at
 
 
 def main(argv):
+    witness = None
+    if argv[0] == "--witness":
+        witness = parse_verifier_key(argv[1], key_type=0x04)
+        argv = argv[2:]
     key = parse_verifier_key(argv[0])
     pairs = argv[1:]
     for leaf_b64, path in zip(pairs[0::2], pairs[1::2]):
         result = {"file": path, "ok": False}
         try:
             with open(path, "rb") as f:
-                index, size, origin = check(f.read(), base64.b64decode(leaf_b64, validate=True), key)
-            result.update(ok=True, index=index, size=size, origin=origin)
+                index, size, origin, at = check(f.read(), base64.b64decode(leaf_b64, validate=True), key, witness)
+            result.update(ok=True, index=index, size=size, origin=origin, cosigned_at=at)
         except (Refused, ValueError, UnicodeDecodeError, IndexError) as e:
             result["error"] = str(e) or type(e).__name__
         print(json.dumps(result))
