@@ -79,22 +79,32 @@ pub fn generate(origin: &str) -> Result<SignerKey, KeyError> {
 
 /// Writes `key` to a new file at `path` with mode 0600; never overwrites.
 pub fn write_new(path: &Path, key: &SignerKey) -> Result<(), KeyError> {
+    write_secret(path, &key.to_key_string())
+}
+
+/// Writes a private key string to a new file at `path` with mode 0600; never overwrites.
+pub fn write_secret(path: &Path, key: &str) -> Result<(), KeyError> {
     let create = |source| KeyError::Create { path: path.to_path_buf(), source };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(create)?;
     }
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(create)?;
-    writeln!(file, "{}", key.to_key_string()).map_err(create)?;
+    writeln!(file, "{key}").map_err(create)?;
     file.sync_all().map_err(create)
 }
 
 /// Reads the signer key at `path`, which only its owner may read or write.
 pub fn read(path: &Path) -> Result<SignerKey, KeyError> {
+    let text = read_secret(path)?;
+    SignerKey::parse(&text).map_err(|source| KeyError::Parse { path: path.to_path_buf(), source })
+}
+
+/// Reads the private key string at `path`, which only its owner may read or write.
+pub fn read_secret(path: &Path) -> Result<String, KeyError> {
     let read_error = |source| KeyError::Read { path: path.to_path_buf(), source };
     let mode = std::fs::metadata(path).map_err(read_error)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyError::Permissions { path: path.to_path_buf(), mode });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
-    SignerKey::parse(&text).map_err(|source| KeyError::Parse { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })
 }

@@ -31,6 +31,7 @@ pub mod store;
 pub mod text;
 pub mod trust;
 pub mod when;
+pub mod witness;
 
 pub use error::ErrorKind;
 pub use governance::{Alert, Rule};

@@ -27,6 +27,30 @@ use crate::note::VerifierKey;
 /// The first line of every proof.
 pub const HEADER: &str = "c2sp.org/tlog-proof@v1";
 
+/// `head`, then one base64 hash a line, an empty line, and the signed `note`: the shape of a
+/// tlog-proof and of a tlog-witness add-checkpoint request.
+pub fn with_note(mut head: String, hashes: &[Hash], note: &[u8]) -> Vec<u8> {
+    for h in hashes {
+        head.push_str(&B64.encode(h));
+        head.push('\n');
+    }
+    head.push('\n');
+    let mut out = head.into_bytes();
+    out.extend_from_slice(note);
+    out
+}
+
+/// Splits `head lines`, an empty line and a note: the lines before (UTF-8), and the note.
+pub fn split_note(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    let split = bytes.windows(2).position(|w| w == b"\n\n")?;
+    Some((std::str::from_utf8(&bytes[..split]).ok()?, &bytes[split + 2..]))
+}
+
+/// A line of one base64 SHA-256 hash.
+pub fn hash_line(line: &str) -> Option<Hash> {
+    B64.decode(line).ok().and_then(|h| Hash::try_from(h).ok())
+}
+
 /// A parsed proof.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlogProof {
@@ -69,26 +93,15 @@ impl TlogProof {
             out.push_str(&format!("extra {}\n", B64.encode(extra)));
         }
         out.push_str(&format!("index {}\n", self.index));
-        for h in &self.path {
-            out.push_str(&B64.encode(h));
-            out.push('\n');
-        }
-        out.push('\n');
-        let mut out = out.into_bytes();
-        out.extend_from_slice(&self.checkpoint);
-        out
+        with_note(out, &self.path, &self.checkpoint)
     }
 
     /// Parses a proof file.
     pub fn parse(bytes: &[u8]) -> Result<Self, TlogProofError> {
         let bad = |m: String| TlogProofError::Malformed(m);
-        let split = bytes
-            .windows(2)
-            .position(|w| w == b"\n\n")
-            .ok_or_else(|| bad("no empty line before the checkpoint".into()))?;
-        let head = std::str::from_utf8(&bytes[..split])
-            .map_err(|_| bad("the lines before the checkpoint are not UTF-8".into()))?;
-        let checkpoint = bytes[split + 2..].to_vec();
+        let (head, checkpoint) =
+            split_note(bytes).ok_or_else(|| bad("no empty line (after UTF-8 lines) before the checkpoint".into()))?;
+        let checkpoint = checkpoint.to_vec();
         let mut lines = head.split('\n').peekable();
         if lines.next() != Some(HEADER) {
             return Err(bad(format!("the first line is not {HEADER}")));
@@ -105,12 +118,7 @@ impl TlogProof {
         }
         let index = index.parse().map_err(|_| bad(format!("index {index} is out of range")))?;
         let path = lines
-            .map(|l| {
-                B64.decode(l)
-                    .ok()
-                    .and_then(|h| Hash::try_from(h).ok())
-                    .ok_or_else(|| bad(format!("proof line {l:?} is not 32 bytes of base64")))
-            })
+            .map(|l| hash_line(l).ok_or_else(|| bad(format!("proof line {l:?} is not 32 bytes of base64"))))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(TlogProof { extra, index, path, checkpoint })
     }

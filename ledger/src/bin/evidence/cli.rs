@@ -140,6 +140,12 @@ pub(crate) enum Command {
     /// proofs, metrics) on --listen, and Kafka ingest when brokers are configured; checkpoints
     /// are cut as it goes and rejected Kafka messages forwarded to a dead-letter topic.
     Serve(Box<ServeArgs>),
+    /// A transparency-log witness (C2SP tlog-witness): cosigns the checkpoints of the logs it
+    /// knows when they extend the last one it cosigned.
+    Witness {
+        #[command(subcommand)]
+        command: WitnessCommand,
+    },
     /// Bearer tokens for the HTTP API: each has a name and a role (reader, producer, admin).
     Token {
         #[command(subcommand)]
@@ -288,6 +294,35 @@ pub(crate) enum TokenCommand {
     Revoke {
         /// The token's name.
         name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum WitnessCommand {
+    /// Make a witness key: the private key to a new file (mode 0600), the witness key, which
+    /// logs and auditors check cosignatures with, to standard output.
+    Keygen {
+        /// The witness's name (a schema-less URL, e.g. witness.example.com/w1).
+        #[arg(long)]
+        name: String,
+        /// Where to write the private key.
+        #[arg(long)]
+        key: std::path::PathBuf,
+    },
+    /// Serve `POST /add-checkpoint` (C2SP tlog-witness) until SIGTERM or SIGINT.
+    Serve {
+        /// Where to listen, HOST:PORT (port 0 picks a free one, logged).
+        #[arg(long, default_value = "127.0.0.1:8800")]
+        listen: String,
+        /// The witness's private key file (from `evidence witness keygen`).
+        #[arg(long)]
+        key: std::path::PathBuf,
+        /// A log it witnesses: ORIGIN=VERIFIER-KEY (repeatable; the key's name is the origin).
+        #[arg(long = "log", value_name = "ORIGIN=VERIFIER-KEY", required = true)]
+        logs: Vec<String>,
+        /// Where it keeps the latest checkpoint it cosigned of each log.
+        #[arg(long)]
+        state: std::path::PathBuf,
     },
 }
 

@@ -6,6 +6,8 @@ mod cli;
 mod client;
 mod progress;
 mod remote;
+mod report;
+mod witness;
 
 use std::io::{BufRead, IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -17,13 +19,13 @@ use evidence_ingest::file::LineSource;
 use evidence_ledger::governance::{policy, Rule, Status as AlertStatus};
 use evidence_ledger::ledger::{ingest, Access, IngestOptions, Ledger, Report};
 use evidence_ledger::query::{self, Decision};
-use evidence_ledger::service::siem::SinkStatus;
 use evidence_ledger::text::esc;
 use evidence_ledger::{keys, CheckpointPolicy, SledStorage};
 
 use evidence_ledger::service::tokens::TokenFile;
 
 use crate::cli::{Cli, Command, GateCommand, KeyCommand, PolicyCommand, QueryCommand, StoreArgs, TokenCommand};
+use crate::report::{print_proof, print_status, StatusReport};
 
 /// Standard output for what the command answers. A failed write keeps its kind (a closed pipe,
 /// a full disk) and says where it happened.
@@ -104,63 +106,6 @@ fn status_command(store: &StoreArgs, json: bool) -> anyhow::Result<()> {
     let log = store.dir().open_log(Access::Read, CheckpointPolicy::default())?;
     let sinks = evidence_ledger::service::siem::stored_status(log.store())?;
     print_status(&StatusReport { log: log.status(), sinks }, json)
-}
-
-/// A log's status with the SIEM sinks' delivery, as `/v1/status` has it too.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct StatusReport {
-    #[serde(flatten)]
-    log: evidence_ledger::Status,
-    #[serde(default)]
-    sinks: Vec<SinkStatus>,
-}
-
-/// Prints an inclusion proof as a table, JSON, or a C2SP tlog-proof file.
-pub(crate) fn print_proof(proof: &evidence_ledger::log::InclusionProof, json: bool, tlog: bool) -> anyhow::Result<()> {
-    if tlog {
-        out().write_all(&proof.tlog_proof().encode())?;
-        return Ok(());
-    }
-    print_json_or_text(proof, json)
-}
-
-/// Prints a log's status, as a table or JSON.
-fn print_status(report: &StatusReport, json: bool) -> anyhow::Result<()> {
-    if json {
-        writeln!(out(), "{}", serde_json::to_string_pretty(&report)?)?;
-        return Ok(());
-    }
-    let status = &report.log;
-    writeln!(out(), "origin:           {}", status.origin)?;
-    writeln!(out(), "entries:          {}", status.entries)?;
-    writeln!(out(), "duplicates:       {}", status.duplicates)?;
-    writeln!(out(), "quarantined:      {} ({} conflicts)", status.quarantined, status.conflicts)?;
-    writeln!(out(), "checkpoint size:  {}", status.checkpoint_size)?;
-    writeln!(out(), "root:             {}", status.root)?;
-    for key in &status.verifier_keys {
-        writeln!(out(), "verifier key:     {key}")?;
-    }
-    for (source, skipped) in &status.skipped_offsets {
-        writeln!(out(), "skipped offsets:  {skipped} at {} (records lost before the ledger read them)", esc(source))?;
-    }
-    if let Some(failure) = &status.checkpoint_failure {
-        writeln!(out(), "checkpoint error: {failure}")?;
-    }
-    for sink in &report.sinks {
-        let last = sink.last_delivery.as_deref().map_or(String::new(), |t| format!(", last delivery {t}"));
-        writeln!(
-            out(),
-            "SIEM sink:        {}: {} behind (at change {}){last}",
-            esc(&sink.name),
-            sink.lag,
-            sink.cursor
-        )?;
-        if let (true, Some(error)) = (sink.failing, &sink.last_error) {
-            let at = sink.last_error_at.as_deref().unwrap_or("");
-            writeln!(out(), "  failing since:  {at}: {}", esc(error))?;
-        }
-    }
-    Ok(())
 }
 
 fn init_command(store: &StoreArgs, origin: &str) -> anyhow::Result<()> {
@@ -508,6 +453,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             evidence_ledger::service::run(ledger, config)?;
         }
         Command::Token { command } => token_command(store, command)?,
+        Command::Witness { command } => witness::run(command)?,
         Command::Policy { command: PolicyCommand::Publish { file, json, actor } } => {
             publish_command(store, &file, actor, json)?
         }

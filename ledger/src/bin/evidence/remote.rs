@@ -16,10 +16,8 @@ use evidence_ledger::text::esc;
 use crate::cli::{Command, GateCommand, PolicyCommand, QueryCommand};
 use crate::client::Client;
 use crate::progress::Progress;
-use crate::{
-    out, print_alerts, print_checkpoint, print_json_or_text, print_proof, print_published, print_state, print_status,
-    request_args, StatusReport,
-};
+use crate::report::{print_proof, print_status, StatusReport};
+use crate::{out, print_alerts, print_checkpoint, print_json_or_text, print_published, print_state, request_args};
 
 /// Whether `command` runs against a service when one is named; the others always run on the
 /// local store (so that EVIDENCE_SERVER in the environment does not stop `evidence serve`).

@@ -1,0 +1,234 @@
+//! The witness (C2SP tlog-witness add-checkpoint): it cosigns a checkpoint only when it is
+//! signed by the log and extends the latest one it cosigned, and refuses everything else with
+//! the spec's status: unknown log 404, untrusted signature 403, old size mismatch 409 (with
+//! the latest size), a fork 409, a bad consistency proof 422, a malformed request 400. What it
+//! cosigned survives a restart.
+
+use evidence_ingest::{Batch, Origin, Record, Sink, Verdict};
+use evidence_ledger::witness::{Refusal, Request, Witness};
+use evidence_ledger::{CheckpointPolicy, Log, MemStorage};
+use evidence_schemas::sample::sample_event;
+use evidence_schemas::Validator;
+use evidence_verifier::cosignature::CosignerKey;
+use evidence_verifier::note::Note;
+use evidence_verifier::SignerKey;
+
+const ORIGIN: &str = "witness.test/log";
+
+/// A log in memory signing as `ORIGIN` with the key from `seed`.
+fn log(seed: u8) -> Log<MemStorage> {
+    let signer = SignerKey::from_seed(ORIGIN, [seed; 32]).unwrap();
+    Log::open(MemStorage::default(), vec![signer], CheckpointPolicy::new(Some(1_000_000), Some(100_000))).unwrap()
+}
+
+/// Appends events `from..to` (entry `i` is sample event `i + salt`) and cuts a checkpoint;
+/// returns its note.
+fn grow(log: &mut Log<MemStorage>, from: u64, to: u64, salt: u64) -> Vec<u8> {
+    let validator = Validator::default();
+    let records = (from..to)
+        .map(|i| Record {
+            origin: Origin::File { path: "w".into(), line: i + 1 },
+            verdict: Verdict::Valid(Box::new(validator.validate(sample_event(i + salt).as_bytes()).unwrap())),
+        })
+        .collect();
+    log.append(&Batch { records, positions: Vec::new() }).unwrap();
+    log.checkpoint_now().unwrap().unwrap().into_bytes()
+}
+
+fn request(log: &Log<MemStorage>, old: u64, note: &[u8]) -> Vec<u8> {
+    let proof = if old == 0 { Vec::new() } else { log.consistency_proof(old, log.size()).unwrap() };
+    Request { old, proof, checkpoint: note.to_vec() }.encode()
+}
+
+#[test]
+fn a_witness_cosigns_only_checkpoints_that_extend_what_it_cosigned() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = CosignerKey::from_seed("witness.test/w1", [7; 32]).unwrap();
+    let trusted = SignerKey::from_seed(ORIGIN, [1; 32]).unwrap().verifier();
+    let witness =
+        Witness::open(CosignerKey::parse(&key.to_key_string()).unwrap(), vec![trusted.clone()], dir.path()).unwrap();
+    let mut a = log(1);
+    let note10 = grow(&mut a, 0, 10, 0);
+    // The first checkpoint: old size 0, no proof. The cosignature verifies with the witness key.
+    let line = witness.add_checkpoint(&request(&a, 0, &note10), 1_780_000_000).unwrap();
+    let mut cosigned = String::from_utf8(note10.clone()).unwrap();
+    cosigned.push_str(&line);
+    let note = Note::parse(cosigned.as_bytes()).unwrap();
+    assert_eq!(key.witness_key().cosigned(&note).unwrap(), Some(1_780_000_000));
+    // It extends: 10 -> 20 with a consistency proof.
+    let note20 = grow(&mut a, 10, 20, 0);
+    witness.add_checkpoint(&request(&a, 10, &note20), 1_780_000_100).unwrap();
+    assert_eq!(witness.latest(ORIGIN).unwrap().map(|(s, _)| s), Some(20));
+    // Rollback: the checkpoint of size 10 again, from old size 10: the witness is at 20.
+    let refused = witness.add_checkpoint(&Request { old: 10, proof: vec![], checkpoint: note10.clone() }.encode(), 1);
+    assert_eq!(refused, Err(Refusal::OldSizeMismatch { old: 10, latest: 20 }));
+    assert_eq!(refused.unwrap_err().status(), 409);
+    // An old size beyond the checkpoint's: 400.
+    let refused = witness.add_checkpoint(&Request { old: 20, proof: vec![], checkpoint: note10.clone() }.encode(), 1);
+    assert_eq!(refused.unwrap_err().status(), 400);
+    // A fork: the same key signs another log of 20 entries. Same size, another root: 409.
+    let mut b = log(1);
+    let fork20 = grow(&mut b, 0, 20, 1000);
+    let refused = witness.add_checkpoint(&Request { old: 20, proof: vec![], checkpoint: fork20 }.encode(), 1);
+    assert_eq!(refused.unwrap_err(), Refusal::Fork { size: 20 });
+    // The fork grown to 30, with its own proof from 20: the proof does not lead from the root
+    // the witness cosigned: 422.
+    let fork30 = grow(&mut b, 20, 30, 1000);
+    let refused = witness.add_checkpoint(&request(&b, 20, &fork30), 1).unwrap_err();
+    assert!(matches!(refused, Refusal::BadProof { old: 20, size: 30, .. }), "{refused:?}");
+    assert_eq!(refused.status(), 422);
+    // A proof with a hash changed: 422.
+    let note30 = grow(&mut a, 20, 30, 0);
+    let mut proof = a.consistency_proof(20, 30).unwrap();
+    proof[0][0] ^= 1;
+    let refused = witness.add_checkpoint(&Request { old: 20, proof, checkpoint: note30.clone() }.encode(), 1);
+    assert_eq!(refused.unwrap_err().status(), 422);
+    // Signed by a key the witness does not trust for the log: 403. An unknown log: 404.
+    let mut c = log(2);
+    let untrusted = grow(&mut c, 0, 30, 0);
+    assert_eq!(witness.add_checkpoint(&request(&c, 20, &untrusted), 1).unwrap_err().status(), 403);
+    let other = SignerKey::from_seed("witness.test/other", [3; 32]).unwrap();
+    let mut d = Log::open(MemStorage::default(), vec![other], CheckpointPolicy::default()).unwrap();
+    let unknown = grow(&mut d, 0, 5, 0);
+    assert_eq!(witness.add_checkpoint(&request(&d, 0, &unknown), 1).unwrap_err().status(), 404);
+    // Malformed: 400.
+    assert_eq!(witness.add_checkpoint(b"old 01\n\nx", 1).unwrap_err().status(), 400);
+    assert_eq!(witness.add_checkpoint(b"no empty line", 1).unwrap_err().status(), 400);
+    // The latest cosigned survives a restart: the right extension goes on from 20.
+    drop(witness);
+    let witness = Witness::open(key, vec![trusted], dir.path()).unwrap();
+    let refused = witness.add_checkpoint(&request(&a, 0, &note30), 1).unwrap_err();
+    assert_eq!(refused, Refusal::OldSizeMismatch { old: 0, latest: 20 });
+    witness.add_checkpoint(&request(&a, 20, &note30), 1_780_000_200).unwrap();
+    assert_eq!(witness.latest(ORIGIN).unwrap().map(|(s, _)| s), Some(30));
+}
+
+mod common;
+
+use std::io::BufRead as _;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::{evidence, stderr, stdout};
+
+/// `evidence witness serve` on a free port: the child and its URL.
+fn witness_serve(key: &Path, logs: &[String], state: &Path) -> (Child, String) {
+    let mut cmd = evidence();
+    cmd.args(["witness", "serve", "--listen", "127.0.0.1:0", "--key"]).arg(key).arg("--state").arg(state);
+    for l in logs {
+        cmd.args(["--log", l]);
+    }
+    let mut child = cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("the witness printed no address").unwrap();
+        if let Some(at) = line.find("url=") {
+            break line[at + 4..].split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, url)
+}
+
+/// POSTs `body` to the witness's add-checkpoint: (status, content type, body).
+fn submit(url: &str, body: &[u8]) -> (u16, String, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut answer = agent.post(format!("{url}/add-checkpoint")).send(body).unwrap();
+    let kind = answer.headers().get("content-type").map_or(String::new(), |v| v.to_str().unwrap().to_string());
+    (answer.status().as_u16(), kind, answer.body_mut().read_to_string().unwrap())
+}
+
+/// Runs `evidence --data-dir DATA ARGS`, which must succeed; its standard output.
+fn run(data: &Path, args: &[&str]) -> String {
+    let out = evidence().arg("--data-dir").arg(data).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// Ingests sample events `from..to` into the store at `data` (a checkpoint is cut at the end).
+fn ingest(data: &Path, from: u64, to: u64, salt: u64) {
+    let file = data.with_extension(format!("{from}.ndjson"));
+    let lines: Vec<String> = (from..to).map(|i| sample_event(i + salt)).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    run(data, &["ingest", "--file", file.to_str().unwrap()]);
+}
+
+#[test]
+fn the_witness_service_answers_add_checkpoint_with_the_specs_codes_and_remembers_across_a_kill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key_file = tmp.path().join("witness.key");
+    let witness_key =
+        run(tmp.path(), &["witness", "keygen", "--name", "witness.test/w1", "--key", key_file.to_str().unwrap()]);
+    let witness_key = witness_key.trim().to_string();
+    let data = tmp.path().join("log");
+    let log_key = common::init(&data, "witness.test/served");
+    ingest(&data, 0, 7, 0);
+    ingest(&data, 7, 20, 0);
+    let c: serde_json::Value = serde_json::from_str(&run(&data, &["consistency", "--from", "7", "--json"])).unwrap();
+    let (note7, note20) = (c["checkpoint1"].as_str().unwrap(), c["checkpoint2"].as_str().unwrap());
+    let proof: Vec<evidence_verifier::Hash> =
+        c["proof"].as_array().unwrap().iter().map(|h| base64_decode(h.as_str().unwrap())).collect();
+    let state = tmp.path().join("state");
+    let logs = vec![format!("witness.test/served={log_key}")];
+    let (mut child, url) = witness_serve(&key_file, &logs, &state);
+    let first = Request { old: 0, proof: vec![], checkpoint: note7.as_bytes().to_vec() }.encode();
+    let (status, _, line) = submit(&url, &first);
+    assert_eq!(status, 200, "{line}");
+    assert!(line.starts_with("\u{2014} witness.test/w1 ") && line.ends_with('\n'), "{line:?}");
+    // The cosigned checkpoint, in a tlog-proof of entry 3, passes the independent checker.
+    let out = run(&data, &["proof", "--seq", "3", "--size", "7", "--tlog-proof"]);
+    let leaf: serde_json::Value =
+        serde_json::from_str(&run(&data, &["proof", "--seq", "3", "--size", "7", "--json"])).unwrap();
+    let mut proof3 = evidence_verifier::tlog_proof::TlogProof::parse(out.as_bytes()).unwrap();
+    proof3.checkpoint.extend_from_slice(line.as_bytes());
+    let file = tmp.path().join("3.tlog-proof");
+    std::fs::write(&file, proof3.encode()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/tlog_check.py");
+    let checked = std::process::Command::new(common::test_python())
+        .arg(script)
+        .args(["--witness", &witness_key, &log_key, leaf["leaf_hash"].as_str().unwrap()])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let checked: serde_json::Value =
+        serde_json::from_slice(&checked.stdout).unwrap_or_else(|_| panic!("{}", stderr(&checked)));
+    assert_eq!(checked["ok"], true, "{checked}");
+    // Extending with the consistency proof: 200. A stale old size: 409 with the latest size.
+    let next = Request { old: 7, proof: proof.clone(), checkpoint: note20.as_bytes().to_vec() }.encode();
+    assert_eq!(submit(&url, &next).0, 200);
+    assert_eq!(submit(&url, &next), (409, "text/x.tlog.size".to_string(), "20\n".to_string()));
+    // A log it does not know: 404. Malformed: 400.
+    let other = tmp.path().join("other");
+    common::init(&other, "witness.test/other");
+    ingest(&other, 0, 3, 0);
+    let other_note = run(&other, &["checkpoint"]);
+    let unknown = Request { old: 0, proof: vec![], checkpoint: other_note.into_bytes() }.encode();
+    assert_eq!(submit(&url, &unknown).0, 404);
+    assert_eq!(submit(&url, b"old x\n\n").0, 400);
+    // SIGKILLed and started again: it remembers 20.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (mut child, url) = witness_serve(&key_file, &logs, &state);
+    assert_eq!(submit(&url, &first), (409, "text/x.tlog.size".to_string(), "20\n".to_string()));
+    let _ = child.kill();
+    let _ = child.wait();
+    // A fresh witness: the 7 -> 20 proof with a hash changed is refused 422.
+    let (mut child, url) = witness_serve(&key_file, &logs, &tmp.path().join("state2"));
+    assert_eq!(submit(&url, &first).0, 200);
+    let mut bad = proof;
+    bad[0][0] ^= 1;
+    let bad = Request { old: 7, proof: bad, checkpoint: note20.as_bytes().to_vec() }.encode();
+    assert_eq!(submit(&url, &bad).0, 422);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn base64_decode(text: &str) -> evidence_verifier::Hash {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).unwrap().try_into().unwrap()
+}
