@@ -232,3 +232,119 @@ fn base64_decode(text: &str) -> evidence_verifier::Hash {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(text).unwrap().try_into().unwrap()
 }
+
+/// What a submitter got: the sizes cosigned, and each 409 as (old size sent, latest size).
+type Submitted = (Vec<u64>, Vec<(u64, u64)>);
+
+/// One submitter: a log in memory that grows and submits each new checkpoint, following the
+/// witness's 409s; what it got cosigned (sizes), and the largest size the witness reported.
+fn submitter(
+    mut log: Log<MemStorage>,
+    salt: u64,
+    url: std::sync::Arc<std::sync::Mutex<String>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Submitted> {
+    std::thread::spawn(move || {
+        let (mut cosigned, mut conflicts) = (Vec::new(), Vec::new());
+        let mut old = 0u64;
+        let mut note = grow(&mut log, 0, 3, salt);
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let proof =
+                if old == 0 || old > log.size() { Vec::new() } else { log.consistency_proof(old, log.size()).unwrap() };
+            let body = Request { old, proof, checkpoint: note.clone() }.encode();
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(5)))
+                .build()
+                .into();
+            let target = url.lock().unwrap().clone();
+            let Ok(mut answer) = agent.post(format!("{target}/add-checkpoint")).send(&body[..]) else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let text = answer.body_mut().read_to_string().unwrap_or_default();
+            match answer.status().as_u16() {
+                200 => {
+                    cosigned.push(log.size());
+                    old = log.size();
+                    let size = log.size();
+                    note = grow(&mut log, size, size + 1 + salt % 3, salt);
+                }
+                409 if text.trim().parse::<u64>().is_ok() => {
+                    let latest: u64 = text.trim().parse().unwrap();
+                    conflicts.push((old, latest));
+                    old = latest;
+                }
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        (cosigned, conflicts)
+    })
+}
+
+#[test]
+fn a_witness_killed_at_random_moments_never_cosigns_two_inconsistent_checkpoints_of_a_log() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let tmp = tempfile::tempdir().unwrap();
+    let key_file = tmp.path().join("witness.key");
+    run(tmp.path(), &["witness", "keygen", "--name", "witness.test/w1", "--key", key_file.to_str().unwrap()]);
+    // Two ledgers: an honest one, and a log whose key signs two diverging histories (a fork),
+    // both submitted.
+    let key = |origin: &str, seed: u8| SignerKey::from_seed(origin, [seed; 32]).unwrap();
+    let open = |k: SignerKey| {
+        Log::open(MemStorage::default(), vec![k], CheckpointPolicy::new(Some(1_000_000), Some(100_000))).unwrap()
+    };
+    let logs = vec![
+        format!("witness.test/a={}", key("witness.test/a", 1).verifier()),
+        format!("witness.test/b={}", key("witness.test/b", 2).verifier()),
+    ];
+    let state = tmp.path().join("state");
+    let (mut child, first) = witness_serve(&key_file, &logs, &state);
+    let url = Arc::new(Mutex::new(first));
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = vec![
+        submitter(open(key("witness.test/a", 1)), 0, url.clone(), stop.clone()),
+        submitter(open(key("witness.test/b", 2)), 1000, url.clone(), stop.clone()),
+        submitter(open(key("witness.test/b", 2)), 2000, url.clone(), stop.clone()),
+    ];
+    let mut rng = common::Rng(0x0123_4567_89ab_cdef);
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(50 + rng.below(250) as u64));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (c, u) = witness_serve(&key_file, &logs, &state);
+        child = c;
+        *url.lock().unwrap() = u;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    let results: Vec<Submitted> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let (honest, fork1, fork2) = (&results[0], &results[1], &results[2]);
+    eprintln!(
+        "cosigned: honest {} checkpoints (up to {:?}), fork one {}, fork two {}",
+        honest.0.len(),
+        honest.0.last(),
+        fork1.0.len(),
+        fork2.0.len()
+    );
+    assert!(honest.0.len() >= 10, "the honest log got {} cosignatures across 10 kills", honest.0.len());
+    // The forked log: only one of its two histories was ever cosigned.
+    assert!(
+        fork1.0.is_empty() || fork2.0.is_empty(),
+        "both histories of one log were cosigned: {:?} and {:?}",
+        fork1.0,
+        fork2.0
+    );
+    assert!(!fork1.0.is_empty() || !fork2.0.is_empty(), "neither history of the forked log was cosigned");
+    // Nothing cosigned was forgotten across a kill: no 409 ever reported a size below one
+    // the witness had cosigned for that submitter's log before.
+    for (name, (cosigned, conflicts)) in [("honest", honest), ("fork one", fork1), ("fork two", fork2)] {
+        for &(old, latest) in conflicts {
+            let acked = cosigned.iter().copied().filter(|&s| s <= old).max().unwrap_or(0);
+            assert!(latest >= acked, "{name}: the witness went back to {latest} after cosigning {acked}");
+        }
+    }
+}
