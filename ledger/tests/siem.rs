@@ -483,7 +483,35 @@ fn alerts_follow_prints_every_change_of_the_outbox_as_it_happens() {
     let numbers: Vec<u64> = printed.iter().map(|c| c["number"].as_u64().unwrap()).collect();
     assert!(numbers.windows(2).all(|w| w[0] < w[1]), "out of order: {numbers:?}");
     assert!(printed.iter().any(|c| c["activity"] == "close"), "no close printed");
+    // A client reconnecting with Last-Event-ID gets the changes after it, from the first on.
+    let resumed = first_event_after(&server, 3);
+    assert_eq!(resumed, (4, stream[&4].1.clone()), "resumed after change 3");
     // Without a service to follow, a sentence saying how to name one.
     let out = evidence().arg("--data-dir").arg(dir.path()).args(["alerts", "--follow"]).output().unwrap();
     assert!(!out.status.success() && stderr(&out).contains("--server"), "{}", stderr(&out));
+}
+
+/// The first event of the stream for a client that got change `last` before: (its id, its
+/// event name).
+fn first_event_after(server: &Server, last: u64) -> (u64, String) {
+    use std::io::BufRead as _;
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(30))).build().into();
+    let response = agent
+        .get(format!("{}/v1/alerts/stream", server.url))
+        .header("Authorization", format!("Bearer {}", server.reader))
+        .header("Last-Event-ID", last.to_string())
+        .call()
+        .unwrap();
+    let (mut id, mut event) = (None, None);
+    for line in std::io::BufReader::new(response.into_body().into_reader()).lines() {
+        let line = line.unwrap();
+        if let Some(v) = line.strip_prefix("id:") {
+            id = Some(v.trim().parse().unwrap());
+        } else if let Some(v) = line.strip_prefix("event:") {
+            event = Some(v.trim().to_string());
+        } else if line.is_empty() && id.is_some() {
+            break;
+        }
+    }
+    (id.expect("no event"), event.expect("no event name"))
 }
