@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 
-use crate::note::{check_name, check_text, key_id_of, parse_id, Note, NoteError, NoteSignature};
+use crate::note::{check_name, check_text, key_id_of, parse_key_string, Note, NoteError, NoteSignature};
 
 /// The signature type byte of Ed25519 cosignatures.
 const ALG_COSIGNATURE_V1: u8 = 0x04;
@@ -35,23 +35,12 @@ pub struct WitnessKey {
 impl WitnessKey {
     /// Parses `<name>+<hex key ID>+<base64(0x04 || public key)>`, checking the key ID.
     pub fn parse(s: &str) -> Result<Self, NoteError> {
-        let mut parts = s.trim().splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(NoteError::BadKey("expected <name>+<hex key ID>+<base64 key> for a witness".into()));
-        };
-        check_name(name)?;
-        let id = parse_id(id_hex)?;
-        let raw = B64.decode(b64).map_err(|e| NoteError::BadKey(format!("key is not base64: {e}")))?;
-        let Some((&ALG_COSIGNATURE_V1, key)) = raw.split_first() else {
-            return Err(NoteError::BadKey("not a cosignature/v1 key (type byte is not 0x04)".into()));
-        };
-        let key: [u8; 32] =
-            key.try_into().map_err(|_| NoteError::BadKey(format!("Ed25519 key is {} bytes, not 32", key.len())))?;
-        if key_id_of(ALG_COSIGNATURE_V1, name, &key) != id {
+        let (name, id, key) = parse_key_string(s, ALG_COSIGNATURE_V1, false, "cosignature/v1 witness key")?;
+        if key_id_of(ALG_COSIGNATURE_V1, &name, &key) != id {
             return Err(NoteError::BadKey(format!("key ID {id:08x} does not match the name and key")));
         }
         let key = VerifyingKey::from_bytes(&key).map_err(|e| NoteError::BadKey(format!("invalid Ed25519 key: {e}")))?;
-        Ok(WitnessKey { name: name.to_string(), id, key })
+        Ok(WitnessKey { name, id, key })
     }
 
     /// The witness's name.
@@ -111,22 +100,8 @@ impl CosignerKey {
 
     /// Parses `PRIVATE+KEY+<name>+<hex key ID>+<base64(0x04 || seed)>`, checking the key ID.
     pub fn parse(s: &str) -> Result<Self, NoteError> {
-        let rest = s
-            .trim()
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or_else(|| NoteError::BadKey("a cosigner key starts with PRIVATE+KEY+".into()))?;
-        let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(NoteError::BadKey("expected PRIVATE+KEY+<name>+<hex key ID>+<base64 seed>".into()));
-        };
-        let id = parse_id(id_hex)?;
-        let raw = B64.decode(b64).map_err(|e| NoteError::BadKey(format!("seed is not base64: {e}")))?;
-        let Some((&ALG_COSIGNATURE_V1, seed)) = raw.split_first() else {
-            return Err(NoteError::BadKey("not a cosignature/v1 key (type byte is not 0x04)".into()));
-        };
-        let seed: [u8; 32] =
-            seed.try_into().map_err(|_| NoteError::BadKey(format!("Ed25519 seed is {} bytes, not 32", seed.len())))?;
-        let key = CosignerKey::from_seed(name, seed)?;
+        let (name, id, seed) = parse_key_string(s, ALG_COSIGNATURE_V1, true, "cosignature/v1 cosigner key")?;
+        let key = CosignerKey::from_seed(&name, seed)?;
         if key.id != id {
             return Err(NoteError::BadKey(format!("key ID {id:08x} does not match the name and key")));
         }

@@ -88,24 +88,12 @@ pub struct VerifierKey {
 impl VerifierKey {
     /// Parses a verifier key string, checking that its key ID matches its name and key.
     pub fn parse(s: &str) -> Result<Self, NoteError> {
-        let s = s.trim();
-        let mut parts = s.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(NoteError::BadKey("expected <name>+<hex key ID>+<base64 key>".into()));
-        };
-        check_name(name)?;
-        let id = parse_id(id_hex)?;
-        let raw = B64.decode(b64).map_err(|e| NoteError::BadKey(format!("key is not base64: {e}")))?;
-        let Some((&ALG_ED25519, key)) = raw.split_first() else {
-            return Err(NoteError::BadKey("not an Ed25519 key (algorithm byte is not 0x01)".into()));
-        };
-        let key: [u8; 32] =
-            key.try_into().map_err(|_| NoteError::BadKey(format!("Ed25519 key is {} bytes, not 32", key.len())))?;
-        if key_id(name, &key) != id {
+        let (name, id, key) = parse_key_string(s, ALG_ED25519, false, "Ed25519 verifier key")?;
+        if key_id(&name, &key) != id {
             return Err(NoteError::BadKey(format!("key ID {id:08x} does not match the name and key")));
         }
         let key = VerifyingKey::from_bytes(&key).map_err(|e| NoteError::BadKey(format!("invalid Ed25519 key: {e}")))?;
-        Ok(VerifierKey { name: name.to_string(), id, key })
+        Ok(VerifierKey { name, id, key })
     }
 
     /// The key's name (for a checkpoint key, the log's origin).
@@ -125,6 +113,40 @@ impl fmt::Display for VerifierKey {
         raw.extend_from_slice(self.key.as_bytes());
         write!(f, "{}+{:08x}+{}", self.name, self.id, B64.encode(raw))
     }
+}
+
+/// A key string's name, key ID and 32 key bytes: `<name>+<hex key ID>+<base64(alg || key)>`,
+/// after `PRIVATE+KEY+` for a private key (`private`). The key ID is checked by the caller,
+/// which knows how to derive the public key. `what` names the key in errors.
+pub(crate) fn parse_key_string(
+    s: &str,
+    alg: u8,
+    private: bool,
+    what: &str,
+) -> Result<(String, u32, [u8; 32]), NoteError> {
+    let s = s.trim();
+    let (s, grammar) = if private {
+        let rest = s
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or_else(|| NoteError::BadKey(format!("a private {what} starts with PRIVATE+KEY+")))?;
+        (rest, "PRIVATE+KEY+<name>+<hex key ID>+<base64 seed>")
+    } else {
+        (s, "<name>+<hex key ID>+<base64 key>")
+    };
+    let mut parts = s.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(NoteError::BadKey(format!("expected {grammar} for a {what}")));
+    };
+    check_name(name)?;
+    let id = parse_id(id_hex)?;
+    let raw = B64.decode(b64).map_err(|e| NoteError::BadKey(format!("key is not base64: {e}")))?;
+    let bytes = match raw.split_first() {
+        Some((&a, bytes)) if a == alg => bytes,
+        _ => return Err(NoteError::BadKey(format!("not a {what} (type byte is not {alg:#04x})"))),
+    };
+    let bytes: [u8; 32] =
+        bytes.try_into().map_err(|_| NoteError::BadKey(format!("Ed25519 key is {} bytes, not 32", bytes.len())))?;
+    Ok((name.to_string(), id, bytes))
 }
 
 pub(crate) fn parse_id(hex_id: &str) -> Result<u32, NoteError> {
@@ -158,22 +180,8 @@ impl SignerKey {
 
     /// Parses a signer key string, checking its key ID.
     pub fn parse(s: &str) -> Result<Self, NoteError> {
-        let s = s.trim();
-        let rest = s
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or_else(|| NoteError::BadKey("a signer key starts with PRIVATE+KEY+".into()))?;
-        let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(NoteError::BadKey("expected PRIVATE+KEY+<name>+<hex key ID>+<base64 seed>".into()));
-        };
-        let id = parse_id(id_hex)?;
-        let raw = B64.decode(b64).map_err(|e| NoteError::BadKey(format!("seed is not base64: {e}")))?;
-        let Some((&ALG_ED25519, seed)) = raw.split_first() else {
-            return Err(NoteError::BadKey("not an Ed25519 key (algorithm byte is not 0x01)".into()));
-        };
-        let seed: [u8; 32] =
-            seed.try_into().map_err(|_| NoteError::BadKey(format!("Ed25519 seed is {} bytes, not 32", seed.len())))?;
-        let signer = SignerKey::from_seed(name, seed)?;
+        let (name, id, seed) = parse_key_string(s, ALG_ED25519, true, "Ed25519 signer key")?;
+        let signer = SignerKey::from_seed(&name, seed)?;
         if signer.id != id {
             return Err(NoteError::BadKey(format!("key ID {id:08x} does not match the name and key")));
         }

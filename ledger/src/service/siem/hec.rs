@@ -37,13 +37,9 @@ impl Hec {
             return Err(ConfigError::Siem(format!("--siem-hec {url:?} is not an http:// or https:// URL")));
         }
         let base = url.trim_end_matches('/');
-        Ok(if base.ends_with(EVENT_PATH) {
-            base.to_string()
-        } else if let Some(base) = base.strip_suffix("/services/collector") {
-            format!("{base}{EVENT_PATH}")
-        } else {
-            format!("{base}{EVENT_PATH}")
-        })
+        let base = base.strip_suffix(EVENT_PATH).unwrap_or(base);
+        let base = base.strip_suffix("/services/collector").unwrap_or(base);
+        Ok(format!("{base}{EVENT_PATH}"))
     }
 
     pub(crate) fn new(url: &str, token: &str, ca_cert: Option<&Path>) -> Result<Self, SinkError> {

@@ -110,12 +110,13 @@ impl Health {
     fn delivered(&self, next: u64, count: usize) {
         self.cursor.store(next, Ordering::SeqCst);
         self.delivered.fetch_add(count as u64, Ordering::Relaxed);
+        let now = Utc::now();
         let mut last = self.last();
-        last.delivery = Some(Utc::now());
+        last.delivery = Some(now);
         last.failing = false;
         metrics::counter!("evidence_siem_delivered_total", "sink" => self.name.clone()).increment(count as u64);
         metrics::gauge!("evidence_siem_last_delivery_timestamp_seconds", "sink" => self.name.clone())
-            .set(Utc::now().timestamp_millis() as f64 / 1000.0);
+            .set(now.timestamp_millis() as f64 / 1000.0);
     }
 
     fn failed(&self, error: String) {
