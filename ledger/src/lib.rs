@@ -21,6 +21,7 @@
 pub mod demo;
 pub mod error;
 pub mod examples;
+pub mod export;
 pub mod governance;
 pub mod keys;
 pub mod ledger;

@@ -2,7 +2,7 @@
 //! RFC 6962 Merkle hashing and proof verification ([`merkle`]), C2SP signed notes
 //! ([`note`]) and checkpoints ([`checkpoint`]), witness cosignatures ([`cosignature`]), C2SP
 //! tlog-proof files ([`tlog_proof`]), the entry format and hash chain ([`entry`]), and the
-//! audit of a whole log ([`audit`]).
+//! audit of a whole log ([`audit`]), and export bundles ([`bundle`]).
 //!
 //! The checking modules do no I/O and need no runtime; they depend on hashing, signature and
 //! encoding crates only, so that an auditor can read them in an afternoon. The ledger uses the
@@ -12,6 +12,9 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod bundle;
+#[cfg(feature = "cli")]
+pub mod bundle_files;
 pub mod checkpoint;
 pub mod cosignature;
 pub mod entry;

@@ -3,7 +3,8 @@
 //!
 //! Opening a sled database may write to it (recovery), so the adapter never opens the
 //! evidence itself: it copies the database to a temporary directory and reads the copy. The
-//! original is only ever read, byte for byte. This is the only module that touches a disk.
+//! original is only ever read, byte for byte. With [`crate::bundle_files`], the only modules
+//! that touch a disk.
 //!
 //! A store in use is not a stopped one: its files change under a copy, and the copy would be
 //! torn. The ledger holds an exclusive lock on [`LOCK_FILE`] while it runs; the adapter takes

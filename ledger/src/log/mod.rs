@@ -93,7 +93,7 @@ pub use self::error::LogError;
 use self::index::Index;
 pub use self::proof::{ConsistencyProof, InclusionProof};
 pub use self::quarantine::{Conflict, QuarantineRecord, RawEncoding};
-pub use self::read::{Extension, LogAt};
+pub use self::read::{Extension, InclusionPaths, LogAt};
 pub use self::tree::ProofError;
 use self::tree::{TileWriter, TreeReader};
 use self::verified::{read_entries, Damage};

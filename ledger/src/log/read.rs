@@ -13,7 +13,7 @@ use super::error::LogError;
 use super::proof::{ConsistencyProof, InclusionProof};
 use super::quarantine::{self, QuarantineRecord};
 use super::tree::{ProofError, TreeReader};
-use super::verified::read_entries;
+use super::verified::{read_entries, EntryRecords};
 use super::{keys, Log};
 use crate::store::keyspace::{prefix_end, CHECKPOINT};
 use crate::store::Storage;
@@ -80,6 +80,47 @@ impl<'a, S: Storage> LogAt<'a, S> {
         Ok(self.entries(seq).next().transpose()?.filter(|(s, _)| *s == seq).map(|(_, r)| r))
     }
 
+    /// The records of `seqs`, ascending, each checked as it is read: a run of neighbours is
+    /// read in one pass, a gap starts a new read at the segment holding the next.
+    pub fn records<'s>(
+        &'s self,
+        seqs: &'s std::collections::BTreeSet<u64>,
+    ) -> impl Iterator<Item = (u64, Result<Vec<u8>, LogError>)> + 's {
+        /// A gap this small is read through rather than started again.
+        const READ_THROUGH: u64 = 64;
+        let mut reading: Option<(u64, EntryRecords<'a>)> = None;
+        seqs.iter().map(move |&seq| {
+            if !reading.as_ref().is_some_and(|(next, _)| *next <= seq && seq - *next < READ_THROUGH) {
+                reading = Some((seq, Box::new(self.entries(seq))));
+            }
+            let (next, entries) = reading.as_mut().expect("reading");
+            loop {
+                match entries.next() {
+                    Some(Ok((s, record))) if s == seq => {
+                        *next = seq + 1;
+                        return (seq, Ok(record));
+                    }
+                    Some(Ok((s, _))) if s < seq => continue,
+                    Some(Err(e)) => return (seq, Err(e)),
+                    _ => return (seq, Err(LogError::Damaged(format!("entry {seq} is missing")))),
+                }
+            }
+        })
+    }
+
+    /// The log's verifier keys, oldest first.
+    pub fn verifier_keys(&self) -> Result<Vec<evidence_verifier::VerifierKey>, LogError> {
+        keys::history(self.store)
+    }
+
+    /// Inclusion paths of entries in the tree of `size` entries.
+    pub fn inclusion_paths(&self, size: u64) -> Result<InclusionPaths<'a, S>, LogError> {
+        if size > self.size {
+            return Err(ProofError::OutOfRange(format!("the log has only {} entries", self.size)).into());
+        }
+        Ok(InclusionPaths { reader: TreeReader::new(self.store), size })
+    }
+
     /// Quarantine records from number `from` on, at most `limit`.
     pub fn quarantine(&self, from: u64, limit: usize) -> Result<Vec<QuarantineRecord>, LogError> {
         quarantine::read(self.store, from, limit)
@@ -125,6 +166,20 @@ impl<'a, S: Storage> LogAt<'a, S> {
             checkpoint1,
             checkpoint2,
         })
+    }
+}
+
+/// Inclusion paths in one tree (see [`LogAt::inclusion_paths`]).
+#[derive(Debug)]
+pub struct InclusionPaths<'a, S: Storage> {
+    reader: TreeReader<'a, S>,
+    size: u64,
+}
+
+impl<S: Storage> InclusionPaths<'_, S> {
+    /// Entry `seq`'s path, its leaf's sibling first.
+    pub fn path(&mut self, seq: u64) -> Result<Vec<evidence_verifier::merkle::Hash>, LogError> {
+        Ok(self.reader.inclusion_proof(seq, self.size)?)
     }
 }
 

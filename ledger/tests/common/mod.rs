@@ -143,7 +143,7 @@ pub fn test_python() -> PathBuf {
     let venv = root.join(".venv");
     let python = venv.join("bin/python");
     let imports =
-        "import kafka, requests, openapi_spec_validator, ocsf_json_schema, syslog_rfc5424_parser, cryptography";
+        "import kafka, requests, openapi_spec_validator, ocsf_json_schema, syslog_rfc5424_parser, cryptography, selenium";
     let ready =
         python.exists() && Command::new(&python).args(["-c", imports]).status().map(|s| s.success()).unwrap_or(false);
     if !ready {

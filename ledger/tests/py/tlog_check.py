@@ -4,6 +4,15 @@ sharing no code with the ledger: hashlib for SHA-256, `cryptography` for Ed25519
 
 Usage: tlog_check.py [--witness WITNESS_KEY] VERIFIER_KEY LEAF_HASH_BASE64 PROOF_FILE
                      [LEAF_HASH_BASE64 PROOF_FILE ...]
+       tlog_check.py bundle VERIFIER_KEY BUNDLE_DIR
+
+The bundle form reads an export bundle as its format is documented (not as our code reads
+it): every file's SHA-256 against manifest.json; each line of entries.ndjson turned into the
+entry's leaf bytes (sequence number and receive time as 8-byte big-endian, the origin's
+length as 2 bytes and the origin, then the event's bytes exactly as they stand in the line)
+and its RFC 6962 leaf hash; that entry's proofs/<seq>.tlog-proof checked against it; and
+every proof against the bundle's own checkpoint file. Prints one JSON object:
+{"ok", "error", "entries", "size", "origin"}.
 
 With --witness, the checkpoint must also carry a valid Ed25519 cosignature/v1
 (c2sp.org/tlog-cosignature) by that witness. Prints one JSON object a proof:
@@ -151,7 +160,59 @@ def check(data, leaf, key, witness=None):
     return int(index), size, origin, at
 
 
+def check_bundle(key, root):
+    import os
+
+    with open(os.path.join(root, "manifest.json"), "rb") as f:
+        manifest = json.load(f)
+    present = set()
+    for base, _, names in os.walk(root):
+        for name in names:
+            present.add(os.path.relpath(os.path.join(base, name), root).replace(os.sep, "/"))
+    if present - {"manifest.json"} != set(manifest["files"]):
+        raise Refused("the files are not those of the manifest")
+    for name, digest in manifest["files"].items():
+        with open(os.path.join(root, name), "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != digest:
+                raise Refused(f"{name} does not match the manifest")
+    with open(os.path.join(root, "checkpoint"), "rb") as f:
+        checkpoint = f.read()
+    origin, size, _ = parse_checkpoint(open_note(checkpoint, key))
+    count = 0
+    with open(os.path.join(root, "entries.ndjson"), "rb") as f:
+        for line in f:
+            line = line.rstrip(b"\n")
+            entry = json.loads(line)
+            marker = b',"event":'
+            event = line[line.index(marker) + len(marker) : -1]
+            origin_bytes = entry["origin"].encode()
+            leaf_bytes = (
+                entry["seq"].to_bytes(8, "big")
+                + entry["received_micros"].to_bytes(8, "big", signed=True)
+                + len(origin_bytes).to_bytes(2, "big")
+                + origin_bytes
+                + event
+            )
+            leaf = hashlib.sha256(b"\x00" + leaf_bytes).digest()
+            with open(os.path.join(root, "proofs", f"{entry['seq']}.tlog-proof"), "rb") as p:
+                data = p.read()
+            if data.partition(b"\n\n")[2] != checkpoint:
+                raise Refused(f"the proof of entry {entry['seq']} is against another checkpoint")
+            index, _, _, _ = check(data, leaf, key)
+            if index != entry["seq"]:
+                raise Refused(f"the proof of entry {entry['seq']} is of entry {index}")
+            count += 1
+    return {"ok": True, "entries": count, "size": size, "origin": origin}
+
+
 def main(argv):
+    if argv[0] == "bundle":
+        try:
+            result = check_bundle(parse_verifier_key(argv[1]), argv[2])
+        except (Refused, ValueError, KeyError, OSError) as e:
+            result = {"ok": False, "error": str(e) or type(e).__name__}
+        print(json.dumps(result))
+        return
     witness = None
     if argv[0] == "--witness":
         witness = parse_verifier_key(argv[1], key_type=0x04)

@@ -2,11 +2,14 @@
 //! verifier keys it is given. Exit 0 when intact, 1 when something is wrong (with the first
 //! failing entry or checkpoint, in a sentence), 2 when the input cannot be read.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use evidence_verifier::bundle::{self, Trust};
+use evidence_verifier::bundle_files::read_bundle;
+use evidence_verifier::cosignature::WitnessKey;
 use evidence_verifier::store::{audit_dir, private_keys_in};
 use evidence_verifier::{Checkpoint, VerifierKey};
 
@@ -33,6 +36,27 @@ enum Command {
         #[arg(long)]
         trusted_checkpoint: Option<PathBuf>,
     },
+    /// Check an export bundle (a directory or a .tar.gz) offline: its manifest, every
+    /// event's digest, every inclusion proof against its checkpoint, the checkpoint's
+    /// signature, the witness cosignatures asked for, the extension of a trusted checkpoint,
+    /// and that every entry an answer or alert cites is in it and proven.
+    Bundle {
+        /// The bundle: a directory, or a .tar.gz archive.
+        path: PathBuf,
+        /// A trusted verifier key of the log, or a file holding one. Repeat for rotated keys.
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+        /// A signed checkpoint saved earlier (say, last quarter's bundle's `checkpoint`): the
+        /// bundle's must extend it.
+        #[arg(long)]
+        trusted_checkpoint: Option<PathBuf>,
+        /// A witness's key (`<name>+<hex id>+<base64>`), or a file holding one. Repeat.
+        #[arg(long = "witness-key")]
+        witness_keys: Vec<String>,
+        /// How many of the witnesses given must have cosigned the checkpoint (default: all).
+        #[arg(long)]
+        min_witnesses: Option<usize>,
+    },
 }
 
 fn load_key(arg: &str) -> anyhow::Result<VerifierKey> {
@@ -52,8 +76,51 @@ fn load_key(arg: &str) -> anyhow::Result<VerifierKey> {
     VerifierKey::parse(&text).with_context(|| format!("Cannot use verifier key {shown}"))
 }
 
+fn key_text(arg: &str) -> String {
+    std::fs::read_to_string(arg).unwrap_or_else(|_| arg.to_string()).trim().to_string()
+}
+
+fn bundle_command(
+    path: &Path,
+    keys: &[String],
+    trusted_checkpoint: Option<PathBuf>,
+    witness_keys: &[String],
+    min_witnesses: Option<usize>,
+) -> anyhow::Result<bool> {
+    let keys = keys.iter().map(|k| load_key(k)).collect::<anyhow::Result<Vec<_>>>()?;
+    let witnesses = witness_keys
+        .iter()
+        .map(|k| WitnessKey::parse(&key_text(k)).with_context(|| format!("Cannot use witness key {k:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let min_witnesses = min_witnesses.unwrap_or(witnesses.len());
+    anyhow::ensure!(
+        min_witnesses <= witnesses.len(),
+        "--min-witnesses {min_witnesses} asks for more witnesses than the {} --witness-key given",
+        witnesses.len()
+    );
+    let trusted_checkpoint = match trusted_checkpoint {
+        None => None,
+        Some(p) => Some(std::fs::read(&p).with_context(|| format!("Cannot read {}", p.display()))?),
+    };
+    let files = read_bundle(path)?;
+    let trust = Trust { keys, trusted_checkpoint, witnesses, min_witnesses };
+    match bundle::verify(&files, &trust) {
+        Ok(summary) => {
+            println!("{summary}");
+            Ok(true)
+        }
+        Err(failure) => {
+            println!("FAILED: {failure}");
+            Ok(false)
+        }
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
+        Command::Bundle { path, keys, trusted_checkpoint, witness_keys, min_witnesses } => {
+            bundle_command(&path, &keys, trusted_checkpoint, &witness_keys, min_witnesses)
+        }
         Command::Store { dir, keys, trusted_checkpoint } => {
             let keys = keys.iter().map(|k| load_key(k)).collect::<anyhow::Result<Vec<_>>>()?;
             let trusted = match trusted_checkpoint {

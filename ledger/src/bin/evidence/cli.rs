@@ -16,7 +16,7 @@ pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) store: StoreArgs,
     /// Ask the running `evidence serve` at this URL instead of opening the store (status,
-    /// query, alerts, checkpoint, proof, consistency, gate, policy publish, ingest); the token
+    /// query, alerts, checkpoint, proof, consistency, gate, policy publish, ingest, export); the token
     /// comes from EVIDENCE_TOKEN.
     #[arg(long, env = "EVIDENCE_SERVER", global = true)]
     pub(crate) server: Option<String>,
@@ -191,6 +191,11 @@ pub(crate) enum Command {
         #[arg(long, requires = "follow", value_name = "N")]
         from: Option<u64>,
     },
+    /// Write an evidence bundle for auditors: the entries of one scope and every entry their
+    /// answers and alerts cite, each with its C2SP tlog-proof against the latest signed
+    /// checkpoint, the verifier keys, the answers as JSON, report.html and a manifest. Check
+    /// it with `evidence-verify bundle`. Cuts a checkpoint first when entries are unsigned.
+    Export(ExportArgs),
     /// Drop every view and alert and derive them again from the log.
     Rebuild {
         /// Print JSON.
@@ -441,5 +446,56 @@ impl StoreArgs {
     /// The ledger directory these flags name.
     pub(crate) fn dir(&self) -> LedgerDir {
         LedgerDir { data_dir: self.data_dir.clone(), signer_key: self.signer_key.clone() }
+    }
+}
+
+/// `evidence export`: where, and exactly one scope.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ExportArgs {
+    /// Where to write: a new directory, or a file ending in .tar.gz.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Entries dated at or after this time (with --to): RFC 3339, `now` or a span (`24h`).
+    #[arg(long, requires = "to")]
+    pub(crate) from: Option<String>,
+    /// Entries dated before this time (with --from).
+    #[arg(long, requires = "from")]
+    pub(crate) to: Option<String>,
+    /// One artifact's history and alerts: KIND/NAME@VERSION.
+    #[arg(long)]
+    pub(crate) artifact: Option<String>,
+    /// What was live in this app (with --env and --at) and its alerts.
+    #[arg(long, requires = "env")]
+    pub(crate) app: Option<String>,
+    /// The app's env.
+    #[arg(long, requires = "app")]
+    pub(crate) env: Option<String>,
+    /// With --app: when (default now).
+    #[arg(long, requires = "app")]
+    pub(crate) at: Option<String>,
+    /// One alert and its evidence, by id.
+    #[arg(long)]
+    pub(crate) alert: Option<String>,
+    /// The checkpoint file of an earlier bundle: this bundle carries the consistency proof
+    /// from it, so that an auditor can check the log was only appended to since.
+    #[arg(long)]
+    pub(crate) since_checkpoint: Option<PathBuf>,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl ExportArgs {
+    /// The scope flags as the API names them.
+    pub(crate) fn params(&self) -> evidence_ledger::export::ScopeParams {
+        evidence_ledger::export::ScopeParams {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            artifact: self.artifact.clone(),
+            app: self.app.clone(),
+            env: self.env.clone(),
+            at: self.at.clone(),
+            alert: self.alert.clone(),
+        }
     }
 }

@@ -144,26 +144,9 @@ impl Client {
         mut each: impl FnMut(&str, &str, &str) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         use std::io::BufRead as _;
-        let url = format!("{}{path}", self.base);
-        let mut request = self.agent.get(&url).header("Accept", "text/event-stream");
-        for (k, v) in query {
-            request = request.query(*k, v);
-        }
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", &format!("Bearer {}", token.trim()));
-        }
-        if let Some(last) = last {
-            request = request.header("Last-Event-ID", last);
-        }
-        let response = request.config().timeout_global(None).build().call();
-        let response =
-            response.with_context(|| format!("Cannot reach the ledger service at {} (GET {path})", self.base))?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            let body = response.into_body().read_to_string().unwrap_or_default();
-            return Err(self.problem(&Answer { status, body }));
-        }
-        let reader = std::io::BufReader::new(response.into_body().into_reader());
+        let mut headers = vec![("Accept", "text/event-stream")];
+        headers.extend(last.map(|l| ("Last-Event-ID", l)));
+        let reader = std::io::BufReader::new(self.stream(path, query, &headers)?);
         let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
         for line in reader.lines() {
             let line = line.with_context(|| format!("The stream of GET {path} broke"))?;
@@ -189,6 +172,46 @@ impl Client {
             }
         }
         Ok(())
+    }
+
+    /// Copies the body of GET `path` to `to`, however long it takes; returns its length.
+    pub(crate) fn download(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        to: &mut dyn std::io::Write,
+    ) -> anyhow::Result<u64> {
+        let mut body = self.stream(path, query, &[])?;
+        std::io::copy(&mut body, to).with_context(|| format!("The answer to GET {path} broke off"))
+    }
+
+    /// The body of GET `path` as it arrives, with no timeout; a problem when not 200.
+    fn stream(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<impl std::io::Read + 'static> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.agent.get(&url);
+        for (k, v) in query {
+            request = request.query(*k, v);
+        }
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", &format!("Bearer {}", token.trim()));
+        }
+        let response = request.config().timeout_global(None).build().call();
+        let response =
+            response.with_context(|| format!("Cannot reach the ledger service at {} (GET {path})", self.base))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = response.into_body().read_to_string().unwrap_or_default();
+            return Err(self.problem(&Answer { status, body }));
+        }
+        Ok(response.into_body().into_reader())
     }
 
     /// POST with retries while the service answers 503 (its queue full), honouring

@@ -4,6 +4,7 @@
 
 mod cli;
 mod client;
+mod export;
 mod progress;
 mod remote;
 mod report;
@@ -453,6 +454,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             evidence_ledger::service::run(ledger, config)?;
         }
         Command::Token { command } => token_command(store, command)?,
+        Command::Export(args) => export::local(store, &args)?,
         Command::Witness { command } => witness::run(command)?,
         Command::Policy { command: PolicyCommand::Publish { file, json, actor } } => {
             publish_command(store, &file, actor, json)?

@@ -1,4 +1,4 @@
-//! The progress line of a long ingest: on standard error, only when it is a terminal, at most
+//! The progress line of a long ingest or export: on standard error, only when it is a terminal, at most
 //! twice a second and only after the first second, rewritten in place and cleared at the end.
 //! Anything else printed to standard error clears it first.
 
@@ -25,17 +25,24 @@ impl Progress {
 
     /// Shows the totals so far, when a line is due.
     pub(crate) fn show(&mut self, accepted: u64, duplicates: u64, quarantined: u64) {
+        let done = accepted + duplicates + quarantined;
+        self.show_with(|secs| {
+            let rate = done as f64 / secs;
+            format!(
+                "{done} events: accepted {accepted}, duplicate {duplicates}, quarantined {quarantined} ({rate:.0} events/s)"
+            )
+        });
+    }
+
+    /// Shows the line `line(seconds since the start)` makes, when a line is due.
+    pub(crate) fn show_with(&mut self, line: impl FnOnce(f64) -> String) {
         if !self.on || self.started.elapsed() < AFTER || self.last.is_some_and(|l| l.elapsed() < EVERY) {
             return;
         }
         self.last = Some(Instant::now());
-        let done = accepted + duplicates + quarantined;
-        let rate = done as f64 / self.started.elapsed().as_secs_f64();
+        let line = line(self.started.elapsed().as_secs_f64());
         let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r\x1b[2K{done} events: accepted {accepted}, duplicate {duplicates}, quarantined {quarantined} ({rate:.0} events/s)"
-        );
+        let _ = write!(err, "\r\x1b[2K{line}");
         let _ = err.flush();
     }
 

@@ -33,6 +33,7 @@ pub(crate) fn handles(command: &Command) -> bool {
             | Command::Gate { .. }
             | Command::Policy { command: PolicyCommand::Publish { .. } }
             | Command::Ingest { .. }
+            | Command::Export(_)
     )
 }
 
@@ -79,6 +80,7 @@ pub(crate) fn run(server: &str, command: Command) -> anyhow::Result<ExitCode> {
             print_published(&published.version, published.seq, json)?;
         }
         Command::Ingest { file, batch_size, .. } => return ingest(&client, &file, batch_size),
+        Command::Export(args) => crate::export::remote(&client, &args)?,
         Command::Checkpoint { cut: true, .. } => {
             anyhow::bail!(
                 "`evidence checkpoint --cut` works on a local store only; the service cuts checkpoints itself."

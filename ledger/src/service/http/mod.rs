@@ -13,6 +13,7 @@
 
 mod audit;
 mod catalog;
+mod export;
 mod intake;
 mod openapi;
 mod problem;
@@ -131,6 +132,7 @@ pub fn router<S: Storage>(api: Arc<Api<S>>) -> Router {
         .merge(audit::routes())
         .merge(catalog::routes())
         .merge(stream::routes())
+        .merge(export::routes())
         .fallback(|| async { Problem::not_found("There is no such route; GET /openapi.json lists them.") })
         .layer(middleware::from_fn_with_state(Arc::clone(&api), authorize::<S>))
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))

@@ -16,6 +16,7 @@ use utoipa::OpenApi as _;
 
 use super::audit::{self, GateRequest, PolicyPublished, PolicyRequest};
 use super::catalog;
+use super::export;
 use super::intake::{self, IntakeAnswer};
 use super::records::{self, EntriesPage, EntryAnswer, IntegrityAnswer, QuarantinePage, ServiceStatus};
 use super::stream;
@@ -103,6 +104,7 @@ schemars_components!(
         audit::training,
         audit::alerts,
         stream::alert_stream,
+        export::export_bundle,
         audit::training_gate,
         audit::publish,
         catalog::artifacts,
