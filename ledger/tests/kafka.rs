@@ -530,6 +530,7 @@ fn the_service_runs_on_the_in_memory_engine_too() {
         dead_letter_topic: None,
         checkpoints: CheckpointPolicy::default(),
         siem: Default::default(),
+        witnesses: Vec::new(),
     };
     // Stop once both partitions' stored positions say every message is in.
     let stop = async move {

@@ -114,8 +114,14 @@ use common::{evidence, stderr, stdout};
 
 /// `evidence witness serve` on a free port: the child and its URL.
 fn witness_serve(key: &Path, logs: &[String], state: &Path) -> (Child, String) {
+    witness_serve_on(key, logs, state, 0)
+}
+
+/// `evidence witness serve` on loopback port `port` (0: a free one): the child and its URL.
+fn witness_serve_on(key: &Path, logs: &[String], state: &Path, port: u16) -> (Child, String) {
     let mut cmd = evidence();
-    cmd.args(["witness", "serve", "--listen", "127.0.0.1:0", "--key"]).arg(key).arg("--state").arg(state);
+    let listen = format!("127.0.0.1:{port}");
+    cmd.args(["witness", "serve", "--listen", &listen, "--key"]).arg(key).arg("--state").arg(state);
     for l in logs {
         cmd.args(["--log", l]);
     }
@@ -346,5 +352,100 @@ fn a_witness_killed_at_random_moments_never_cosigns_two_inconsistent_checkpoints
             let acked = cosigned.iter().copied().filter(|&s| s <= old).max().unwrap_or(0);
             assert!(latest >= acked, "{name}: the witness went back to {latest} after cosigning {acked}");
         }
+    }
+}
+
+/// Polls `/v1/checkpoint` (at most `limit`) until `done` says yes; the note then.
+fn checkpoint_when(server: &common::server::Server, limit: Duration, done: impl Fn(&Note) -> bool) -> Note {
+    let start = std::time::Instant::now();
+    loop {
+        let answer = server.get("/v1/checkpoint", &server.reader);
+        if answer.status == 200 {
+            let note = Note::parse(answer.body.as_bytes()).unwrap();
+            if done(&note) {
+                return note;
+            }
+        }
+        assert!(start.elapsed() < limit, "the checkpoint never got there: {}", answer.body);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn serve_submits_each_checkpoint_to_its_witnesses_keeps_their_cosignatures_and_waits_for_none() {
+    use evidence_verifier::checkpoint::Checkpoint;
+    use evidence_verifier::cosignature::WitnessKey;
+    let tmp = tempfile::tempdir().unwrap();
+    let keygen = |name: &str| {
+        let file = tmp.path().join(format!("{}.key", name.replace('/', "_")));
+        let key = run(tmp.path(), &["witness", "keygen", "--name", name, "--key", file.to_str().unwrap()]);
+        (file, key.trim().to_string())
+    };
+    let ((file1, key1), (file2, key2)) = (keygen("witness.test/one"), keygen("witness.test/two"));
+    let data = tmp.path().join("log");
+    let tokens = common::server::init_with_tokens_as(&data, "witness.test/serving");
+    let log_key = common::status(&data)["verifier_keys"][0].as_str().unwrap().to_string();
+    let logs = vec![format!("witness.test/serving={log_key}")];
+    // Witness one already cosigned the log at 7 entries; the service does not know that yet,
+    // so its first submission is answered 409 with 7 and it submits again from there.
+    ingest(&data, 0, 7, 0);
+    let (mut one, url1) = witness_serve(&file1, &logs, &tmp.path().join("state1"));
+    let note7 = run(&data, &["checkpoint"]);
+    let first = Request { old: 0, proof: vec![], checkpoint: note7.into_bytes() }.encode();
+    assert_eq!(submit(&url1, &first).0, 200);
+    // Witness two is down: nothing listens on its port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url2 = format!("http://127.0.0.1:{port}");
+    let witnesses = [format!("{url1}={key1}"), format!("{url2}={key2}")];
+    let args = ["--witness", &witnesses[0], "--witness", &witnesses[1], "--checkpoint-interval-secs", "1"];
+    let mut server = common::server::Server::on(&data, &args, tokens.clone());
+    let events: Vec<String> = (7..57).map(sample_event).collect();
+    let posted = server.post("/v1/events", &tokens.1, "application/x-ndjson", events.join("\n").as_bytes());
+    assert_eq!(posted.status, 200, "{}", posted.body);
+    let (w1, w2) = (WitnessKey::parse(&key1).unwrap(), WitnessKey::parse(&key2).unwrap());
+    let size = |n: &Note| Checkpoint::parse(&n.text).unwrap().size;
+    // Checkpoints are cut and cosigned by witness one while witness two is down.
+    let note =
+        checkpoint_when(&server, Duration::from_secs(60), |n| size(n) == 57 && w1.cosigned(n).unwrap().is_some());
+    assert_eq!(w2.cosigned(&note).unwrap(), None);
+    note.verify(&[evidence_verifier::VerifierKey::parse(&log_key).unwrap()]).unwrap();
+    let down = server.log.try_iter().find(|l| l.contains("A witness did not cosign") && l.contains("witness.test/two"));
+    assert!(down.is_some(), "the failing witness is logged");
+    // A bundle carries the cosignature: it verifies requiring witness one, not two.
+    let bundle = tmp.path().join("b.tar.gz");
+    let out = evidence()
+        .args(["--server", &server.url, "export", "--out", bundle.to_str().unwrap()])
+        .args(["--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z"])
+        .env("EVIDENCE_TOKEN", &tokens.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let verify = |witness: &str| {
+        let out = std::process::Command::new(common::evidence_verify())
+            .args(["bundle", bundle.to_str().unwrap(), "--key", &log_key, "--witness-key", witness])
+            .output()
+            .unwrap();
+        (out.status.code(), stdout(&out))
+    };
+    let (code, line) = verify(&key1);
+    assert_eq!(code, Some(0), "{line}");
+    assert!(line.contains("cosigned by witness.test/one"), "{line}");
+    assert_eq!(verify(&key2).0, Some(1));
+    // Witness two comes up: the service catches it up on the latest checkpoint.
+    let (mut two, _) = witness_serve_on(&file2, &logs, &tmp.path().join("state2"), port);
+    let note = checkpoint_when(&server, Duration::from_secs(90), |n| w2.cosigned(n).unwrap().is_some());
+    assert!(w1.cosigned(&note).unwrap().is_some());
+    // After a restart, new checkpoints are cosigned by both, from where each left off.
+    assert!(server.stop().success());
+    let server = common::server::Server::on(&data, &args, tokens.clone());
+    let events: Vec<String> = (57..80).map(sample_event).collect();
+    let posted = server.post("/v1/events", &tokens.1, "application/x-ndjson", events.join("\n").as_bytes());
+    assert_eq!(posted.status, 200, "{}", posted.body);
+    checkpoint_when(&server, Duration::from_secs(60), |n| {
+        size(n) == 80 && w1.cosigned(n).unwrap().is_some() && w2.cosigned(n).unwrap().is_some()
+    });
+    for child in [&mut one, &mut two] {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

@@ -6,7 +6,7 @@
 //! Files: `append` (the [`evidence_ingest::Sink`]), `checkpoint`, `keys` (key continuity and
 //! rotation), `proof`, `quarantine`, `verified` (entries read back and checked; damage stops
 //! appends), `entries` (positions and gaps), `tree` (Merkle tiles), `index` and `filter` (the
-//! `(source, id)` index). This module owns
+//! `(source, id)` index), `cosigned` (witness cosignatures beside the checkpoints). This module owns
 //! every key below and nothing else: it never reads or writes the views (`v`).
 //!
 //! Key space (prefixes from [`crate::store::keyspace`]; `e` and `c` are shared with the
@@ -22,6 +22,7 @@
 //! | `Q` + first 16 bytes of blake3(origin, 0, raw bytes) | quarantine number: the same bad record is kept once |
 //! | `p` + source name | next source offset (i64 BE) |
 //! | `g` + source name | offsets the source skipped, summed (u64 BE) |
+//! | `w` + tree size (u64 BE) + witness name | a witness's cosignature line of that checkpoint (`cosigned`) |
 //! | `m` + name | metadata: `origin`, `counters` (JSON), `deadletters` (outbox cursor, u64 BE), `indexed` (entries the index covers, u64 BE), `keys` (verifier keys signed with, JSON; `keys`) |
 //!
 //! Durability, step by step, for [`Log::append`] (the `Sink` implementation):
@@ -62,6 +63,7 @@
 mod append;
 mod audit;
 mod checkpoint;
+pub mod cosigned;
 mod entries;
 mod error;
 mod filter;

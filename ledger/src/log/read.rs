@@ -53,9 +53,13 @@ impl<'a, S: Storage> LogAt<'a, S> {
         self.size
     }
 
-    /// The signed checkpoint note at `size`, if one was cut there.
+    /// The signed checkpoint note at `size`, if one was cut there, with the witness
+    /// cosignatures kept for it after the log's signature.
     pub fn checkpoint_note(&self, size: u64) -> Result<Option<String>, LogError> {
-        Ok(self.store.get(&checkpoint_key(size))?.map(|v| String::from_utf8_lossy(v.as_ref()).into_owned()))
+        let Some(note) = self.store.get(&checkpoint_key(size))? else { return Ok(None) };
+        let mut note = String::from_utf8_lossy(note.as_ref()).into_owned();
+        note.push_str(&super::cosigned::lines(self.store, size)?);
+        Ok(Some(note))
     }
 
     /// The latest signed checkpoint note, if any.

@@ -51,6 +51,9 @@ pub enum ConfigError {
     /// A SIEM sink that cannot be used, in a sentence.
     #[error("{0}")]
     Siem(String),
+    /// A `--witness` that cannot be used, in a sentence.
+    #[error("{0}")]
+    Witness(String),
     /// A batch size out of range.
     #[error("the batch size {0} is out of range: 1 to {max}", max = IngestOptions::MAX_BATCH_SIZE)]
     BatchSize(usize),
@@ -128,6 +131,10 @@ pub struct ServeArgs {
     /// Where alerts go.
     #[command(flatten)]
     pub siem: SiemArgs,
+    /// A witness to submit each new checkpoint to, as URL=WITNESS-KEY (its add-checkpoint is
+    /// at URL/add-checkpoint; its cosignatures must verify with the key). Repeat for more.
+    #[arg(long = "witness", env = "EVIDENCE_WITNESSES", value_delimiter = ',', value_name = "URL=WITNESS-KEY")]
+    pub witnesses: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,6 +150,15 @@ struct ConfigFile {
     self_audit: SelfAuditSection,
     #[serde(default)]
     siem: SiemSection,
+    #[serde(default)]
+    witness: WitnessSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WitnessSection {
+    #[serde(default)]
+    submit: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,6 +243,8 @@ pub struct ServeConfig {
     pub self_audit_every: Duration,
     /// Where alerts go.
     pub siem: SiemConfig,
+    /// The witnesses each checkpoint is submitted to.
+    pub witnesses: Vec<super::witnesses::WitnessTarget>,
 }
 
 impl ServeArgs {
@@ -249,8 +267,11 @@ impl ServeArgs {
         };
         let ingest = kafka.as_ref().map(|k| (k.brokers.as_str(), k.settings.as_slice()));
         let siem = self.siem.resolve(file.siem, ingest)?;
+        let witnesses = if self.witnesses.is_empty() { file.witness.submit } else { self.witnesses.clone() };
+        let witnesses = witnesses.iter().map(|w| w.parse().map_err(ConfigError::Witness)).collect::<Result<_, _>>()?;
         Ok(ServeConfig {
             siem,
+            witnesses,
             kafka,
             http,
             tokens: TokenFile::of(data_dir),

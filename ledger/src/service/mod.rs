@@ -17,6 +17,7 @@ mod dead_letters;
 pub mod http;
 pub mod siem;
 pub mod tokens;
+pub mod witnesses;
 pub mod writer;
 
 use std::sync::{Arc, OnceLock};
@@ -73,6 +74,9 @@ pub enum ServeError {
     /// A SIEM sink could not start.
     #[error("Cannot start a SIEM sink: {0}")]
     Siem(#[from] siem::SinkError),
+    /// The witness submitter could not start.
+    #[error("Cannot start submitting to witnesses: {0}")]
+    Witnesses(String),
     /// The writer thread panicked.
     #[error("the writer thread failed: {0}")]
     Writer(String),
@@ -288,6 +292,8 @@ pub fn run_until<S: Storage>(
         let sinks = siem::Sinks::start(&store, ledger.log().origin(), &config.siem)?;
         let upkeep = upkeep(dead_letter_producer(&config)?);
         let (writer, thread) = writer::spawn(ledger, config.http.limits.queue, upkeep);
+        let submitter =
+            witnesses::start(Arc::clone(&store), writer.clone(), &config.witnesses).map_err(ServeError::Witnesses)?;
         let auditing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (last_audit, auditor) =
             audit::spawn(Arc::clone(&store), writer.clone(), config.self_audit_every, Arc::clone(&auditing));
@@ -329,6 +335,9 @@ pub fn run_until<S: Storage>(
         let _ = server.await;
         writer.stop().await;
         let _ = tokio::task::spawn_blocking(move || sinks.stop()).await;
+        if let Some(submitter) = submitter {
+            let _ = tokio::task::spawn_blocking(move || submitter.stop()).await;
+        }
         auditing.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = tokio::task::spawn_blocking(move || auditor.join()).await;
         let ledger = join(thread).await?;

@@ -17,6 +17,7 @@
 //! | `v` + table | [`crate::governance`] (read by [`crate::query`]) | views, alerts and their watermark: the tables `VIEW_*` |
 //! | `a` + number | `governance::outbox` (read by the SIEM sinks) | the alert outbox: every opening, update and resolution of an alert, in order |
 //! | `d` + sink name | `governance::outbox` (written by each SIEM sink) | each sink's cursor in the outbox |
+//! | `w` + tree size + witness | `log::cosigned` (written by the witness submitter) | witness cosignature lines of the checkpoint at that size |
 //!
 //! The test at the bottom checks that the prefixes, the metadata names and the view tables are
 //! each distinct.
@@ -46,8 +47,11 @@ pub const ALERT_CHANGES: u8 = b'a';
 /// The SIEM sinks' cursors in the outbox.
 pub const SINK_CURSORS: u8 = b'd';
 
+/// Witness cosignatures of checkpoints.
+pub const COSIGNATURE: u8 = b'w';
+
 /// Every top-level prefix.
-pub const PREFIXES: [u8; 12] = [
+pub const PREFIXES: [u8; 13] = [
     ENTRY,
     CHECKPOINT,
     NODE,
@@ -60,6 +64,7 @@ pub const PREFIXES: [u8; 12] = [
     VIEWS,
     ALERT_CHANGES,
     SINK_CURSORS,
+    COSIGNATURE,
 ];
 
 /// The log's origin (its name in checkpoints).
