@@ -172,7 +172,7 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "bundle OK: {} entries proven in checkpoint {} of {} entries (root {}); {} answers and {} alerts cite only them",
+            "bundle OK: {} entries proven in checkpoint {} of {} entries (root {}); the {} answers and {} alerts cite only them",
             self.entries,
             self.checkpoint.origin,
             self.checkpoint.size,
@@ -210,8 +210,18 @@ fn file<'a>(files: &'a BTreeMap<String, Vec<u8>>, path: &str) -> Result<&'a [u8]
 /// digest, every inclusion proof against the checkpoint, the checkpoint's signature, the
 /// cosignatures asked for, the extension of the trusted checkpoint, and that every entry an
 /// answer or alert cites is in the bundle and proven.
+///
+/// The manifest is checked on a second thread beside the rest; its failure is reported first.
 pub fn verify(files: &BTreeMap<String, Vec<u8>>, trust: &Trust) -> Result<Summary, BundleError> {
-    check_manifest(files)?;
+    std::thread::scope(|s| {
+        let manifest = s.spawn(|| check_manifest(files));
+        let rest = verify_contents(files, trust);
+        manifest.join().unwrap_or_else(|_| Err(BundleError("the manifest check failed".into())))?;
+        rest
+    })
+}
+
+fn verify_contents(files: &BTreeMap<String, Vec<u8>>, trust: &Trust) -> Result<Summary, BundleError> {
     let note_bytes = file(files, CHECKPOINT)?;
     let note = Note::parse(note_bytes).map_err(|e| BundleError(format!("the checkpoint is not a signed note: {e}")))?;
     let checkpoint = Checkpoint::open(note_bytes, &trust.keys, None).map_err(|e| {

@@ -21,9 +21,10 @@ use std::collections::BTreeSet;
 use evidence_verifier::bundle::{self, Manifest};
 use evidence_verifier::checkpoint::Checkpoint;
 use evidence_verifier::note::Note;
-use serde_json::{json, Value};
+use serde_json::json;
 
 pub use self::out::{BundleOut, DirOut, TarGzOut};
+use self::report::EventRow;
 pub use self::scope::{BadScope, Scope, ScopeParams};
 use crate::log::{LogAt, LogError};
 use crate::store::Storage;
@@ -112,7 +113,7 @@ pub fn export<S: Storage>(
     if let Some(since) = &options.since {
         write_since(&mut files, log, since, checkpoint.size)?;
     }
-    let events = write_entries(&mut files, log, &seqs, checkpoint.size, &note, progress)?;
+    let events = write_entries(&mut files, log, &seqs, gathered.records, checkpoint.size, &note, progress)?;
     let answers = json!({
         "format": bundle::FORMAT,
         "scope": scope.describe(),
@@ -169,18 +170,12 @@ fn write_since<S: Storage>(
     Ok(())
 }
 
-/// One entry as the report shows it.
-#[derive(Clone, Debug)]
-pub(crate) struct EventRow {
-    seq: u64,
-    event: Value,
-}
-
 /// Writes `entries.ndjson` and a proof per entry; returns the events for the report.
 fn write_entries<S: Storage>(
     files: &mut Manifested<'_>,
     log: &LogAt<'_, S>,
     seqs: &BTreeSet<u64>,
+    mut read: std::collections::BTreeMap<u64, Vec<u8>>,
     size: u64,
     note: &str,
     progress: &mut dyn FnMut(u64, u64),
@@ -189,8 +184,16 @@ fn write_entries<S: Storage>(
     let mut lines = String::new();
     let mut rows = Vec::with_capacity(seqs.len());
     let mut paths = log.inclusion_paths(size)?;
-    for (done, (seq, record)) in log.records(seqs).enumerate() {
-        let record = record?;
+    let unread: BTreeSet<u64> = seqs.iter().filter(|s| !read.contains_key(s)).copied().collect();
+    let mut reading = log.records(&unread);
+    for (done, &seq) in seqs.iter().enumerate() {
+        let record = match read.remove(&seq) {
+            Some(record) => record,
+            None => match reading.next() {
+                Some((s, record)) if s == seq => record?,
+                _ => return Err(LogError::Damaged(format!("entry {seq} could not be read")).into()),
+            },
+        };
         let line = bundle::entry_line(&record).map_err(|e| LogError::BadEntry { seq, problem: e.to_string() })?;
         lines.push_str(&line);
         let proof = evidence_verifier::tlog_proof::TlogProof {
@@ -200,11 +203,8 @@ fn write_entries<S: Storage>(
             checkpoint: note.as_bytes().to_vec(),
         };
         files.file(&bundle::proof_path(seq), &proof.encode())?;
-        let event = evidence_verifier::entry::EntryRef::decode(&record)
-            .ok()
-            .and_then(|e| serde_json::from_slice(e.event).ok())
-            .unwrap_or(Value::Null);
-        rows.push(EventRow { seq, event });
+        let event = evidence_verifier::entry::EntryRef::decode(&record).map(|e| e.event).unwrap_or_default();
+        rows.push(report::row(seq, event, report::shown(done, seqs.len())));
         if done % 1024 == 0 {
             progress(done as u64, total);
         }

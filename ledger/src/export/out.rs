@@ -15,6 +15,8 @@ pub trait BundleOut {
 pub struct DirOut {
     building: tempfile::TempDir,
     target: PathBuf,
+    /// Folders made so far (a bundle has few; its files are many).
+    made: std::collections::BTreeSet<PathBuf>,
 }
 
 impl DirOut {
@@ -30,7 +32,8 @@ impl DirOut {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        Ok(DirOut { building: tempfile::Builder::new().prefix(".export-").tempdir_in(parent)?, target: target.into() })
+        let building = tempfile::Builder::new().prefix(".export-").tempdir_in(parent)?;
+        Ok(DirOut { building, target: target.into(), made: Default::default() })
     }
 
     /// Moves the finished bundle into place.
@@ -43,7 +46,10 @@ impl BundleOut for DirOut {
     fn file(&mut self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
         let path = self.building.path().join(path);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            if !self.made.contains(dir) {
+                std::fs::create_dir_all(dir)?;
+                self.made.insert(dir.to_path_buf());
+            }
         }
         std::fs::write(path, bytes)
     }

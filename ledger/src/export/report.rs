@@ -7,20 +7,49 @@ use minijinja::{context, Environment};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::EventRow;
-
 /// At most this many timeline rows (the first and last halves); `entries.ndjson` has all.
 const TIMELINE_ROWS: usize = 2000;
 
 const TEMPLATE: &str = include_str!("report.html.j2");
 
-#[derive(Serialize)]
-struct Row {
+/// One entry as the report shows it.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct EventRow {
     seq: u64,
     time: String,
     kind: String,
     actor: String,
+    /// What it is about (only for the rows the timeline shows).
     what: String,
+}
+
+/// Whether the timeline shows entry `n` (from 0) of `total`.
+pub(super) fn shown(n: usize, total: usize) -> bool {
+    total <= TIMELINE_ROWS || n < TIMELINE_ROWS / 2 || n >= total - TIMELINE_ROWS / 2
+}
+
+/// Entry `seq` with its canonical event bytes, for the report; `what` is read only for rows
+/// the timeline shows (reading every event whole costs more than the rest of the export).
+pub(super) fn row(seq: u64, event: &[u8], show: bool) -> EventRow {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        time: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        actor: Option<std::borrow::Cow<'a, str>>,
+    }
+    let head = serde_json::from_slice::<Head<'_>>(event).ok();
+    let what =
+        if show { serde_json::from_slice::<Value>(event).map(|e| what(&e)).unwrap_or_default() } else { String::new() };
+    EventRow {
+        seq,
+        time: head.as_ref().map(|h| h.time.to_string()).unwrap_or_default(),
+        kind: head.as_ref().map(|h| h.kind.to_string()).unwrap_or_default(),
+        actor: head.as_ref().and_then(|h| h.actor.as_ref()).map(|a| a.to_string()).unwrap_or_default(),
+        what,
+    }
 }
 
 #[derive(Serialize)]
@@ -71,25 +100,11 @@ fn what(event: &Value) -> String {
     parts.join(", ")
 }
 
-fn row(e: &EventRow) -> Row {
-    Row {
-        seq: e.seq,
-        time: text(&e.event, "/time").unwrap_or_default(),
-        kind: text(&e.event, "/type").unwrap_or_default(),
-        actor: text(&e.event, "/actor").unwrap_or_default(),
-        what: what(&e.event),
-    }
-}
-
 fn of_types(events: &[EventRow], types: &[&str]) -> Vec<u64> {
-    events
-        .iter()
-        .filter(|e| text(&e.event, "/type").is_some_and(|t| types.contains(&t.as_str())))
-        .map(|e| e.seq)
-        .collect()
+    events.iter().filter(|e| types.contains(&e.kind.as_str())).map(|e| e.seq).collect()
 }
 
-fn shown(seqs: &[u64]) -> String {
+fn listed(seqs: &[u64]) -> String {
     match seqs.len() {
         0 => "none".into(),
         n if n <= 12 => seqs.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
@@ -122,7 +137,7 @@ fn controls(events: &[EventRow], alerts: &[Value], with_since: bool) -> Vec<Cont
             framework: "EU AI Act",
             control: "Article 12 (record-keeping)",
             asks: "automatic recording of events over the system's lifetime, enough to trace its functioning",
-            evidence: format!("{} recorded entries, each proven in the signed log; lifecycle events: {}; usage (gateway requests): {}", all.len(), shown(&lifecycle), shown(&requests)),
+            evidence: format!("{} recorded entries, each proven in the signed log; lifecycle events: {}; usage (gateway requests): {}", all.len(), listed(&lifecycle), listed(&requests)),
             gaps: [gap(lifecycle.is_empty(), "no lifecycle event (registration, promotion, deployment, rollback) in scope"), gap(requests.is_empty(), "no usage record (gateway request) in scope")].concat(),
             entries: all.clone(),
         },
@@ -142,7 +157,7 @@ fn controls(events: &[EventRow], alerts: &[Value], with_since: bool) -> Vec<Cont
             framework: "NIST AI RMF",
             control: "GOVERN",
             asks: "policies, accountability and approvals in place and applied",
-            evidence: format!("policy versions, approvals and provider routes: {}", shown(&govern)),
+            evidence: format!("policy versions, approvals and provider routes: {}", listed(&govern)),
             gaps: gap(govern.is_empty(), "no policy, approval or provider-route entry in scope"),
             entries: govern,
         },
@@ -150,7 +165,7 @@ fn controls(events: &[EventRow], alerts: &[Value], with_since: bool) -> Vec<Cont
             framework: "NIST AI RMF",
             control: "MEASURE",
             asks: "the system evaluated, tested and monitored",
-            evidence: format!("gates, signature checks and feedback vetting: {}", shown(&measure)),
+            evidence: format!("gates, signature checks and feedback vetting: {}", listed(&measure)),
             gaps: gap(measure.is_empty(), "no gate, signature check or feedback vetting in scope"),
             entries: measure,
         },
@@ -158,7 +173,7 @@ fn controls(events: &[EventRow], alerts: &[Value], with_since: bool) -> Vec<Cont
             framework: "NIST AI RMF",
             control: "MANAGE",
             asks: "risks acted on: releases controlled, incidents tracked to resolution",
-            evidence: format!("releases, rollbacks and training jobs: {}; {} alerts", shown(&manage), alerts.len()),
+            evidence: format!("releases, rollbacks and training jobs: {}; {} alerts", listed(&manage), alerts.len()),
             gaps: manage_gaps,
             entries: manage,
         },
@@ -166,7 +181,7 @@ fn controls(events: &[EventRow], alerts: &[Value], with_since: bool) -> Vec<Cont
             framework: "ISO/IEC 42001",
             control: "Annex A, A.6.2.8 (AI system recording of event logs)",
             asks: "event logs of the AI system recorded and kept",
-            evidence: format!("{} entries with their proofs; gateway requests: {}", all.len(), shown(&requests)),
+            evidence: format!("{} entries with their proofs; gateway requests: {}", all.len(), listed(&requests)),
             gaps: gap(requests.is_empty(), "no event of the system in operation (gateway request) in scope"),
             entries: all,
         },
@@ -176,14 +191,9 @@ fn controls(events: &[EventRow], alerts: &[Value], with_since: bool) -> Vec<Cont
 /// The report of a bundle whose `answers.json` is `answers` and whose entries are `events`.
 pub(super) fn render(answers: &Value, events: &[EventRow], keys: &[String], with_since: bool) -> String {
     let alerts = answers.get("alerts").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut rows: Vec<Row> = Vec::new();
     let omitted = events.len().saturating_sub(TIMELINE_ROWS);
-    if omitted == 0 {
-        rows.extend(events.iter().map(row));
-    } else {
-        rows.extend(events[..TIMELINE_ROWS / 2].iter().map(row));
-        rows.extend(events[events.len() - TIMELINE_ROWS / 2..].iter().map(row));
-    }
+    let rows: Vec<&EventRow> =
+        events.iter().enumerate().filter(|(n, _)| shown(*n, events.len())).map(|(_, e)| e).collect();
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
     env.add_template("report.html", TEMPLATE).expect("the report template parses");

@@ -113,7 +113,15 @@ pub(super) struct Gathered {
     pub(super) answers: Vec<(String, Value)>,
     /// The alerts.
     pub(super) alerts: Vec<Value>,
+    /// Entry records read (and checked) already while gathering, so as not to read them twice.
+    pub(super) records: Records,
 }
+
+/// Entry records by sequence number.
+pub(super) type Records = std::collections::BTreeMap<u64, Vec<u8>>;
+
+/// At most this many records are kept from gathering (about 100 MB); the rest are read again.
+const KEEP_RECORDS: usize = 150_000;
 
 fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).expect("answers serialize")
@@ -132,11 +140,12 @@ impl Scope {
 
     pub(super) fn gather<S: Storage>(&self, store: &S, log: &LogAt<'_, S>, size: u64) -> Result<Gathered, ExportError> {
         let mut in_scope = BTreeSet::new();
+        let mut records = std::collections::BTreeMap::new();
         let mut answers = Vec::new();
         let all = || query::alerts(store, None, None, None);
         let alerts: Vec<Alert> = match self {
             Scope::Range { from, to } => {
-                in_scope = dated_in(log, size, from, to)?;
+                (in_scope, records) = dated_in(log, size, from, to)?;
                 let alerts: Vec<Alert> = all()?.into_iter().filter(|a| a.time >= *from && a.time < *to).collect();
                 answers.push(("5: the alerts about entries dated in the range".to_string(), to_value(&alerts)));
                 alerts
@@ -165,22 +174,24 @@ impl Scope {
                 vec![alert]
             }
         };
-        Ok(Gathered { in_scope, answers, alerts: alerts.iter().map(to_value).collect() })
+        Ok(Gathered { in_scope, answers, alerts: alerts.iter().map(to_value).collect(), records })
     }
 }
 
-/// The entries below `size` whose event time is in `[from, to)`.
+/// The entries below `size` whose event time is in `[from, to)`, and the records of the first
+/// [`KEEP_RECORDS`] of them.
 fn dated_in<S: Storage>(
     log: &LogAt<'_, S>,
     size: u64,
     from: &DateTime<FixedOffset>,
     to: &DateTime<FixedOffset>,
-) -> Result<BTreeSet<u64>, ExportError> {
+) -> Result<(BTreeSet<u64>, Records), ExportError> {
     #[derive(serde::Deserialize)]
     struct Dated<'a> {
         time: &'a str,
     }
     let mut seqs = BTreeSet::new();
+    let mut records = std::collections::BTreeMap::new();
     for item in log.entries(0) {
         let (seq, record) = item?;
         if seq >= size {
@@ -193,7 +204,10 @@ fn dated_in<S: Storage>(
             .and_then(|d| DateTime::parse_from_rfc3339(d.time).ok());
         if time.is_some_and(|t| t >= *from && t < *to) {
             seqs.insert(seq);
+            if records.len() < KEEP_RECORDS {
+                records.insert(seq, record);
+            }
         }
     }
-    Ok(seqs)
+    Ok((seqs, records))
 }

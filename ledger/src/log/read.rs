@@ -122,7 +122,7 @@ impl<'a, S: Storage> LogAt<'a, S> {
         if size > self.size {
             return Err(ProofError::OutOfRange(format!("the log has only {} entries", self.size)).into());
         }
-        Ok(InclusionPaths { reader: TreeReader::new(self.store), size })
+        Ok(InclusionPaths { reader: TreeReader::caching(self.store), size })
     }
 
     /// Quarantine records from number `from` on, at most `limit`.

@@ -117,16 +117,49 @@ impl TileWriter {
     }
 }
 
+/// The tile last read at each level (index: level), with its number.
+type LastTiles<S> = std::cell::RefCell<Vec<Option<(u64, <S as Storage>::Bytes)>>>;
+
 /// Reads tree nodes from a store holding a tree of at least the sizes asked about.
 #[derive(Debug)]
-pub(crate) struct TreeReader<'s, S: ?Sized> {
+pub(crate) struct TreeReader<'s, S: ?Sized + Storage> {
     store: &'s S,
+    /// With [`TreeReader::caching`]: the tile last read at each level.
+    last: Option<LastTiles<S>>,
 }
 
 impl<'s, S: Storage + ?Sized> TreeReader<'s, S> {
     /// A reader over `store`.
     pub(crate) fn new(store: &'s S) -> Self {
-        TreeReader { store }
+        TreeReader { store, last: None }
+    }
+
+    /// A reader that keeps the tile it last read at each level: proofs of neighbouring
+    /// entries, asked in order, share most of their tiles.
+    pub(crate) fn caching(store: &'s S) -> Self {
+        TreeReader { store, last: Some(std::cell::RefCell::new(Vec::new())) }
+    }
+
+    fn tile(&self, level: u8, tile: u64) -> Result<S::Bytes, ProofError> {
+        if let Some(last) = &self.last {
+            if let Some(Some((t, bytes))) = last.borrow().get(level as usize) {
+                if *t == tile {
+                    return Ok(bytes.clone());
+                }
+            }
+        }
+        let bytes = self
+            .store
+            .get(&tile_key(level, tile))?
+            .ok_or_else(|| ProofError::Damaged(format!("Merkle tile {level}/{tile} is missing")))?;
+        if let Some(last) = &self.last {
+            let mut last = last.borrow_mut();
+            if last.len() <= level as usize {
+                last.resize(level as usize + 1, None);
+            }
+            last[level as usize] = Some((tile, bytes.clone()));
+        }
+        Ok(bytes)
     }
 
     /// The leaf hash of entry `index`.
@@ -136,11 +169,7 @@ impl<'s, S: Storage + ?Sized> TreeReader<'s, S> {
 
     /// The root of the perfect subtree at `level`, `index`.
     pub(crate) fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
-        let tile = index / TILE;
-        let bytes = self
-            .store
-            .get(&tile_key(level, tile))?
-            .ok_or_else(|| ProofError::Damaged(format!("Merkle tile {level}/{tile} is missing")))?;
+        let bytes = self.tile(level, index / TILE)?;
         let at = (index % TILE) as usize * 32;
         bytes
             .as_ref()

@@ -130,7 +130,7 @@ fn run<S: Storage>(
                     metrics::gauge!("evidence_witness_cosigned_size", "witness" => name).set(published.latest as f64);
                 }
                 Err(error) => {
-                    tracing::warn!(message = "A witness did not cosign; trying again later.", witness = %name, url = %t.target.url, %error, retry_in_secs = t.backoff.as_secs());
+                    tracing::warn!(message = "A witness did not cosign; trying again later.", witness = %name, at = %t.target.url, %error, retry_in_secs = t.backoff.as_secs());
                     metrics::counter!("evidence_witness_failures_total", "witness" => name).increment(1);
                     t.next_try = Instant::now() + t.backoff;
                     t.backoff = (t.backoff * 2).min(MAX_BACKOFF);

@@ -48,7 +48,7 @@ fn print(exported: &Exported, out: &Path, json: bool) -> anyhow::Result<()> {
         writeln!(crate::out(), "{}", serde_json::to_string(exported)?)?;
     } else {
         eprintln!(
-            "Wrote {}: {} entries proven in the checkpoint of {} entries, {} answers, {} alerts. Check it with: \
+            "Wrote {}: {} entries proven in the checkpoint of {} entries; answers: {}, alerts: {}. Check it with: \
              evidence-verify bundle {} --key <the log's verifier key>",
             out.display(),
             exported.entries,
