@@ -357,7 +357,12 @@ fn check_entries(
             .ok_or_else(|| BundleError(format!("entry {seq}: its chain is not 32 bytes of hex")))?;
         let prev_chain = if seq == 0 { Some(GENESIS) } else { prev.filter(|(s, _)| *s + 1 == seq).map(|(_, c)| c) };
         if prev_chain.is_some_and(|p| chain_next(&p, leaf_bytes) != chain) {
-            fail!("entry {seq}: its chain hash does not follow from entry {}'s", seq.wrapping_sub(1) as i64);
+            match seq {
+                0 => fail!("entry 0: its chain hash is not the first of a chain: the entry was changed"),
+                _ => {
+                    fail!("entry {seq}: its chain hash does not follow from entry {}'s: an entry was changed", seq - 1)
+                }
+            }
         }
         prev = Some((seq, chain));
         if !proven.insert(seq) {

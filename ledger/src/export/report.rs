@@ -57,7 +57,6 @@ struct Control {
     framework: &'static str,
     control: &'static str,
     asks: &'static str,
-    entries: Vec<u64>,
     evidence: String,
     gaps: Vec<String>,
 }
@@ -139,7 +138,6 @@ fn controls(events: &[EventRow], alerts: &[Value], with_since: bool) -> Vec<Cont
             asks: "automatic recording of events over the system's lifetime, enough to trace its functioning",
             evidence: format!("{} recorded entries, each proven in the signed log; lifecycle events: {}; usage (gateway requests): {}", all.len(), listed(&lifecycle), listed(&requests)),
             gaps: [gap(lifecycle.is_empty(), "no lifecycle event (registration, promotion, deployment, rollback) in scope"), gap(requests.is_empty(), "no usage record (gateway request) in scope")].concat(),
-            entries: all.clone(),
         },
         Control {
             framework: "EU AI Act",
@@ -151,7 +149,6 @@ fn controls(events: &[EventRow], alerts: &[Value], with_since: bool) -> Vec<Cont
                 if with_since { "; a consistency proof from the earlier checkpoint given" } else { "" }
             ),
             gaps: gap(!with_since, "no proof that the log was not rewritten since an earlier export: export with --since-checkpoint naming the last bundle's checkpoint"),
-            entries: all.clone(),
         },
         Control {
             framework: "NIST AI RMF",
@@ -159,7 +156,6 @@ fn controls(events: &[EventRow], alerts: &[Value], with_since: bool) -> Vec<Cont
             asks: "policies, accountability and approvals in place and applied",
             evidence: format!("policy versions, approvals and provider routes: {}", listed(&govern)),
             gaps: gap(govern.is_empty(), "no policy, approval or provider-route entry in scope"),
-            entries: govern,
         },
         Control {
             framework: "NIST AI RMF",
@@ -167,7 +163,6 @@ fn controls(events: &[EventRow], alerts: &[Value], with_since: bool) -> Vec<Cont
             asks: "the system evaluated, tested and monitored",
             evidence: format!("gates, signature checks and feedback vetting: {}", listed(&measure)),
             gaps: gap(measure.is_empty(), "no gate, signature check or feedback vetting in scope"),
-            entries: measure,
         },
         Control {
             framework: "NIST AI RMF",
@@ -175,7 +170,6 @@ fn controls(events: &[EventRow], alerts: &[Value], with_since: bool) -> Vec<Cont
             asks: "risks acted on: releases controlled, incidents tracked to resolution",
             evidence: format!("releases, rollbacks and training jobs: {}; {} alerts", listed(&manage), alerts.len()),
             gaps: manage_gaps,
-            entries: manage,
         },
         Control {
             framework: "ISO/IEC 42001",
@@ -183,7 +177,6 @@ fn controls(events: &[EventRow], alerts: &[Value], with_since: bool) -> Vec<Cont
             asks: "event logs of the AI system recorded and kept",
             evidence: format!("{} entries with their proofs; gateway requests: {}", all.len(), listed(&requests)),
             gaps: gap(requests.is_empty(), "no event of the system in operation (gateway request) in scope"),
-            entries: all,
         },
     ]
 }
