@@ -6,7 +6,7 @@ use std::io::BufRead;
 
 use evidence_schemas::Rejection;
 
-use crate::intake::{Incoming, Intake};
+use crate::intake::{validate_many, Incoming, Intake};
 use crate::sink::{Origin, Outcome, Record, Sink};
 
 /// Where the lines come from, for their origins.
@@ -77,43 +77,83 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) -> std::i
 
 /// Ingests every line of `reader` into `sink` through `intake`, calling `report` with each
 /// record and its outcome once its batch is stored.
+///
+/// A pipeline of two stages: a thread reads and validates the next batch while this one
+/// appends the last, so that on a machine of two cores validation and the append overlap.
+/// At most one validated batch waits between them.
 pub fn ingest_lines<S: Sink>(
-    mut reader: impl BufRead,
+    reader: impl BufRead + Send,
     source: &LineSource,
     intake: &mut Intake<'_>,
     sink: &mut S,
     cap: usize,
     mut report: impl FnMut(&Record, &Outcome),
 ) -> Result<(), FileError<S::Error>> {
-    let mut buf = Vec::new();
-    let mut line = 0u64;
-    let mut pending: Vec<Incoming> = Vec::with_capacity(intake.batch_size());
-    loop {
-        let len = read_line(&mut reader, &mut buf, cap).map_err(|source| FileError::Read { line: line + 1, source })?;
-        let Some(len) = len else { break };
-        line += 1;
-        // A line within the limit loses a CRLF file's carriage return, and is skipped when
-        // blank; one over the limit is quarantined whatever it holds.
-        if len <= cap {
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
+    let (validator, batch_size) = (intake.validator(), intake.batch_size());
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<(u64, Vec<Record>)>>(1);
+        s.spawn(move || {
+            let mut batches = Batches { reader, source, cap, batch_size, buf: Vec::new(), line: 0 };
+            loop {
+                let next = batches.next().map(|(line, pending, done)| (line, validate_many(validator, pending), done));
+                let (stop, sent) = match next {
+                    Ok((line, records, done)) => (done, tx.send(Ok((line, records)))),
+                    Err(e) => (true, tx.send(Err(e))),
+                };
+                if stop || sent.is_err() {
+                    break;
+                }
             }
-            if buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-        }
-        let refused = (len > cap).then(|| {
-            buf.truncate(cap);
-            Rejection::TooLarge { size: len, limit: cap }
         });
-        pending.push((source.origin(line), buf.clone(), refused));
-        if pending.len() >= intake.batch_size() {
-            intake.push_many(std::mem::take(&mut pending));
+        let mut last = 0;
+        for batch in rx {
+            let (line, records) = batch.map_err(|source| FileError::Read { line: last + 1, source })?;
+            last = line;
+            intake.add(records);
             intake.flush(sink, &mut report).map_err(|source| FileError::Sink { line, source })?;
         }
+        Ok(())
+    })
+}
+
+/// The lines of a reader, a batch at a time.
+struct Batches<'s, R> {
+    reader: R,
+    source: &'s LineSource,
+    cap: usize,
+    batch_size: usize,
+    buf: Vec<u8>,
+    line: u64,
+}
+
+impl<R: BufRead> Batches<'_, R> {
+    /// The next batch of at most `batch_size` records: the last line read, the records, and
+    /// whether the input ended.
+    fn next(&mut self) -> std::io::Result<(u64, Vec<Incoming>, bool)> {
+        let mut pending: Vec<Incoming> = Vec::with_capacity(self.batch_size);
+        while pending.len() < self.batch_size {
+            let Some(len) = read_line(&mut self.reader, &mut self.buf, self.cap)? else {
+                return Ok((self.line, pending, true));
+            };
+            self.line += 1;
+            // A line within the limit loses a CRLF file's carriage return, and is skipped when
+            // blank; one over the limit is quarantined whatever it holds.
+            if len <= self.cap {
+                if self.buf.last() == Some(&b'\r') {
+                    self.buf.pop();
+                }
+                if self.buf.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+            }
+            let refused = (len > self.cap).then(|| {
+                self.buf.truncate(self.cap);
+                Rejection::TooLarge { size: len, limit: self.cap }
+            });
+            pending.push((self.source.origin(self.line), self.buf.clone(), refused));
+        }
+        Ok((self.line, pending, false))
     }
-    intake.push_many(pending);
-    intake.flush(sink, &mut report).map_err(|source| FileError::Sink { line, source })
 }
 
 #[cfg(test)]

@@ -53,41 +53,18 @@ impl<'v> Intake<'v> {
     /// A record that comes with a rejection was refused by the source itself (an empty message,
     /// a line over the size limit) and is kept with the bytes given.
     pub fn push_many(&mut self, records: Vec<Incoming>) {
-        if records.is_empty() {
-            return;
-        }
-        let validator = self.validator;
-        let verdict = |raw: Vec<u8>, refused: Option<Rejection>| match refused {
-            Some(rejection) => Verdict::Rejected { rejection, raw },
-            None => match validator.validate(&raw) {
-                Ok(event) => Verdict::Valid(Box::new(event)),
-                Err(rejection) => Verdict::Rejected { rejection, raw },
-            },
-        };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-        let chunk = records.len().div_ceil(threads).max(64);
-        let mut chunks: Vec<Vec<Incoming>> = Vec::new();
-        let mut rest = records;
-        while rest.len() > chunk {
-            let tail = rest.split_off(chunk);
-            chunks.push(rest);
-            rest = tail;
-        }
-        chunks.push(rest);
-        let done: Vec<Vec<Record>> = std::thread::scope(|s| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|c| {
-                    s.spawn(move || {
-                        c.into_iter()
-                            .map(|(origin, raw, refused)| Record { origin, verdict: verdict(raw, refused) })
-                            .collect()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("validation does not panic")).collect()
-        });
-        self.pending.records.extend(done.into_iter().flatten());
+        let done = validate_many(self.validator, records);
+        self.add(done);
+    }
+
+    /// Adds records validated already ([`validate_many`]), in order.
+    pub fn add(&mut self, records: Vec<Record>) {
+        self.pending.records.extend(records);
+    }
+
+    /// The validator, for validating on another thread ([`validate_many`]).
+    pub fn validator(&self) -> &'v Validator {
+        self.validator
     }
 
     /// Records the position the pending batch reaches.
@@ -130,4 +107,44 @@ impl<'v> Intake<'v> {
     pub fn totals(&self) -> Totals {
         self.totals
     }
+}
+
+/// Validates `records` spread over the machine's cores; the verdicts in order. A record that
+/// comes with a rejection was refused by the source itself (an empty message, a line over the
+/// size limit) and is kept with the bytes given.
+pub fn validate_many(validator: &Validator, records: Vec<Incoming>) -> Vec<Record> {
+    if records.is_empty() {
+        return Vec::new();
+    }
+    let verdict = |raw: Vec<u8>, refused: Option<Rejection>| match refused {
+        Some(rejection) => Verdict::Rejected { rejection, raw },
+        None => match validator.validate(&raw) {
+            Ok(event) => Verdict::Valid(Box::new(event)),
+            Err(rejection) => Verdict::Rejected { rejection, raw },
+        },
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let chunk = records.len().div_ceil(threads).max(64);
+    let mut chunks: Vec<Vec<Incoming>> = Vec::new();
+    let mut rest = records;
+    while rest.len() > chunk {
+        let tail = rest.split_off(chunk);
+        chunks.push(rest);
+        rest = tail;
+    }
+    chunks.push(rest);
+    let done: Vec<Vec<Record>> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| {
+                s.spawn(move || {
+                    c.into_iter()
+                        .map(|(origin, raw, refused)| Record { origin, verdict: verdict(raw, refused) })
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("validation does not panic")).collect()
+    });
+    done.into_iter().flatten().collect()
 }

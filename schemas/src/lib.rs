@@ -5,6 +5,7 @@
 //! [`Rejection`] that says exactly what is wrong. Sources (`evidence-ingest`) and the ledger
 //! call it; producers use the JSON Schema files under `schemas/json/`.
 
+pub mod canonical;
 pub mod json;
 pub mod sample;
 pub mod schema;

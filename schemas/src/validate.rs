@@ -217,7 +217,7 @@ impl Validator {
             return Err(Rejection::Invalid { problems });
         }
         let event = typed(&value)?;
-        let canonical = serde_json_canonicalizer::to_vec(&value).map_err(|e| invalid("", &e))?;
+        let canonical = crate::canonical::to_vec(&value).map_err(|e| invalid("", &e))?;
         let digest = *blake3::hash(&canonical).as_bytes();
         Ok(ValidEvent { event, canonical, digest })
     }
@@ -293,7 +293,26 @@ fn target_env(data: &EventData) -> Option<&crate::types::Env> {
 }
 
 fn check_depth(value: &Value, limit: usize) -> Result<(), Rejection> {
-    // Iterative, so that the check itself cannot overflow the stack.
+    // Iterative, so that the check itself cannot overflow the stack. Most events are well
+    // within the limit: a first pass makes no pointers, and only a value too deep is walked
+    // again to name where.
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: &mut dyn Iterator<Item = &Value> = match v {
+            Value::Array(items) => &mut items.iter(),
+            Value::Object(obj) => &mut obj.values(),
+            _ => continue,
+        };
+        if depth + 1 > limit {
+            return too_deep(value, limit);
+        }
+        stack.extend(children.filter(|c| c.is_array() || c.is_object()).map(|c| (c, depth + 1)));
+    }
+    Ok(())
+}
+
+/// The rejection of `value`, deeper than `limit`, naming the first place too deep.
+fn too_deep(value: &Value, limit: usize) -> Result<(), Rejection> {
     let mut stack: Vec<(&Value, usize, String)> = vec![(value, 0, String::new())];
     while let Some((v, depth, pointer)) = stack.pop() {
         let children: Vec<(&Value, String)> = match v {

@@ -73,7 +73,7 @@ pub enum Report<'a> {
 /// totals.
 pub fn ingest<S: Storage>(
     ledger: &mut Ledger<S>,
-    reader: impl BufRead,
+    reader: impl BufRead + Send,
     source: &LineSource,
     options: IngestOptions,
     mut report: impl FnMut(Report<'_>),
