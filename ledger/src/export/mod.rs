@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 
 use evidence_verifier::bundle::{self, Manifest};
 use evidence_verifier::checkpoint::Checkpoint;
-use evidence_verifier::note::Note;
+use evidence_verifier::entry::EntryRef;
 use serde_json::json;
 
 pub use self::out::{BundleOut, DirOut, TarGzOut};
@@ -55,6 +55,9 @@ pub enum ExportError {
     /// Reading the views.
     #[error(transparent)]
     View(#[from] crate::governance::ViewError),
+    /// The report could not be rendered.
+    #[error("cannot render report.html: {0}")]
+    Report(String),
     /// Writing the bundle.
     #[error("cannot write the bundle: {0}")]
     Write(#[from] std::io::Error),
@@ -94,10 +97,8 @@ pub fn export<S: Storage>(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Exported, ExportError> {
     let note = log.latest_note()?.ok_or(ExportError::NoCheckpoint)?;
-    let checkpoint = Note::parse(note.as_bytes())
-        .ok()
-        .and_then(|n| Checkpoint::parse(&n.text).ok())
-        .ok_or_else(|| LogError::Damaged("the latest checkpoint does not parse".into()))?;
+    let checkpoint = Checkpoint::unverified(note.as_bytes())
+        .map_err(|e| LogError::Damaged(format!("the latest checkpoint does not parse: {e}")))?;
     let gathered = scope.gather(store, log, checkpoint.size)?;
     let mut seqs: BTreeSet<u64> = gathered.in_scope.clone();
     for value in gathered.answers.iter().map(|(_, v)| v).chain(&gathered.alerts) {
@@ -124,7 +125,8 @@ pub fn export<S: Storage>(
     });
     let answers_text = serde_json::to_vec_pretty(&answers).expect("JSON serializes");
     files.file(bundle::ANSWERS, &answers_text)?;
-    let report = report::render(&answers, &events, &keys, options.since.is_some());
+    let report = report::render(&answers, &events, &keys, options.since.is_some())
+        .map_err(|e| ExportError::Report(e.to_string()))?;
     files.file(bundle::REPORT, report.as_bytes())?;
     let manifest = files.manifest.encode();
     files.out.file(bundle::MANIFEST, &manifest)?;
@@ -194,8 +196,8 @@ fn write_entries<S: Storage>(
                 _ => return Err(LogError::Damaged(format!("entry {seq} could not be read")).into()),
             },
         };
-        let line = bundle::entry_line(&record).map_err(|e| LogError::BadEntry { seq, problem: e.to_string() })?;
-        lines.push_str(&line);
+        let entry = EntryRef::decode(&record).map_err(|e| LogError::BadEntry { seq, problem: e.to_string() })?;
+        lines.push_str(&bundle::entry_line(&entry));
         let proof = evidence_verifier::tlog_proof::TlogProof {
             extra: None,
             index: seq,
@@ -203,8 +205,7 @@ fn write_entries<S: Storage>(
             checkpoint: note.as_bytes().to_vec(),
         };
         files.file(&bundle::proof_path(seq), &proof.encode())?;
-        let event = evidence_verifier::entry::EntryRef::decode(&record).map(|e| e.event).unwrap_or_default();
-        rows.push(report::row(seq, event, report::shown(done, seqs.len())));
+        rows.push(report::row(seq, entry.event, report::shown(done, seqs.len())));
         if done % 1024 == 0 {
             progress(done as u64, total);
         }

@@ -182,28 +182,30 @@ fn controls(events: &[EventRow], alerts: &[Value], with_since: bool) -> Vec<Cont
 }
 
 /// The report of a bundle whose `answers.json` is `answers` and whose entries are `events`.
-pub(super) fn render(answers: &Value, events: &[EventRow], keys: &[String], with_since: bool) -> String {
+pub(super) fn render(
+    answers: &Value,
+    events: &[EventRow],
+    keys: &[String],
+    with_since: bool,
+) -> Result<String, minijinja::Error> {
     let alerts = answers.get("alerts").and_then(Value::as_array).cloned().unwrap_or_default();
     let omitted = events.len().saturating_sub(TIMELINE_ROWS);
     let rows: Vec<&EventRow> =
         events.iter().enumerate().filter(|(n, _)| shown(*n, events.len())).map(|(_, e)| e).collect();
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
-    env.add_template("report.html", TEMPLATE).expect("the report template parses");
-    let template = env.get_template("report.html").expect("added above");
-    template
-        .render(context! {
-            scope => answers.get("scope"),
-            checkpoint => answers.get("checkpoint"),
-            exported_at => answers.get("exported_at"),
-            answers => answers.get("answers"),
-            alerts => alerts,
-            controls => controls(events, &alerts, with_since),
-            rows => rows,
-            omitted => omitted,
-            total => events.len(),
-            with_since => with_since,
-            keys => keys,
-        })
-        .expect("the report renders")
+    env.add_template("report.html", TEMPLATE)?;
+    env.get_template("report.html")?.render(context! {
+        scope => answers.get("scope"),
+        checkpoint => answers.get("checkpoint"),
+        exported_at => answers.get("exported_at"),
+        answers => answers.get("answers"),
+        alerts => alerts,
+        controls => controls(events, &alerts, with_since),
+        rows => rows,
+        omitted => omitted,
+        total => events.len(),
+        with_since => with_since,
+        keys => keys,
+    })
 }

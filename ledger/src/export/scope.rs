@@ -188,7 +188,8 @@ fn dated_in<S: Storage>(
 ) -> Result<(BTreeSet<u64>, Records), ExportError> {
     #[derive(serde::Deserialize)]
     struct Dated<'a> {
-        time: &'a str,
+        #[serde(borrow)]
+        time: std::borrow::Cow<'a, str>,
     }
     let mut seqs = BTreeSet::new();
     let mut records = std::collections::BTreeMap::new();
@@ -201,7 +202,7 @@ fn dated_in<S: Storage>(
             .map_err(|e| crate::log::LogError::BadEntry { seq, problem: e.to_string() })?;
         let time = serde_json::from_slice::<Dated<'_>>(entry.event)
             .ok()
-            .and_then(|d| DateTime::parse_from_rfc3339(d.time).ok());
+            .and_then(|d| DateTime::parse_from_rfc3339(&d.time).ok());
         if time.is_some_and(|t| t >= *from && t < *to) {
             seqs.insert(seq);
             if records.len() < KEEP_RECORDS {

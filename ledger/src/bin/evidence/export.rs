@@ -2,7 +2,7 @@
 //! from the store (cutting a checkpoint first when entries are unsigned) or from a service
 //! (`GET /v1/export`, which streams the archive).
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -10,7 +10,6 @@ use evidence_ledger::export::{self, BundleOut, DirOut, ExportOptions, Exported, 
 use evidence_ledger::ledger::Access;
 use evidence_ledger::CheckpointPolicy;
 use evidence_verifier::checkpoint::Checkpoint;
-use evidence_verifier::note::Note;
 
 use crate::cli::{ExportArgs, StoreArgs};
 use crate::client::Client;
@@ -118,9 +117,7 @@ pub(crate) fn remote(client: &Client, args: &ExportArgs) -> anyhow::Result<()> {
     .filter_map(|(k, v)| Some((k, v.clone()?)))
     .collect();
     if let Some(since) = read_since(&args.since_checkpoint)? {
-        let size = Note::parse(since.as_bytes())
-            .ok()
-            .and_then(|n| Checkpoint::parse(&n.text).ok())
+        let size = Checkpoint::unverified(since.as_bytes())
             .context("The --since-checkpoint file is not a signed checkpoint")?
             .size;
         query.push(("since_size", size.to_string()));
@@ -132,7 +129,7 @@ pub(crate) fn remote(client: &Client, args: &ExportArgs) -> anyhow::Result<()> {
     if is_archive(&args.out) {
         finish_archive(file, &args.out)?;
     } else {
-        unpack(file.as_file(), &args.out)?;
+        unpack(file.path(), &args.out)?;
     }
     eprintln!(
         "Wrote {}. Check it with: evidence-verify bundle {} --key <the log's verifier key>",
@@ -142,22 +139,12 @@ pub(crate) fn remote(client: &Client, args: &ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the files of the archive in `file` to a new directory `target`.
-fn unpack(file: &std::fs::File, target: &Path) -> anyhow::Result<()> {
-    use std::io::Seek as _;
-    let mut file = file;
-    file.seek(std::io::SeekFrom::Start(0))?;
+/// Writes the files of the archive at `archive` to a new directory `target`, read as
+/// `evidence-verify` reads a bundle (a file that would land outside the bundle is refused).
+fn unpack(archive: &Path, target: &Path) -> anyhow::Result<()> {
+    let files = evidence_verifier::bundle_files::read_bundle(archive).context("The service's archive")?;
     let mut out = DirOut::create(target)?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
-    for entry in archive.entries().context("The service sent no archive")? {
-        let mut entry = entry.context("The service's archive is damaged")?;
-        let path = entry.path()?.to_string_lossy().into_owned();
-        anyhow::ensure!(
-            entry.header().entry_type().is_file() && !path.starts_with('/') && !path.split('/').any(|p| p == ".."),
-            "The service's archive holds {path}, which is not a file inside the bundle"
-        );
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes)?;
+    for (path, bytes) in files {
         out.file(&path, &bytes)?;
     }
     out.finish().with_context(|| format!("Cannot write {}", target.display()))
