@@ -1,13 +1,15 @@
-//! The Kafka source: a consumer-group member on any number of topics that hands batches to a
-//! [`Sink`] with an exactly-once effect.
+//! The Kafka source: a consumer-group member on any number of topics (or the owner of a fixed
+//! set of their partitions, [`KafkaConfig::partitions`]) that hands batches to a [`Sink`] with
+//! an exactly-once effect.
 //!
 //! How nothing is lost or taken twice:
 //! 1. Every record of a batch carries its Kafka coordinates, and the batch carries the next
 //!    offset of every partition it read ([`Position`] `kafka:<topic>/<partition>`). The sink
 //!    stores both in one durable write.
-//! 2. When partitions are assigned, each is started at the position the sink stored for it
-//!    ([`Positions`]); a partition the sink has never seen starts at the group's committed
-//!    offset, or the earliest one.
+//! 2. When partitions are assigned (by the group, or once at the start when the source owns a
+//!    fixed set), each is started at the position the sink stored for it ([`Positions`]); a
+//!    partition the sink has never seen starts at the group's committed offset, or the
+//!    earliest one.
 //! 3. Group offsets are committed to Kafka only after the sink has stored the batch. They are a
 //!    hint for other tools; the sink's positions are what a restart uses.
 //! 4. A message delivered again (a retry, a rebalance, a restart between steps 1 and 3) is
@@ -73,8 +75,12 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// Topics to read.
     pub topics: Vec<String>,
-    /// Consumer group.
+    /// Consumer group: the members share the topics' partitions, or, with `partitions`, only
+    /// the committed offsets.
     pub group: String,
+    /// The partitions this source owns, of every topic, instead of those the group hands it:
+    /// a shard of a topic, read by this source alone (no rebalancing).
+    pub partitions: Option<Vec<i32>>,
     /// Records per batch at most.
     pub batch_size: usize,
     /// How long a batch may wait to fill.
@@ -109,20 +115,26 @@ impl ClientContext for Resume {
     }
 }
 
+impl Resume {
+    /// Starts each partition of `tpl` at the position the sink stored for it, if any.
+    fn resume(&self, tpl: &mut TopicPartitionList) {
+        let parts: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        let mut resumed = self.resumed.lock().unwrap_or_else(|e| e.into_inner());
+        for (topic, partition) in parts {
+            if let Some(next) = (self.positions)(&topic, partition) {
+                let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(next));
+                resumed.insert((topic, partition), next);
+            }
+        }
+    }
+}
+
 impl ConsumerContext for Resume {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let parts: Vec<(String, i32)> =
-                    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-                let mut resumed = self.resumed.lock().unwrap_or_else(|e| e.into_inner());
-                for (topic, partition) in parts {
-                    if let Some(next) = (self.positions)(&topic, partition) {
-                        let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(next));
-                        resumed.insert((topic, partition), next);
-                    }
-                }
+                self.resume(tpl);
                 tracing::info!(
                     message = "Partitions assigned; resuming from the ledger's positions.",
                     partitions = tpl.count()
@@ -191,6 +203,30 @@ async fn compacted_topics(client: &ClientConfig, topics: &[String]) -> HashSet<S
     compacted
 }
 
+/// Assigns `partitions` of every topic to `consumer`, each started where the sink left it (or
+/// at the group's committed offset, or the earliest), and warns of any the broker does not
+/// know: librdkafka waits for those to appear.
+fn own(consumer: &StreamConsumer<Resume>, topics: &[String], partitions: &[i32]) -> Result<(), KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for topic in topics {
+        for &partition in partitions {
+            tpl.add_partition_offset(topic, partition, Offset::Stored)?;
+        }
+        let known = tokio::task::block_in_place(|| consumer.fetch_metadata(Some(topic), Duration::from_secs(5)));
+        let count = known.ok().and_then(|m| m.topics().first().map(|t| t.partitions().len() as i32));
+        if let Some(count) = count.filter(|&c| c > 0) {
+            let missing: Vec<i32> = partitions.iter().copied().filter(|&p| p >= count).collect();
+            if !missing.is_empty() {
+                tracing::warn!(message = "Partitions owned that the topic does not have (yet); they are read once they exist.", topic, partitions = ?missing, topic_partitions = count);
+            }
+        }
+    }
+    consumer.context().resume(&mut tpl);
+    consumer.assign(&tpl)?;
+    tracing::info!(message = "Owning partitions; resuming from the ledger's positions.", topics = ?topics, partitions = ?partitions);
+    Ok(())
+}
+
 /// The offsets a partition skipped if `offset` is its first record since it was resumed at a
 /// stored position; 0 otherwise.
 fn gap(resumed: &Resumed, compacted: &HashSet<String>, topic: &str, partition: i32, offset: i64) -> u64 {
@@ -209,6 +245,15 @@ fn gap(resumed: &Resumed, compacted: &HashSet<String>, topic: &str, partition: i
         skipped
     );
     skipped
+}
+
+/// The next offsets of partitions, to commit to the group.
+fn offsets(next: &HashMap<(String, i32), i64>) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+    }
+    tpl
 }
 
 /// Consumes until `shutdown` resolves. `after_batch` runs on a blocking thread after each
@@ -245,9 +290,14 @@ where
     let resumed = Resumed::default();
     let consumer: StreamConsumer<Resume> =
         client.create_with_context(Resume { positions, resumed: Arc::clone(&resumed) })?;
-    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics)?;
-    tracing::info!(message = "Subscribed.", brokers = %config.brokers, topics = ?config.topics, group = %config.group);
+    match &config.partitions {
+        None => {
+            let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+            consumer.subscribe(&topics)?;
+            tracing::info!(message = "Subscribed.", brokers = %config.brokers, topics = ?config.topics, group = %config.group);
+        }
+        Some(owned) => own(&consumer, &config.topics, owned)?,
+    }
 
     let mut held = Some((sink, after_batch));
     let mut progress = Progress::default();
@@ -362,12 +412,15 @@ where
 
         reached.extend(next.iter().map(|(k, v)| (k.clone(), *v)));
         // The batch is durable: now tell the group.
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in &next {
-            let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
-        }
-        if let Err(error) = consumer.commit(&tpl, CommitMode::Async) {
+        if let Err(error) = consumer.commit(&offsets(&next), CommitMode::Async) {
             tracing::warn!(message = "Failed to commit group offsets (the ledger's positions stand).", %error);
+        }
+    }
+    // A last synchronous commit, so that the group's offsets match the ledger's positions once
+    // the source stopped: a partition handed to another ledger starts there.
+    if !reached.is_empty() {
+        if let Err(error) = tokio::task::block_in_place(|| consumer.commit(&offsets(&reached), CommitMode::Sync)) {
+            tracing::warn!(message = "Failed to commit group offsets on stopping (the ledger's positions stand).", %error);
         }
     }
     tracing::info!(

@@ -519,6 +519,7 @@ fn the_service_runs_on_the_in_memory_engine_too() {
             brokers: broker.addr.clone(),
             topics: vec!["memory".into()],
             group: "memory-test".into(),
+            partitions: None,
             batch_size: 100,
             batch_wait: Duration::from_millis(100),
             settings: Vec::new(),
@@ -602,4 +603,84 @@ fn scenarios_over_four_partitions_end_with_the_alerts_of_the_files() {
     let resolved =
         evidence().arg("--data-dir").arg(data.path()).args(["alerts", "--status", "resolved"]).output().unwrap();
     println!("resolved over Kafka:\n{}", stdout(&resolved));
+}
+
+/// The partition of every entry in the stopped store at `data`, by event id, with how many
+/// entries carry that id.
+fn partitions_by_id(data: &std::path::Path) -> std::collections::HashMap<String, (i32, u32)> {
+    use evidence_ledger::{CheckpointPolicy, Log, SledStorage};
+    let log = Log::open_reader(SledStorage::open(&data.join("log")).unwrap(), CheckpointPolicy::default()).unwrap();
+    let mut held = std::collections::HashMap::new();
+    for entry in log.entries(0) {
+        let (_, record) = entry.unwrap();
+        let entry = evidence_verifier::entry::EntryRef::decode(&record).unwrap();
+        let partition = entry.origin.strip_prefix("kafka:evidence/").and_then(|r| r.split('@').next()).unwrap();
+        let event: serde_json::Value = serde_json::from_slice(entry.event).unwrap();
+        let slot = held.entry(event["id"].as_str().unwrap().to_string()).or_insert((partition.parse().unwrap(), 0));
+        slot.1 += 1;
+    }
+    held
+}
+
+#[test]
+fn two_shards_owning_two_partitions_each_hold_every_event_once_across_sigkills() {
+    let broker = Broker::start(&[("evidence", 4)]);
+    let total = 120_000u64;
+    produce(&broker.addr, "evidence", 4, events(0..total));
+    let shards = [("kafka.example/shard-a", "0,1"), ("kafka.example/shard-b", "2,3")];
+    let stores: Vec<common::Store> = shards.iter().map(|(origin, _)| common::Store::new(origin)).collect();
+    let start = |i: usize| Serve::start(stores[i].path(), &broker.addr, "evidence", &["--partitions", shards[i].1]);
+    let mut running = [Some(start(0)), Some(start(1))];
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    println!("SHARD_CRASH_SEED={seed}");
+    for kill in 0..4 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let victim = kill % 2;
+        let serve = running[victim].take().unwrap();
+        let before = serve.entries.load(Ordering::SeqCst);
+        let waited = Instant::now();
+        while serve.entries.load(Ordering::SeqCst) == before && waited.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(seed % 1000));
+        let at = serve.entries.load(Ordering::SeqCst);
+        serve.kill();
+        println!("kill {}: shard {victim} around {at} entries", kill + 1);
+        assert!(at < total / 2, "shard {victim} finished before kill {}; the test needs a longer stream", kill + 1);
+        running[victim] = Some(start(victim));
+    }
+    for serve in &mut running {
+        serve.as_mut().unwrap().wait_for(total / 2, None, Duration::from_secs(600));
+    }
+    for serve in running {
+        assert!(serve.unwrap().stop().success());
+    }
+    // Event n went to partition n % 4: each shard holds exactly its partitions' events, once.
+    let mut keys = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for (i, store) in stores.iter().enumerate() {
+        let s = status(store.path());
+        let positions: Vec<&String> = s["positions"].as_object().unwrap().keys().collect();
+        let owned: Vec<String> = shards[i].1.split(',').map(|p| format!("kafka:evidence/{p}")).collect();
+        assert_eq!(positions, owned.iter().collect::<Vec<_>>(), "shard {i} read only its partitions: {s}");
+        assert_eq!(s["entries"].as_u64(), Some(total / 2), "{s}");
+        for (id, (partition, times)) in partitions_by_id(store.path()) {
+            assert_eq!(times, 1, "{id} is held {times} times by shard {i}");
+            assert!(
+                owned.contains(&format!("kafka:evidence/{partition}")),
+                "shard {i} holds {id} of partition {partition}"
+            );
+            assert!(seen.insert(id.clone(), i).is_none(), "{id} is in both shards");
+        }
+        verify(store.path());
+        keys.push(s["verifier_keys"][0].as_str().unwrap().to_string());
+    }
+    let expected: std::collections::HashSet<String> = events(0..total)
+        .map(|e| serde_json::from_slice::<serde_json::Value>(&e).unwrap()["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(seen.len(), expected.len());
+    assert!(seen.keys().all(|id| expected.contains(id)), "every event held is one produced");
+    assert_ne!(keys[0], keys[1], "each shard signs with its own key");
 }

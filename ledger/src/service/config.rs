@@ -54,6 +54,9 @@ pub enum ConfigError {
     /// A `--witness` that cannot be used, in a sentence.
     #[error("{0}")]
     Witness(String),
+    /// A partition list with a negative or repeated number.
+    #[error("--partitions {0:?}: partitions are numbers from 0, each named once")]
+    Partitions(Vec<i32>),
     /// A batch size out of range.
     #[error("the batch size {0} is out of range: 1 to {max}", max = IngestOptions::MAX_BATCH_SIZE)]
     BatchSize(usize),
@@ -75,6 +78,10 @@ pub struct ServeArgs {
     /// Consumer group (default "evidence-ledger").
     #[arg(long, env = "EVIDENCE_GROUP")]
     pub group: Option<String>,
+    /// Read only these partitions of the topics, comma-separated (for example `0,1`), instead
+    /// of those the consumer group assigns: this ledger is the shard that owns them.
+    #[arg(long, env = "EVIDENCE_PARTITIONS", value_delimiter = ',')]
+    pub partitions: Vec<i32>,
     /// Topic to produce rejected messages to, with the reason in a header.
     #[arg(long, env = "EVIDENCE_DEAD_LETTER_TOPIC")]
     pub dead_letter_topic: Option<String>,
@@ -189,6 +196,7 @@ struct KafkaSection {
     #[serde(default)]
     topics: Vec<String>,
     group: Option<String>,
+    partitions: Option<Vec<i32>>,
     dead_letter_topic: Option<String>,
     batch_size: Option<usize>,
     batch_wait_ms: Option<u64>,
@@ -301,10 +309,18 @@ impl ServeArgs {
         if !(1..=IngestOptions::MAX_BATCH_SIZE).contains(&batch_size) {
             return Err(ConfigError::BatchSize(batch_size));
         }
+        let partitions = if self.partitions.is_empty() { file.partitions } else { Some(self.partitions.clone()) };
+        if let Some(p) = &partitions {
+            let distinct: std::collections::BTreeSet<i32> = p.iter().copied().collect();
+            if p.is_empty() || distinct.len() != p.len() || p.iter().any(|&n| n < 0) {
+                return Err(ConfigError::Partitions(p.clone()));
+            }
+        }
         Ok(KafkaConfig {
             brokers,
             topics,
             group: self.group.clone().or(file.group).unwrap_or_else(|| "evidence-ledger".into()),
+            partitions,
             batch_size,
             batch_wait: Duration::from_millis(self.batch_wait_ms.or(file.batch_wait_ms).unwrap_or(200)),
             settings,
