@@ -153,6 +153,7 @@ fn main() {
     let mut count = 0u64;
     for item in db.scan_prefix([evidence_verifier::layout::ENTRY]) {
         let (_, segment) = item.unwrap();
+        let segment = evidence_verifier::layout::unpack_segment(&segment).unwrap();
         for rec in evidence_verifier::layout::segment_records(&segment) {
             let e = evidence_verifier::entry::EntryRef::decode(rec.unwrap()).unwrap();
             let v: serde_json::Value = serde_json::from_slice(e.event).unwrap();

@@ -210,7 +210,8 @@ fn fuzz_the_entry_and_segment_parsers() {
     let (_, segments) = small_store();
     let mut seeds: Vec<Vec<u8>> = segments.iter().map(|(_, s)| s.clone()).collect();
     seeds.extend(segments.iter().flat_map(|(_, s)| {
-        evidence_verifier::layout::segment_records(s).map(|r| r.unwrap().to_vec()).collect::<Vec<_>>()
+        let plain = evidence_verifier::layout::unpack_segment(s).unwrap();
+        evidence_verifier::layout::segment_records(&plain).map(|r| r.unwrap().to_vec()).collect::<Vec<_>>()
     }));
     fuzz("entry", seeds, entry_target);
 }

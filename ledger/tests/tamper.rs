@@ -12,7 +12,9 @@ use evidence_ledger::{CheckpointPolicy, Log, SledStorage};
 use evidence_schemas::sample::sample_event;
 use evidence_schemas::Validator;
 use evidence_verifier::entry::{encode, event_digest, EntryRef};
-use evidence_verifier::layout::{checkpoint_key, encode_segment, key_number, segment_key, segment_records, LOG_DIR};
+use evidence_verifier::layout::{
+    checkpoint_key, encode_segment, key_number, segment_key, segment_records, unpack_segment, LOG_DIR,
+};
 use evidence_verifier::merkle::RootBuilder;
 use evidence_verifier::note::Note;
 use evidence_verifier::{Checkpoint, SignerKey};
@@ -101,7 +103,7 @@ fn caught(dir: &Path, key: &str, trusted: Option<&Path>, expected: &str) {
 /// The segment holding entry `seq`: its first sequence number and its records.
 fn segment_of(db: &sled::Db, seq: u64) -> (u64, Vec<Vec<u8>>) {
     let (k, v) = db.range(segment_key(0)..segment_key(seq + 1)).next_back().unwrap().unwrap();
-    let records = segment_records(&v).map(|r| r.unwrap().to_vec()).collect();
+    let records = segment_records(&unpack_segment(&v).unwrap()).map(|r| r.unwrap().to_vec()).collect();
     (key_number(&k).unwrap(), records)
 }
 
@@ -364,4 +366,56 @@ fn a_damaged_entry_stops_appends_and_sound_reads_go_on() {
     drop(db);
     let out = evidence(&dir, &["ingest", "--file", events.to_str().unwrap()]);
     assert!(out.status.success(), "{}", common::stderr(&out));
+}
+
+#[test]
+fn segments_are_stored_compressed_and_a_store_of_plain_segments_still_verifies_and_grows() {
+    let f = Fixture::new();
+    let key = f.key.clone();
+    // Every segment the ledger wrote is one zstd frame, several times smaller than its records.
+    let db = sled::open(f.full.join(LOG_DIR)).unwrap();
+    let (mut packed, mut plain) = (0usize, 0usize);
+    for item in db.scan_prefix([b'e']) {
+        let (_, value) = item.unwrap();
+        assert!(value.starts_with(&evidence_verifier::layout::ZSTD_MAGIC), "a segment is stored compressed");
+        packed += value.len();
+        plain += unpack_segment(&value).unwrap().len();
+    }
+    drop(db);
+    println!("segments: {plain} bytes of records stored in {packed}");
+    assert!(plain > 3 * packed, "segments compress: {plain} bytes of records in {packed}");
+
+    // A store written before segments were compressed: every segment plain. It verifies, and
+    // the ledger reads it and appends to it.
+    let dir = f.tampered("plain-segments", |db| {
+        for item in db.scan_prefix([b'e']) {
+            let (k, v) = item.unwrap();
+            let records: Vec<Vec<u8>> =
+                segment_records(&unpack_segment(&v).unwrap()).map(|r| r.unwrap().to_vec()).collect();
+            db.insert(k, encode_segment(&records)).unwrap();
+        }
+    });
+    let out = verify_store(&dir, &key, None);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    append(&dir, 10_000..11_000, "evt-");
+    let out = verify_store(&dir, &key, None);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("entries:          11000"), "{}", stdout(&out));
+
+    // A compressed segment cut short, or claiming more than a segment can hold, is named.
+    let dir = f.tampered("cut-frame", |db| {
+        let (k, v) = db.range(segment_key(0)..segment_key(2001)).next_back().unwrap().unwrap();
+        db.insert(k, &v[..v.len() - 7]).unwrap();
+    });
+    caught(&dir, &key, None, "cannot be read: compressed segment cannot be decompressed");
+    let dir = f.tampered("huge-frame", |db| {
+        let (k, _) = db.range(segment_key(0)..segment_key(2001)).next_back().unwrap().unwrap();
+        // A frame header (single segment, an 8-byte content size of 2^40) and an empty last block.
+        let mut frame = evidence_verifier::layout::ZSTD_MAGIC.to_vec();
+        frame.push(0xE0);
+        frame.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        frame.extend_from_slice(&[0x01, 0x00, 0x00]);
+        db.insert(k, frame).unwrap();
+    });
+    caught(&dir, &key, None, "more than a segment can hold");
 }

@@ -17,7 +17,7 @@ use anyhow::Context as _;
 
 use crate::audit::{AuditError, AuditReport, Auditor};
 use crate::checkpoint::Checkpoint;
-use crate::layout::{key_number, segment_records, CHECKPOINT, ENTRY, LOCK_FILE, LOG_DIR};
+use crate::layout::{key_number, segment_records, unpack_segment, CHECKPOINT, ENTRY, LOCK_FILE, LOG_DIR};
 use crate::note::VerifierKey;
 
 /// Audits the ledger data directory `dir`. The outer error is about reading (no such
@@ -63,6 +63,10 @@ pub fn audit_records(
     for item in segments {
         let (key, segment) = item?;
         let first = key_number(&key).with_context(|| format!("malformed segment key {key:?}"))?;
+        let segment = match unpack_segment(&segment) {
+            Ok(segment) => segment,
+            Err(e) => return Ok(Err(AuditError::Entry { seq: first, problem: format!("cannot be read: {e}") })),
+        };
         for (n, record) in segment_records(&segment).enumerate() {
             let position = first + n as u64;
             let checked = match record {

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use evidence_ingest::{Batch, BatchReport, Outcome, Record, Sink, Verdict};
 use evidence_schemas::{Problem, ValidEvent};
 use evidence_verifier::entry::{chain_next, encode_unchained_into, CHAIN_RANGE, LEAF_OFFSET};
-use evidence_verifier::layout::{push_record, segment_key};
+use evidence_verifier::layout::{pack_segment, push_record, segment_key};
 use evidence_verifier::merkle::leaf_hash;
 
 use super::entries::{gap_key, position_key};
@@ -22,9 +22,12 @@ use super::{Head, Log};
 use crate::store::keyspace::META_COUNTERS;
 use crate::store::{Storage, WriteBatch};
 
-/// Most entries in one segment value (about 5 KB of 600-byte entries): sled splits its leaf
-/// nodes by key count (16), so small values keep nodes well below its blob threshold.
-const SEGMENT_ENTRIES: usize = 8;
+/// Most entries in one segment value. Segments are stored compressed: 32 gateway requests of
+/// 600 bytes take about 3 KB (their digests and chain hashes, 64 bytes an entry, do not
+/// compress), and sled splits its leaf nodes by key count (16), so values of this size keep
+/// nodes well below its blob threshold. More entries a value compress better and cost fewer
+/// keys; reading one entry decompresses its whole segment (about 20 KB, some microseconds).
+const SEGMENT_ENTRIES: usize = 32;
 
 fn now_micros() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
@@ -101,7 +104,7 @@ fn write_entries(head: &mut Head, first: u64, now: i64, new: &NewEntries<'_>, wb
                 chain = chain_next(&chain, &value[range.start + LEAF_OFFSET..range.end]);
                 value[range.start + CHAIN_RANGE.start..range.start + CHAIN_RANGE.end].copy_from_slice(&chain);
             }
-            wb.put(segment_key(first + (n * SEGMENT_ENTRIES) as u64), value);
+            wb.put(segment_key(first + (n * SEGMENT_ENTRIES) as u64), pack_segment(&value));
         }
     };
     let tiles_wb = if new.len() < 64 {

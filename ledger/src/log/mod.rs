@@ -81,7 +81,7 @@ use std::time::Instant;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use evidence_verifier::entry::{EntryRef, GENESIS};
-use evidence_verifier::layout::{key_number, segment_records};
+use evidence_verifier::layout::{key_number, segment_records, unpack_segment};
 use evidence_verifier::merkle::{Hash, RootBuilder};
 use evidence_verifier::note::{Note, SignerKey, VerifierKey};
 use evidence_verifier::Checkpoint;
@@ -216,7 +216,8 @@ fn tail<S: Storage>(store: &S) -> Result<(u64, Hash), LogError> {
     let first = key_number(key.as_ref()).ok_or_else(|| LogError::Damaged("malformed segment key".into()))?;
     let mut last = None;
     let mut count = 0u64;
-    for record in segment_records(segment.as_ref()) {
+    let segment = unpack_segment(segment.as_ref()).map_err(|e| LogError::Damaged(format!("segment {first}: {e}")))?;
+    for record in segment_records(&segment) {
         last = Some(record.map_err(|e| LogError::Damaged(format!("segment {first}: {e}")))?);
         count += 1;
     }

@@ -12,7 +12,7 @@
 //! record is then checked without its predecessor.
 
 use evidence_verifier::entry::{chain_next, event_digest, EntryRef, GENESIS};
-use evidence_verifier::layout::{key_number, segment_key, segment_records};
+use evidence_verifier::layout::{key_number, segment_key, segment_records, unpack_segment};
 use evidence_verifier::merkle::Hash;
 
 use std::sync::OnceLock;
@@ -50,7 +50,8 @@ fn chain_before<S: Storage + ?Sized>(store: &S, seq: u64) -> Result<Option<Hash>
     }
     let Some((key, segment)) = store.last_in(&segment_key(0), &segment_key(seq))? else { return Ok(None) };
     let Some(first) = key_number(key.as_ref()) else { return Ok(None) };
-    let last = segment_records(segment.as_ref()).enumerate().last();
+    let Ok(segment) = unpack_segment(segment.as_ref()) else { return Ok(None) };
+    let last = segment_records(&segment).enumerate().last();
     Ok(match last {
         Some((n, Ok(record))) if first + n as u64 == seq - 1 => EntryRef::decode(record).ok().map(|e| *e.chain),
         _ => None,
@@ -81,8 +82,18 @@ pub(crate) fn read_entries<S: Storage + ?Sized>(store: &S, from: u64) -> EntryRe
                 let Some(first) = key_number(k.as_ref()) else {
                     return vec![Err(LogError::Damaged("malformed segment key".into()))];
                 };
+                let segment = match unpack_segment(segment.as_ref()) {
+                    Ok(segment) => segment,
+                    Err(e) => {
+                        prev = None;
+                        return vec![Err(LogError::BadEntry {
+                            seq: first,
+                            problem: format!("its segment is unreadable: {e}"),
+                        })];
+                    }
+                };
                 let mut out = Vec::new();
-                for (n, r) in segment_records(segment.as_ref()).enumerate() {
+                for (n, r) in segment_records(&segment).enumerate() {
                     let seq = first + n as u64;
                     let Ok(record) = r else {
                         let problem = "its segment's framing is broken here; the rest of the segment is unreadable";

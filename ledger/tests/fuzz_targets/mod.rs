@@ -10,7 +10,7 @@ use evidence_ingest::file::{ingest_lines, LineSource};
 use evidence_ingest::{Batch, BatchReport, Intake, Outcome, Sink, Verdict};
 use evidence_schemas::{parse_validated, Validator};
 use evidence_verifier::entry::EntryRef;
-use evidence_verifier::layout::{segment_records, CHECKPOINT, ENTRY};
+use evidence_verifier::layout::{segment_records, unpack_segment, CHECKPOINT, ENTRY};
 use evidence_verifier::note::{Note, SignerKey, VerifierKey};
 use evidence_verifier::Checkpoint;
 
@@ -95,6 +95,12 @@ pub fn entry_target(data: &[u8]) {
         assert_eq!(e.leaf.len(), 18 + e.origin.len() + e.event.len());
         assert_eq!(e.seq.to_be_bytes(), e.leaf[..8]);
         let _ = e.leaf_hash();
+    }
+    // A stored value that claims to be compressed decompresses into something framed as
+    // records or is refused, without a panic and within its stated size.
+    if let Ok(std::borrow::Cow::Owned(plain)) = unpack_segment(data) {
+        assert!(plain.len() as u64 <= evidence_verifier::layout::MAX_SEGMENT_BYTES);
+        segment_records(&plain).for_each(drop);
     }
     let mut framed = 0usize;
     for record in segment_records(data) {
