@@ -28,9 +28,31 @@ pub(crate) struct IdFilter {
 impl IdFilter {
     /// An empty filter for `capacity` keys.
     pub(crate) fn with_capacity(capacity: u64) -> Self {
+        Self::with_hasher(capacity, std::hash::RandomState::new())
+    }
+
+    /// An empty filter for `capacity` keys that hashes as every filter made with `hasher`.
+    fn with_hasher(capacity: u64, hasher: std::hash::RandomState) -> Self {
         let capacity = capacity.max(1 << 16);
         let blocks = (capacity * BITS_PER_KEY).div_ceil(64 * BLOCK_WORDS as u64) as usize;
-        IdFilter { bits: vec![[0; BLOCK_WORDS]; blocks], capacity, len: 0, hasher: std::hash::RandomState::new() }
+        IdFilter { bits: vec![[0; BLOCK_WORDS]; blocks], capacity, len: 0, hasher }
+    }
+
+    /// An empty filter of the same size that hashes as this one: keys added to either can be
+    /// merged into the other ([`IdFilter::merge`]).
+    pub(crate) fn twin(&self) -> Self {
+        Self::with_hasher(self.capacity, self.hasher.clone())
+    }
+
+    /// Adds every key of `other`, a [`IdFilter::twin`] of this one.
+    pub(crate) fn merge(&mut self, other: &IdFilter) {
+        debug_assert_eq!(self.bits.len(), other.bits.len(), "twins have the same size");
+        for (mine, theirs) in self.bits.iter_mut().zip(&other.bits) {
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                *m |= t;
+            }
+        }
+        self.len += other.len;
     }
 
     /// The key's hash, from which its probes follow. Computing it is most of the cost of a

@@ -21,9 +21,16 @@
 //!    stay exact) and the log refuses the next batch with the error; a batch already
 //!    committed stays accepted. Reopening rebuilds the index from the entries.
 //!
-//! A clean close ([`Drop`]) writes the pending batches and flushes.
+//! 5. The Bloom filter is built from every index key in the store, which takes seconds on a
+//!    store of millions of entries; [`Index::open`] leaves that to a thread of its own. Until
+//!    it is done every lookup reads the index (exact, only slower), and the keys recorded
+//!    meanwhile go into an empty twin of the filter, merged into it when it is done. A build
+//!    that fails leaves every lookup reading the index until the filter is next rebuilt.
+//!
+//! A clean close ([`Drop`]) stops a filter build, writes the pending batches and flushes.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -161,10 +168,39 @@ fn write_behind<S: Storage>(store: &S, shared: Arc<Shared>, batches: Receiver<Ar
     }
 }
 
+/// The filter being built from the store's index keys (step 5 of the module docs).
+struct Building {
+    thread: JoinHandle<Result<IdFilter, LogError>>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Starts building, into `filter`, a filter of every index key in `store`.
+fn build_filter<S: Storage>(store: Arc<S>, mut filter: IdFilter) -> Result<Building, LogError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("evidence-filter".into())
+        .spawn(move || {
+            for (n, item) in store.range(&[INDEX], &prefix_end(INDEX)).enumerate() {
+                if n % 4096 == 0 && stopped.load(Ordering::Relaxed) {
+                    break;
+                }
+                filter.insert(item?.0.as_ref());
+            }
+            Ok(filter)
+        })
+        .map_err(|e| LogError::Storage(StorageError::from(e)))?;
+    Ok(Building { thread, stop })
+}
+
 /// The `(source, id)` index with its filter and its writer thread (see the module docs).
 pub(crate) struct Index<S: Storage> {
     store: Arc<S>,
+    /// The filter; while `building`, only of the keys recorded since the index opened.
     filter: IdFilter,
+    /// Whether `filter` holds every key of the index; if not, every lookup reads the index.
+    complete: bool,
+    building: Option<Building>,
     shared: Arc<Shared>,
     tx: Option<SyncSender<Arc<Pending>>>,
     writer: Option<JoinHandle<()>>,
@@ -172,13 +208,14 @@ pub(crate) struct Index<S: Storage> {
 
 impl<S: Storage> Index<S> {
     /// Opens the index of a log of `size` entries: re-indexes the entries past the watermark
-    /// (read through `entries(from)`), loads the filter and starts the writer thread.
+    /// (read through `entries(from)`), starts building the filter and starts the writer thread.
     pub(crate) fn open<I>(store: Arc<S>, size: u64, entries: impl FnOnce(u64) -> I) -> Result<Self, LogError>
     where
         I: Iterator<Item = Result<(u64, Vec<u8>), LogError>>,
     {
         catch_up(&*store, size, entries)?;
-        let filter = load_filter(&*store, size)?;
+        let filter = IdFilter::with_capacity(filter_capacity(size));
+        let building = Some(build_filter(Arc::clone(&store), filter.twin())?);
         let shared = Arc::new(Shared::default());
         let (tx, rx) = sync_channel::<Arc<Pending>>(1);
         let writer = {
@@ -188,14 +225,14 @@ impl<S: Storage> Index<S> {
                 .spawn(move || write_behind(&*store, shared, rx))
                 .map_err(|e| LogError::Storage(StorageError::from(e)))?
         };
-        Ok(Index { store, filter, shared, tx: Some(tx), writer: Some(writer) })
+        Ok(Index { store, filter, complete: false, building, shared, tx: Some(tx), writer: Some(writer) })
     }
 
     /// What the index holds for `(source, id)`. Safe to call from several threads.
     pub(crate) fn lookup(&self, source: &str, id: &str) -> Result<Lookup, LogError> {
         let key = id_key(source, id);
         let hash = self.filter.hash(&key);
-        let stored = if self.filter.may_contain_hashed(hash) {
+        let stored = if !self.complete || self.filter.may_contain_hashed(hash) {
             // Pending first: a key leaves pending only once it is in the store.
             let pending = self.shared.lock().pending.iter().find_map(|p| p.get(&key, hash));
             match pending {
@@ -234,6 +271,9 @@ impl<S: Storage> Index<S> {
         for item in &items {
             self.filter.insert_hashed(item.hash);
         }
+        if self.building.as_ref().is_some_and(|b| b.thread.is_finished()) {
+            self.finish_building();
+        }
         items.sort_unstable_by_key(|i| i.hash);
         let batch = Arc::new(Pending { items, end });
         self.shared.lock().pending.push_back(Arc::clone(&batch));
@@ -242,15 +282,31 @@ impl<S: Storage> Index<S> {
             self.shared.fail(StorageError::new(StorageErrorKind::Other, "the index writer has stopped"));
             return;
         }
-        if self.filter.is_full() {
+        if self.complete && self.filter.is_full() {
             // The new filter hashes with new keys, and it is built from the store: everything
             // pending must be in the store first. If that cannot be, the full filter stays
             // (it still never forgets a key; it only guesses more often).
             let reloaded = self.settle().and_then(|()| load_filter(&*self.store, end));
             match reloaded {
-                Ok(filter) => self.filter = filter,
+                Ok(filter) => (self.filter, self.complete) = (filter, true),
                 Err(e) => tracing::warn!(message = "The id filter is full and could not be rebuilt.", error = %e),
             }
+        }
+    }
+
+    /// Takes the finished filter build, with the keys recorded while it ran.
+    fn finish_building(&mut self) {
+        let Some(building) = self.building.take() else { return };
+        match building.thread.join() {
+            Ok(Ok(mut built)) => {
+                built.merge(&self.filter);
+                (self.filter, self.complete) = (built, true);
+                tracing::debug!(message = "Id filter built.");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(message = "The id filter could not be built; every lookup reads the index.", error = %e)
+            }
+            Err(_) => tracing::warn!(message = "The id filter's thread panicked; every lookup reads the index."),
         }
     }
 
@@ -272,6 +328,11 @@ impl<S: Storage> Index<S> {
 
 impl<S: Storage> Drop for Index<S> {
     fn drop(&mut self) {
+        // The filter's builder holds the store: stop it first.
+        if let Some(building) = self.building.take() {
+            building.stop.store(true, Ordering::Relaxed);
+            let _ = building.thread.join();
+        }
         // Closing the channel ends the writer's loop once it has written what is queued.
         drop(self.tx.take());
         if let Some(writer) = self.writer.take() {
@@ -363,12 +424,63 @@ where
     Ok(())
 }
 
+/// Keys a filter for a log of `size` entries is made for: twice the log.
+fn filter_capacity(size: u64) -> u64 {
+    size.saturating_mul(2).max(1 << 20)
+}
+
 /// A filter holding every `(source, id)` index key of the store, sized for twice the log.
 fn load_filter<S: Storage>(store: &S, size: u64) -> Result<IdFilter, LogError> {
-    let mut filter = IdFilter::with_capacity(size.saturating_mul(2).max(1 << 20));
+    let mut filter = IdFilter::with_capacity(filter_capacity(size));
     for item in store.range(&[INDEX], &prefix_end(INDEX)) {
         let (key, _) = item?;
         filter.insert(key.as_ref());
     }
     Ok(filter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStorage;
+
+    /// A store whose index holds `n` keys `("src", "e<i>")`, entry i with digest `[i as u8; 32]`.
+    fn indexed_store(n: u64) -> MemStorage {
+        let store = MemStorage::default();
+        let mut wb = WriteBatch::default();
+        for i in 0..n {
+            wb.put(id_key("src", &format!("e{i}")), id_value(i, &[i as u8; 32]));
+        }
+        wb.put(META_INDEXED, n.to_be_bytes());
+        store.commit(wb).unwrap();
+        store
+    }
+
+    #[test]
+    fn while_the_filter_is_built_lookups_read_the_index_and_keys_recorded_meanwhile_are_kept() {
+        let n = 300_000;
+        let mut index = Index::open(Arc::new(indexed_store(n)), n, |_| std::iter::empty()).unwrap();
+        // Just opened: the filter of 300,000 keys is still being built, and an event already
+        // in the index is found all the same.
+        assert!(!index.complete, "the filter was built before the first lookup; the test needs more keys");
+        let old = index.lookup("src", "e123456").unwrap();
+        assert_eq!(old.stored, Some((123_456, [123_456u64 as u8; 32])));
+        // A key recorded while it is built is in the filter once it is done.
+        let new = index.lookup("src", "new").unwrap();
+        assert_eq!(new.stored, None);
+        index.record(n + 1, vec![Item { hash: new.hash, key: new.key, seq: n, digest: [7; 32] }]);
+        index.settle().unwrap();
+        while index.building.is_some() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            if index.building.as_ref().is_some_and(|b| b.thread.is_finished()) {
+                index.finish_building();
+            }
+        }
+        assert!(index.complete);
+        for (id, want) in [("e0", Some(0)), ("e299999", Some(299_999)), ("new", Some(n)), ("absent", None)] {
+            let hash = index.filter.hash(&id_key("src", id));
+            assert!(want.is_none() || index.filter.may_contain_hashed(hash), "{id} is in the filter");
+            assert_eq!(index.lookup("src", id).unwrap().stored.map(|s| s.0), want, "{id}");
+        }
+    }
 }
