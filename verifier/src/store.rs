@@ -20,6 +20,9 @@ use crate::checkpoint::Checkpoint;
 use crate::layout::{key_number, segment_records, unpack_segment, CHECKPOINT, ENTRY, LOCK_FILE, LOG_DIR};
 use crate::note::VerifierKey;
 
+/// sled's page cache while the copy is read.
+const CACHE_BYTES: u64 = 32 << 20;
+
 /// Audits the ledger data directory `dir`. The outer error is about reading (no such
 /// directory, not a ledger); the inner one is what the audit found wrong.
 pub fn audit_dir(
@@ -31,7 +34,13 @@ pub fn audit_dir(
     anyhow::ensure!(log.join("conf").is_file(), "{} is not a ledger data directory (no {LOG_DIR}/conf)", dir.display());
     let copy = tempfile::tempdir().context("Cannot create a temporary directory for the copy")?;
     copy_stopped(&log, copy.path())?;
-    let db = sled::Config::new().path(copy.path()).open().context("Cannot open the copied ledger database")?;
+    // The audit reads each page once, in order: sled's default cache of 1 GiB would only hold
+    // pages never read again (1.3 GB resident on 10,000,000 entries).
+    let db = sled::Config::new()
+        .path(copy.path())
+        .cache_capacity(CACHE_BYTES)
+        .open()
+        .context("Cannot open the copied ledger database")?;
     let read = |prefix: u8, what: &'static str| {
         db.scan_prefix([prefix]).map(move |item| {
             let (key, value) = item.with_context(|| format!("Cannot read {what}"))?;
