@@ -328,6 +328,15 @@ fn a_damaged_entry_stops_appends_and_sound_reads_go_on() {
     }
     assert_eq!((sound, bad.len()), (9999, 1), "{bad:?}");
     assert_eq!(bad[0], "entry 1234 is damaged: its event bytes do not match their digest");
+    // A scan that picks some entries (a re-judgement's) checks each it picks: the damaged one
+    // is named when picked, and passed over, unread, when not.
+    let scan = |keep: fn(&evidence_verifier::entry::EntryRef<'_>) -> bool| {
+        let items: Vec<_> = log.entries_where(0, keep).collect();
+        let bad: Vec<String> = items.iter().filter_map(|r| r.as_ref().err()).map(|e| e.to_string()).collect();
+        (items.len() - bad.len(), bad)
+    };
+    assert_eq!(scan(|e| e.seq % 2 == 0), (4999, vec![bad[0].clone()]));
+    assert_eq!(scan(|e| e.seq % 2 == 1), (5000, Vec::new()));
     assert!(log.inclusion_proof(5, None).is_ok(), "proofs of sound entries still work");
     drop(log);
     // From then on, in every process: appends refused with the entry named; reads go on.

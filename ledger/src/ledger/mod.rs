@@ -34,6 +34,13 @@ use crate::governance::{Alert, History, ViewError, Views};
 use crate::log::{Log, LogError, QuarantineRecord};
 use crate::store::Storage;
 
+/// How long a round of [`Ledger::append_slices`] goes between flushes at most: a round that
+/// runs longer (late evidence re-judging much traffic read back from the log) makes the slices
+/// it has done durable, with the views, before it goes on, so that a crash in it redoes at most
+/// this much work. Without it a producer whose requests each take longer than the process
+/// stays up between crashes never gets one stored, and falls further behind with every retry.
+pub const DURABLE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Called with each alert as it is raised.
 pub type AlertHook = Box<dyn FnMut(&Alert) + Send>;
 
@@ -44,6 +51,8 @@ pub struct Ledger<S: Storage> {
     /// Set when projecting failed after a commit: the views must be reloaded and caught up.
     behind: bool,
     on_alert: Option<AlertHook>,
+    /// [`DURABLE_EVERY`], but for tests.
+    durable_every: std::time::Duration,
 }
 
 impl<S: Storage> std::fmt::Debug for Ledger<S> {
@@ -61,7 +70,7 @@ impl<S: Storage> Ledger<S> {
     /// Like [`Ledger::open`], with an alert hook that also sees the alerts of the catch-up.
     pub fn open_with(log: Log<S>, on_alert: Option<AlertHook>) -> Result<Self, ViewError> {
         let views = Views::load(log.store())?;
-        let mut ledger = Ledger { log, views, behind: false, on_alert };
+        let mut ledger = Ledger { log, views, behind: false, on_alert, durable_every: DURABLE_EVERY };
         ledger.catch_up()?;
         Ok(ledger)
     }
@@ -203,8 +212,9 @@ impl<S: Storage> Sink for Ledger<S> {
 impl<S: Storage> Ledger<S> {
     /// Appends consecutive batches as one durable round: each is applied atomically and
     /// projected on its own, one flush at the end puts them all on disk before this returns
-    /// (then a checkpoint is cut if due), and the views are saved once, after it. The
-    /// outcomes are the batches', in order.
+    /// (then a checkpoint is cut if due), and the views are saved once, after it; a round that
+    /// runs longer than [`DURABLE_EVERY`] also saves and flushes what it has done so far on
+    /// the way. The outcomes are the batches', in order.
     ///
     /// Smaller atomic batches are for readers: sled holds back every read of the store while
     /// a batch applies, for a few milliseconds per 500 events. If a batch fails, the ones
@@ -214,7 +224,8 @@ impl<S: Storage> Ledger<S> {
     pub fn append_slices(&mut self, batches: &[Batch]) -> Result<BatchReport, LogError> {
         let mut outcomes = Vec::with_capacity(batches.iter().map(|b| b.records.len()).sum());
         let mut result = Ok(());
-        for batch in batches {
+        let mut since_durable = std::time::Instant::now();
+        for (n, batch) in batches.iter().enumerate() {
             let first = self.log.size();
             match self.log.append_unflushed(batch) {
                 Ok(report) => {
@@ -226,16 +237,30 @@ impl<S: Storage> Ledger<S> {
                     break;
                 }
             }
+            if n + 1 < batches.len() && since_durable.elapsed() >= self.durable_every {
+                self.save_views();
+                if let Err(e) = self.log.flush() {
+                    result = Err(e);
+                    break;
+                }
+                since_durable = std::time::Instant::now();
+            }
         }
         if !outcomes.is_empty() {
             let flushed = self.log.flush();
             result = result.and(flushed);
-            if let Err(error) = self.views.save(self.log.store()) {
-                tracing::error!(message = "Failed to save the views; they will catch up.", %error);
-                self.behind = true;
-            }
+            self.save_views();
         }
         result.map(|()| BatchReport { outcomes })
+    }
+
+    /// Saves the views (to be flushed with the log's next flush); a failure leaves them
+    /// behind, to catch up.
+    fn save_views(&mut self) {
+        if let Err(error) = self.views.save(self.log.store()) {
+            tracing::error!(message = "Failed to save the views; they will catch up.", %error);
+            self.behind = true;
+        }
     }
 
     /// Projects an appended batch into the views (saving them when `save`); a failure leaves
@@ -253,7 +278,11 @@ struct Replay<'a, S: Storage>(&'a Log<S>);
 
 impl<S: Storage> History for Replay<'_, S> {
     fn replay(&self, from: u64, to: u64, needles: &[&[u8]], each: &mut dyn FnMut(u64, &evidence_schemas::Event)) {
-        for item in self.0.entries(from) {
+        // Only the entries holding every needle are checked, copied and parsed; the first one
+        // past `to` ends the scan.
+        let finders: Vec<_> = needles.iter().map(memchr::memmem::Finder::new).collect();
+        let picked = move |e: &EntryRef<'_>| e.seq > to || finders.iter().all(|f| f.find(e.event).is_some());
+        for item in self.0.entries_where(from, picked) {
             let (seq, record) = match item {
                 Ok(pair) => pair,
                 // A damaged entry has its own alert; the entries after it still count.
@@ -267,9 +296,6 @@ impl<S: Storage> History for Replay<'_, S> {
                 return;
             }
             let Ok(entry) = EntryRef::decode(&record) else { continue };
-            if !needles.iter().all(|n| memchr::memmem::find(entry.event, n).is_some()) {
-                continue;
-            }
             if let Ok(event) = evidence_schemas::parse_validated(entry.event) {
                 each(seq, &event);
             }
@@ -296,5 +322,97 @@ fn received(micros: i64) -> chrono::DateTime<chrono::FixedOffset> {
 fn fire(hook: &mut Option<AlertHook>, alerts: &[Alert]) {
     if let Some(hook) = hook {
         alerts.iter().for_each(hook);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use evidence_ingest::{Batch, Origin, Record, Verdict};
+    use evidence_schemas::sample::sample_event;
+    use evidence_schemas::Validator;
+    use evidence_verifier::SignerKey;
+
+    use super::Ledger;
+    use crate::log::{CheckpointPolicy, Log};
+    use crate::store::{MemStorage, Pair, Storage, StorageError, WriteBatch};
+
+    /// A store that keeps what each durable commit left on "disk", to open as a crash would.
+    #[derive(Debug, Default)]
+    struct Disk {
+        live: MemStorage,
+        images: Mutex<Vec<BTreeMap<Vec<u8>, Vec<u8>>>>,
+    }
+
+    impl Storage for Disk {
+        type Bytes = <MemStorage as Storage>::Bytes;
+        fn get(&self, key: &[u8]) -> Result<Option<Self::Bytes>, StorageError> {
+            self.live.get(key)
+        }
+        fn range(&self, from: &[u8], to: &[u8]) -> Box<dyn Iterator<Item = Result<Pair<Self>, StorageError>> + '_> {
+            self.live.range(from, to)
+        }
+        fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<Pair<Self>>, StorageError> {
+            self.live.last_in(from, to)
+        }
+        fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
+            self.live.commit(batch)?;
+            let image = self.live.range(&[], &[0xff; 8]).map(|p| p.map(|(k, v)| (k.to_vec(), v.to_vec())));
+            self.images.lock().unwrap().push(image.collect::<Result<_, _>>()?);
+            Ok(())
+        }
+        fn apply(&self, batch: WriteBatch) -> Result<(), StorageError> {
+            self.live.apply(batch)
+        }
+    }
+
+    fn signer() -> SignerKey {
+        SignerKey::from_seed("test.example/rounds", [5u8; 32]).unwrap()
+    }
+
+    /// The log size a process opening each durable image would find.
+    fn sizes_after_a_crash(disk: &Disk) -> Vec<u64> {
+        let images = disk.images.lock().unwrap().clone();
+        let sizes = images.into_iter().map(|image| {
+            let store = MemStorage::default();
+            let mut batch = WriteBatch::default();
+            image.into_iter().for_each(|(k, v)| batch.put(k, v));
+            store.commit(batch).unwrap();
+            Log::open(store, vec![signer()], CheckpointPolicy::default()).unwrap().size()
+        });
+        let mut sizes: Vec<u64> = sizes.collect();
+        sizes.dedup();
+        sizes
+    }
+
+    /// Three slices of 100 sample events as one round, with the given bound between flushes.
+    fn round(every: std::time::Duration) -> Vec<u64> {
+        let v = Validator::default();
+        let log = Log::open(Disk::default(), vec![signer()], CheckpointPolicy::default()).unwrap();
+        let mut ledger = Ledger::open(log).unwrap();
+        ledger.durable_every = every;
+        let slices: Vec<Batch> = (0..3u64)
+            .map(|n| Batch {
+                records: (n * 100..(n + 1) * 100)
+                    .map(|i| Record {
+                        origin: Origin::File { path: "round".into(), line: i + 1 },
+                        verdict: Verdict::Valid(Box::new(v.validate(sample_event(i).as_bytes()).unwrap())),
+                    })
+                    .collect(),
+                positions: Vec::new(),
+            })
+            .collect();
+        ledger.append_slices(&slices).unwrap();
+        sizes_after_a_crash(ledger.log().store())
+    }
+
+    /// A round that runs past its bound makes each slice durable as it goes: a crash in it
+    /// keeps what was done, so the retry finds it stored. A quick round flushes once, at its end.
+    #[test]
+    fn a_long_round_is_durable_slice_by_slice() {
+        assert_eq!(round(std::time::Duration::ZERO), vec![0, 100, 200, 300]);
+        assert_eq!(round(std::time::Duration::from_secs(3600)), vec![0, 300]);
     }
 }

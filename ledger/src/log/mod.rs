@@ -98,7 +98,7 @@ pub use self::quarantine::{Conflict, QuarantineRecord, RawEncoding};
 pub use self::read::{Extension, InclusionPaths, LogAt};
 pub use self::tree::ProofError;
 use self::tree::{TileWriter, TreeReader};
-use self::verified::{read_entries, Damage};
+use self::verified::{read_entries, read_entries_where, Damage};
 use crate::store::keyspace::{
     prefix_end, CHECKPOINT, ENTRY, GAP, META_COUNTERS, META_DEAD_LETTERS, META_ORIGIN, POSITION,
 };
@@ -389,6 +389,21 @@ impl<S: Storage> Log<S> {
     /// met stops appends ([`Log::damage`]).
     pub fn entries(&self, from: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>), LogError>> + '_ {
         read_entries(&*self.store, from).inspect(|r| {
+            if let Err(e) = r {
+                self.damage.note(&*self.store, e);
+            }
+        })
+    }
+
+    /// Like [`Log::entries`], the records `keep` picks only (see
+    /// [`verified::read_entries_where`]): a scan for a few entries among many checks and copies
+    /// only those.
+    pub fn entries_where<'s>(
+        &'s self,
+        from: u64,
+        keep: impl Fn(&EntryRef<'_>) -> bool + 's,
+    ) -> impl Iterator<Item = Result<(u64, Vec<u8>), LogError>> + 's {
+        read_entries_where(&*self.store, from, keep).inspect(|r| {
             if let Err(e) = r {
                 self.damage.note(&*self.store, e);
             }

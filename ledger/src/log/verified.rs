@@ -60,6 +60,18 @@ fn chain_before<S: Storage + ?Sized>(store: &S, seq: u64) -> Result<Option<Hash>
 
 /// Checked entry records of `store` from `from` on, in order (see the module docs).
 pub(crate) fn read_entries<S: Storage + ?Sized>(store: &S, from: u64) -> EntryRecords<'_> {
+    read_entries_where(store, from, |_| true)
+}
+
+/// Like [`read_entries`], yielding only the records `keep` picks (and every record that cannot
+/// be decoded, as the [`LogError::BadEntry`] it is). Only those are checked: a record passed
+/// over is neither checked nor copied, and its stored chain hash is what the next record is
+/// checked against, so each record yielded is as checked as in [`read_entries`].
+pub(crate) fn read_entries_where<'s, S: Storage + ?Sized>(
+    store: &'s S,
+    from: u64,
+    keep: impl Fn(&EntryRef<'_>) -> bool + 's,
+) -> EntryRecords<'s> {
     // Start at the segment holding `from`: the last one whose first entry is at or before it.
     let start = match store.last_in(&segment_key(0), &segment_key(from.saturating_add(1))) {
         Ok(Some((k, _))) => k.as_ref().to_vec(),
@@ -101,6 +113,16 @@ pub(crate) fn read_entries<S: Storage + ?Sized>(store: &S, from: u64) -> EntryRe
                         prev = None;
                         break;
                     };
+                    if seq < from {
+                        prev = EntryRef::decode(record).ok().map(|e| *e.chain);
+                        continue;
+                    }
+                    if let Ok(entry) = EntryRef::decode(record) {
+                        if !keep(&entry) {
+                            prev = Some(*entry.chain);
+                            continue;
+                        }
+                    }
                     match check_record(seq, record, prev.as_ref()) {
                         Ok(chain) => {
                             prev = Some(chain);
