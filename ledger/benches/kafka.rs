@@ -6,6 +6,8 @@
 //! - baseline: an rdkafka consumer (same library, same broker) reading every message.
 //! - ledger: `evidence serve` (release build) from start until its log holds every event,
 //!   validated, appended, flushed; its peak resident memory (VmHWM) is read from /proc.
+//! - ingest: `evidence ingest --file` of the same events, as NDJSON, into a fresh store: what
+//!   the user's file command does with them (issue 16 asks serve for 0.9x of it).
 
 use std::io::BufRead as _;
 use std::path::PathBuf;
@@ -147,9 +149,36 @@ fn main() {
     serve.wait().unwrap();
     let _ = broker.kill();
     let _ = broker.wait();
+
+    // The same events through `evidence ingest --file`.
+    let file = tmp.path().join("events.ndjson");
+    let mut text = String::new();
+    for i in 0..events {
+        text.push_str(&sample_event(i));
+        text.push('\n');
+    }
+    std::fs::write(&file, text).unwrap();
+    let store = tmp.path().join("ingested");
+    let init =
+        Command::new(&bin).arg("--data-dir").arg(&store).args(["init", "--origin", "bench.example/ingest"]).status();
+    assert!(init.unwrap().success(), "evidence init failed");
+    let t = Instant::now();
+    let ingested = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(&store)
+        .args(["ingest", "--file"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ingested.code().is_some_and(|c| c == 0 || c == 3), "evidence ingest failed: {ingested}");
+    let ingest = events as f64 / t.elapsed().as_secs_f64();
     println!("\nkafka ingest: {events} events (~500 B) over 4 partitions, batches of 1000, durable flush per batch");
     println!("  bare rdkafka consumer: {raw:>9.0} events/s");
     println!("  evidence serve:        {ledger:>9.0} events/s (validated, appended, flushed)");
     println!("  ratio serve/consumer:  {:.2}", ledger / raw);
+    println!("  evidence ingest --file:{ingest:>9.0} events/s (the same events from a file)");
+    println!("  ratio serve/ingest:    {:.2} (target >= 0.9)", ledger / ingest);
     println!("  serve peak RSS:        {:.0} MB", peak_kb as f64 / 1024.0);
 }
