@@ -105,11 +105,8 @@ const LEVEL: i32 = 1;
 thread_local! {
     /// One compression context per thread: making one costs more than compressing a segment.
     static PACKER: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
-}
-
-thread_local! {
-    /// One decompression context per thread: making one costs more than a segment's
-    /// decompression (a scan of the log made a context per segment and spent 13% in it).
+    /// One decompression context per thread, for the same reason (a scan of the log that made
+    /// one per segment spent 13% of its time in it).
     static UNPACKER: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
 }
 

@@ -24,11 +24,10 @@ use crate::store::{Storage, WriteBatch};
 /// Entry records with their sequence numbers, in order; bad ones as [`LogError::BadEntry`].
 pub(crate) type EntryRecords<'s> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>), LogError>> + 's>;
 
-/// Checks `record`, stored as entry `seq`, against the chain hash before it (`None`: unknown,
-/// so only the record's own consistency is checked). Returns its chain hash.
-pub(crate) fn check_record(seq: u64, record: &[u8], prev: Option<&Hash>) -> Result<Hash, LogError> {
+/// Checks `entry`, decoded from the record stored as entry `seq`, against the chain hash before
+/// it (`None`: unknown, so only the record's own consistency is checked). Returns its chain hash.
+fn check_entry(seq: u64, entry: &EntryRef<'_>, prev: Option<&Hash>) -> Result<Hash, LogError> {
     let bad = |problem: String| LogError::BadEntry { seq, problem };
-    let entry = EntryRef::decode(record).map_err(|e| bad(e.to_string()))?;
     if entry.seq != seq {
         return Err(bad(format!("it is stored as entry {seq} but says it is entry {}", entry.seq)));
     }
@@ -113,24 +112,29 @@ pub(crate) fn read_entries_where<'s, S: Storage + ?Sized>(
                         prev = None;
                         break;
                     };
-                    if seq < from {
-                        prev = EntryRef::decode(record).ok().map(|e| *e.chain);
-                        continue;
-                    }
-                    if let Ok(entry) = EntryRef::decode(record) {
-                        if !keep(&entry) {
+                    let decoded = EntryRef::decode(record);
+                    let checked = match &decoded {
+                        // Passed over: its stored chain hash is what the next record is checked
+                        // against.
+                        Ok(entry) if seq < from || !keep(entry) => {
                             prev = Some(*entry.chain);
                             continue;
                         }
-                    }
-                    match check_record(seq, record, prev.as_ref()) {
+                        Ok(entry) => check_entry(seq, entry, prev.as_ref()),
+                        Err(_) if seq < from => {
+                            prev = None;
+                            continue;
+                        }
+                        Err(e) => Err(LogError::BadEntry { seq, problem: e.to_string() }),
+                    };
+                    match checked {
                         Ok(chain) => {
                             prev = Some(chain);
                             out.push(Ok((seq, record.to_vec())));
                         }
                         Err(e) => {
                             // Go on from what the record says its chain hash is.
-                            prev = EntryRef::decode(record).ok().map(|e| *e.chain);
+                            prev = decoded.ok().map(|e| *e.chain);
                             out.push(Err(e));
                         }
                     }
