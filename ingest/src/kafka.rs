@@ -24,7 +24,8 @@
 //! the partition moves on.
 //!
 //! The loop runs until `shutdown` resolves: it then stops reading, stores the batch in hand,
-//! commits its offsets and returns. The sink is called on a blocking thread.
+//! commits its offsets and returns. The sink is called on a blocking thread, one batch at a
+//! time and in order; while it stores one, the next is received and validated.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -40,7 +41,7 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
-use crate::intake::{Incoming, Intake, Totals};
+use crate::intake::{validate_many, Incoming, Intake, Totals};
 
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -256,6 +257,92 @@ fn offsets(next: &HashMap<(String, i32), i64>) -> TopicPartitionList {
     tpl
 }
 
+/// A batch being stored on a blocking thread (the sink and the hook go with it), and the
+/// next offset of each partition it reaches.
+struct Storing<S: Sink, F> {
+    task: tokio::task::JoinHandle<(S, F, Result<Progress, S::Error>)>,
+    next: HashMap<(String, i32), i64>,
+}
+
+impl<S: Sink, F> Storing<S, F> {
+    /// Waits for the batch to be stored, then commits its offsets to the group: the sink, the
+    /// hook and the progress after it, or the sink's error.
+    async fn finish<C: ConsumerContext>(
+        self,
+        consumer: &StreamConsumer<C>,
+        reached: &mut HashMap<(String, i32), i64>,
+    ) -> Result<(S, F, Progress), KafkaSourceError<S::Error>> {
+        let (owned, after_batch, result) = self.task.await.expect("the batch task does not panic");
+        let progress = result.map_err(KafkaSourceError::Sink)?;
+        reached.extend(self.next.iter().map(|(k, v)| (k.clone(), *v)));
+        // The batch is durable: now tell the group.
+        if let Err(error) = consumer.commit(&offsets(&self.next), CommitMode::Async) {
+            tracing::warn!(message = "Failed to commit group offsets (the ledger's positions stand).", %error);
+        }
+        Ok((owned, after_batch, progress))
+    }
+}
+
+/// One batch as received: the records, the next offset and the offsets skipped of each
+/// partition it read, and whether the source was asked to stop meanwhile.
+struct Received {
+    raw: Vec<Incoming>,
+    next: HashMap<(String, i32), i64>,
+    skipped: HashMap<(String, i32), u64>,
+    stopping: bool,
+}
+
+/// Receives one batch: up to `batch_size` records, or what came within `batch_wait` of the
+/// first one (or within a second, when none came), or what came before `shutdown`.
+async fn receive<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    config: &KafkaConfig,
+    resumed: &Resumed,
+    compacted: &HashSet<String>,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Received {
+    let mut out = Received {
+        raw: Vec::with_capacity(config.batch_size),
+        next: HashMap::new(),
+        skipped: HashMap::new(),
+        stopping: false,
+    };
+    let mut deadline: Option<Instant> = None;
+    while out.raw.len() < config.batch_size {
+        let wait = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(1),
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.as_mut() => { out.stopping = true; break; }
+            received = tokio::time::timeout(wait, consumer.recv()) => match received {
+                Err(_) => break,
+                Ok(Err(error)) => {
+                    tracing::warn!(message = "Failed to receive from Kafka; retrying.", %error);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Ok(Ok(m)) => {
+                    let origin = Origin::Kafka { topic: m.topic().to_string(), partition: m.partition(), offset: m.offset() };
+                    let refused = m.payload().is_none().then(|| Rejection::NotJson {
+                        message: "empty message (no payload)".into(),
+                        line: 1,
+                        column: 0,
+                    });
+                    let lost = gap(resumed, compacted, m.topic(), m.partition(), m.offset());
+                    if lost > 0 {
+                        *out.skipped.entry((m.topic().to_string(), m.partition())).or_default() += lost;
+                    }
+                    out.next.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+                    out.raw.push((origin, m.payload().unwrap_or_default().to_vec(), refused));
+                    deadline.get_or_insert_with(|| Instant::now() + config.batch_wait);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Consumes until `shutdown` resolves. `after_batch` runs on a blocking thread after each
 /// stored batch and at least once a second when idle, with the sink: checkpoints, dead-letter
 /// forwarding and progress logs hang there.
@@ -300,6 +387,7 @@ where
     }
 
     let mut held = Some((sink, after_batch));
+    let mut storing: Option<Storing<S, F>> = None;
     let mut progress = Progress::default();
     let mut reached: HashMap<(String, i32), i64> = HashMap::new();
     let started = Instant::now();
@@ -322,44 +410,14 @@ where
             );
             (last_log, last_accepted) = (Instant::now(), progress.totals.accepted);
         }
-        // Fill one batch: up to batch_size records or batch_wait after the first one.
-        let mut raw: Vec<Incoming> = Vec::with_capacity(config.batch_size);
-        let mut next: HashMap<(String, i32), i64> = HashMap::new();
-        let mut skipped: HashMap<(String, i32), u64> = HashMap::new();
-        let mut deadline: Option<Instant> = None;
-        while raw.len() < config.batch_size {
-            let wait = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()),
-                None => Duration::from_secs(1),
-            };
-            tokio::select! {
-                biased;
-                _ = &mut shutdown, if !stopping => { stopping = true; break; }
-                received = tokio::time::timeout(wait, consumer.recv()) => match received {
-                    Err(_) => break,
-                    Ok(Err(error)) => {
-                        tracing::warn!(message = "Failed to receive from Kafka; retrying.", %error);
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                    Ok(Ok(m)) => {
-                        let origin = Origin::Kafka { topic: m.topic().to_string(), partition: m.partition(), offset: m.offset() };
-                        let refused = m.payload().is_none().then(|| Rejection::NotJson {
-                            message: "empty message (no payload)".into(),
-                            line: 1,
-                            column: 0,
-                        });
-                        let lost = gap(&resumed, &compacted, m.topic(), m.partition(), m.offset());
-                        if lost > 0 {
-                            *skipped.entry((m.topic().to_string(), m.partition())).or_default() += lost;
-                        }
-                        next.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
-                        raw.push((origin, m.payload().unwrap_or_default().to_vec(), refused));
-                        deadline.get_or_insert_with(|| Instant::now() + config.batch_wait);
-                    }
-                }
+        // While the last batch is stored, the next one is received and validated.
+        let received = receive(&consumer, &config, &resumed, &compacted, &mut shutdown).await;
+        stopping = received.stopping;
+        if received.raw.is_empty() {
+            if let Some(last) = storing.take() {
+                let (owned, after_batch, now) = last.finish(&consumer, &mut reached).await?;
+                (held, progress) = (Some((owned, after_batch)), now);
             }
-        }
-        if raw.is_empty() {
             // Idle: let the hook run (time-based checkpoints, progress logs) and wait again.
             let (mut owned, mut after_batch) = held.take().expect("the sink is back after every batch");
             let now = progress;
@@ -372,23 +430,30 @@ where
             held = Some((owned, after_batch));
             continue;
         }
-        // Validate and store on a blocking thread: validation is CPU work, the sink does I/O.
-        let (mut owned, mut after_batch) = held.take().expect("the sink is back after every batch");
-        let validator = Arc::clone(&validator);
-        let batch_size = config.batch_size;
-        let positions: Vec<Position> = next
+        let check = Arc::clone(&validator);
+        let raw = received.raw;
+        let records =
+            tokio::task::spawn_blocking(move || validate_many(&check, raw)).await.expect("validation does not panic");
+        if let Some(last) = storing.take() {
+            let (owned, after_batch, now) = last.finish(&consumer, &mut reached).await?;
+            (held, progress) = (Some((owned, after_batch)), now);
+        }
+        let (owned, after_batch) = held.take().expect("the sink is back after every batch");
+        let positions: Vec<Position> = received
+            .next
             .iter()
             .map(|(at, next)| Position {
                 source: position_name(&at.0, at.1),
                 next: *next,
-                skipped: skipped.get(at).copied().unwrap_or(0),
+                skipped: received.skipped.get(at).copied().unwrap_or(0),
             })
             .collect();
-        let lost: u64 = skipped.values().sum();
-        let before = progress;
-        let (owned, after_batch, result) = tokio::task::spawn_blocking(move || {
+        let lost: u64 = received.skipped.values().sum();
+        let (validator, batch_size, before) = (Arc::clone(&validator), config.batch_size, progress);
+        let task = tokio::task::spawn_blocking(move || {
+            let (mut owned, mut after_batch) = (owned, after_batch);
             let mut intake = Intake::new(&validator, batch_size + 1);
-            intake.push_many(raw);
+            intake.add(records);
             for p in positions {
                 intake.reach(p);
             }
@@ -404,17 +469,12 @@ where
                 now
             });
             (owned, after_batch, result)
-        })
-        .await
-        .expect("the batch task does not panic");
-        progress = result.map_err(KafkaSourceError::Sink)?;
-        held = Some((owned, after_batch));
-
-        reached.extend(next.iter().map(|(k, v)| (k.clone(), *v)));
-        // The batch is durable: now tell the group.
-        if let Err(error) = consumer.commit(&offsets(&next), CommitMode::Async) {
-            tracing::warn!(message = "Failed to commit group offsets (the ledger's positions stand).", %error);
-        }
+        });
+        storing = Some(Storing { task, next: received.next });
+    }
+    if let Some(last) = storing.take() {
+        let (owned, after_batch, now) = last.finish(&consumer, &mut reached).await?;
+        (held, progress) = (Some((owned, after_batch)), now);
     }
     // A last synchronous commit, so that the group's offsets match the ledger's positions once
     // the source stopped: a partition handed to another ledger starts there.
