@@ -15,6 +15,7 @@ pub mod audit;
 mod config;
 mod dead_letters;
 pub mod http;
+mod pace;
 pub mod siem;
 pub mod tokens;
 pub mod witnesses;

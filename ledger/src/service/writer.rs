@@ -1,9 +1,10 @@
 //! The one writer. A thread owns the [`Ledger`]; HTTP intake and Kafka hand it batches through
 //! one bounded queue and wait for their answers. Each round takes every batch waiting (up to
 //! [`MAX_GROUP`] records) and appends them with one flush: group commit, so many producers
-//! share one fsync. Within a round the records are applied in atomic slices of at most
-//! [`SLICE`], each projected into the views on its own, so that no single store batch holds
-//! readers back for long. After each round, and every second when idle, it cuts a
+//! share one fsync. Within a round the records are applied in atomic slices, each projected
+//! into the views on its own: of at most [`SLICE`] while readers ask questions (so that no
+//! single store batch holds them back for long) or rounds run slow, wider otherwise
+//! ([`super::pace`]). After each round, and every second when idle, it cuts a
 //! checkpoint when one is due and runs the service's other upkeep, then publishes what readers
 //! need ([`Published`]) so that reads never wait for the writer.
 //!
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use evidence_ingest::{Batch, BatchReport, Origin, Outcome, Record, Sink, Verdict};
 use tokio::sync::oneshot::Sender;
 
+use super::pace::{Pace, Reads};
 use crate::ledger::Ledger;
 use crate::log::{LogError, Status};
 use crate::store::Storage;
@@ -30,7 +32,8 @@ use crate::store::Storage;
 /// (about 24,000 events/s), when a round was one store batch.
 pub const MAX_GROUP: usize = 500;
 
-/// The most records one atomic store batch of a round holds (see [`Ledger::append_slices`]).
+/// The most records one atomic store batch of a round holds while readers are about or rounds
+/// run slow (see [`Ledger::append_slices`]; otherwise [`super::pace::WIDE_SLICE`]).
 /// sled stops every reader of the store while a batch applies (its concurrency control), about
 /// 5 µs a record here: a round of 500 as one batch held readers back for 2.4 ms at the median
 /// and 10 ms at p99, and questions asked under intake had a p99 of 12 to 17 ms. In slices of
@@ -98,6 +101,7 @@ pub struct WriterHandle<S: Storage> {
     queue: SyncSender<Job<S>>,
     published: Arc<RwLock<Published>>,
     finished: Arc<AtomicBool>,
+    reads: Arc<Reads>,
 }
 
 /// Marks the writer finished when its thread ends, by a return or a panic.
@@ -115,6 +119,7 @@ impl<S: Storage> Clone for WriterHandle<S> {
             queue: self.queue.clone(),
             published: Arc::clone(&self.published),
             finished: Arc::clone(&self.finished),
+            reads: Arc::clone(&self.reads),
         }
     }
 }
@@ -126,6 +131,12 @@ impl<S: Storage> std::fmt::Debug for WriterHandle<S> {
 }
 
 impl<S: Storage> WriterHandle<S> {
+    /// Tells the writer that a reader is asking the store something: it keeps its atomic
+    /// slices narrow for a while ([`Pace`]).
+    pub fn reading(&self) {
+        self.reads.mark();
+    }
+
     /// Queues a batch without waiting.
     pub fn try_submit(&self, records: Vec<Record>) -> Submit {
         let (reply, rx) = tokio::sync::oneshot::channel();
@@ -201,12 +212,18 @@ pub fn spawn<S: Storage>(
     let (queue, jobs) = sync_channel(capacity.max(1));
     let published = Arc::new(RwLock::new(Published::of(&ledger, None)));
     let finished = Arc::new(AtomicBool::new(false));
-    let handle = WriterHandle { queue, published: Arc::clone(&published), finished: Arc::clone(&finished) };
+    let reads = Arc::new(Reads::default());
+    let handle = WriterHandle {
+        queue,
+        published: Arc::clone(&published),
+        finished: Arc::clone(&finished),
+        reads: Arc::clone(&reads),
+    };
     let thread = std::thread::Builder::new()
         .name("evidence-writer".into())
         .spawn(move || {
             let _finished = Finished(finished);
-            run(ledger, &jobs, &published, upkeep)
+            run(ledger, &jobs, (&published, &reads), upkeep)
         })
         .expect("the writer thread starts");
     (handle, thread)
@@ -215,10 +232,11 @@ pub fn spawn<S: Storage>(
 fn run<S: Storage>(
     mut ledger: Ledger<S>,
     jobs: &Receiver<Job<S>>,
-    published: &RwLock<Published>,
+    (published, reads): (&RwLock<Published>, &Reads),
     mut upkeep: Upkeep<S>,
 ) -> Result<Ledger<S>, LogError> {
     let mut failure = None;
+    let mut pace = Pace::default();
     let mut last_upkeep = Instant::now();
     loop {
         let first = match jobs.recv_timeout(Duration::from_secs(1)) {
@@ -232,7 +250,7 @@ fn run<S: Storage>(
             Some(Job::Stop) => break,
             Some(Job::Batch { batch, reply }) => {
                 let stop;
-                (failure, stop) = round(&mut ledger, (batch, reply), jobs);
+                (failure, stop) = round(&mut ledger, (batch, reply), jobs, (&mut pace, reads));
                 if stop {
                     break;
                 }
@@ -258,6 +276,7 @@ fn round<S: Storage>(
     ledger: &mut Ledger<S>,
     first: (Batch, Sender<Reply>),
     jobs: &Receiver<Job<S>>,
+    (pace, reads): (&mut Pace, &Reads),
 ) -> (Option<String>, bool) {
     let started = Instant::now();
     let mut records = first.0.records.len();
@@ -281,15 +300,16 @@ fn round<S: Storage>(
             Err(_) => break,
         }
     }
-    let mut slices = vec![Batch { records: Vec::with_capacity(records.min(SLICE)), positions: Vec::new() }];
+    let slice = pace.slice(reads);
+    let mut slices = vec![Batch { records: Vec::with_capacity(records.min(slice)), positions: Vec::new() }];
     let mut positions = Vec::new();
     let mut sizes = Vec::with_capacity(group.len());
     let mut replies = Vec::with_capacity(group.len());
     for (one, reply) in group {
         sizes.push(one.records.len());
         for record in one.records {
-            if slices.last().is_some_and(|s| s.records.len() == SLICE) {
-                slices.push(Batch { records: Vec::with_capacity(SLICE), positions: Vec::new() });
+            if slices.last().is_some_and(|s| s.records.len() == slice) {
+                slices.push(Batch { records: Vec::with_capacity(slice), positions: Vec::new() });
             }
             slices.last_mut().expect("one slice at least").records.push(record);
         }
@@ -299,6 +319,7 @@ fn round<S: Storage>(
     // Sources' positions move with the round's last slice, after every record before them.
     slices.last_mut().expect("one slice at least").positions = positions;
     let failure = append_group(ledger, &slices, sizes, replies, started);
+    pace.record(records, started.elapsed());
     if let Some(task) = task {
         task(ledger);
     }

@@ -175,6 +175,9 @@ async fn authorize<S: Storage>(State(api): Shared<S>, mut request: Request, next
         let detail = format!("The token {:?} has the role {}; this route needs {needed}.", caller.name, caller.role);
         return Problem::new(StatusCode::FORBIDDEN, detail).into_response();
     }
+    if needed == Role::Reader {
+        api.writer.reading();
+    }
     request.extensions_mut().insert(caller);
     next.run(request).await
 }

@@ -1,0 +1,114 @@
+//! How large the writer cuts a round's atomic slices ([`Pace::slice`]).
+//!
+//! Each slice is one store batch, and a store batch has a fixed cost (the last segment and
+//! the last Merkle tile of each level are rewritten, sled applies and logs the batch): a round
+//! of 1,000 sample events appends at about 43,000 events/s in slices of 100, 47,000 in slices
+//! of 250 and 51,000 to 54,000 in slices of 500 or 1,000 (`cargo run --release -p
+//! evidence-ledger --example slices`). Small slices
+//! buy two things, and the writer pays for them only when it needs them:
+//! - **Readers.** sled holds every reader of the store back while a batch applies (about 5 µs
+//!   a record), so while readers ask questions (an HTTP read in the last
+//!   [`READERS_LINGER`]), slices are [`SLICE`] records.
+//! - **Progress through crashes.** A round that runs past [`crate::ledger::DURABLE_EVERY`] is
+//!   flushed slice by slice on the way (late evidence re-judging old traffic can make a round
+//!   take seconds). A wide slice would be one unflushed step, so slices are wide only when the
+//!   last round ran quickly, and a writer that has not timed a round yet (after a start, or a
+//!   crash) starts narrow.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::writer::SLICE;
+
+/// The records of a slice when no reader is about and rounds run quickly: a Kafka batch of
+/// the default size, two HTTP requests of 500 events.
+pub(super) const WIDE_SLICE: usize = 1000;
+
+/// How long after a read the writer keeps slices narrow.
+pub(super) const READERS_LINGER: Duration = Duration::from_secs(1);
+
+/// The most a wide slice may be expected to take, at the last round's time per record (125 µs
+/// a record; a round usually takes 20 to 50): half of [`crate::ledger::DURABLE_EVERY`].
+const WIDE_SLICE_BUDGET: Duration = Duration::from_millis(125);
+
+/// When readers last asked the store something, shared by the HTTP API (which marks it) and
+/// the writer (which reads it).
+#[derive(Debug)]
+pub(super) struct Reads {
+    since: Instant,
+    /// Milliseconds from `since` to the last read, plus one; 0 for none yet.
+    last: AtomicU64,
+}
+
+impl Default for Reads {
+    fn default() -> Self {
+        Reads { since: Instant::now(), last: AtomicU64::new(0) }
+    }
+}
+
+impl Reads {
+    /// Records a read now.
+    pub(super) fn mark(&self) {
+        self.last.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// Whether a read was marked within `within`.
+    pub(super) fn within(&self, within: Duration) -> bool {
+        let last = self.last.load(Ordering::Relaxed);
+        last != 0 && self.now().saturating_sub(last) <= within.as_millis() as u64
+    }
+
+    fn now(&self) -> u64 {
+        self.since.elapsed().as_millis() as u64 + 1
+    }
+}
+
+/// The writer's measure of its last round: time per record.
+#[derive(Debug, Default)]
+pub(super) struct Pace {
+    per_record: Option<Duration>,
+}
+
+impl Pace {
+    /// Records a round of `records` that took `took`.
+    pub(super) fn record(&mut self, records: usize, took: Duration) {
+        if records > 0 {
+            self.per_record = Some(took / records as u32);
+        }
+    }
+
+    /// The records of each slice of the next round: [`WIDE_SLICE`] when no reader is about and
+    /// the last round was quick enough for a wide slice to stay inside its budget, else
+    /// [`SLICE`].
+    pub(super) fn slice(&self, reads: &Reads) -> usize {
+        let quick = self.per_record.is_some_and(|d| d * WIDE_SLICE as u32 <= WIDE_SLICE_BUDGET);
+        if quick && !reads.within(READERS_LINGER) {
+            WIDE_SLICE
+        } else {
+            SLICE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_are_wide_only_after_a_quick_round_with_no_reader_about() {
+        let reads = Reads::default();
+        let mut pace = Pace::default();
+        assert_eq!(pace.slice(&reads), SLICE, "no round timed yet (a start, a crash): narrow");
+        pace.record(1000, Duration::from_millis(30));
+        assert_eq!(pace.slice(&reads), WIDE_SLICE, "a quick round, no reader");
+        reads.mark();
+        assert_eq!(pace.slice(&reads), SLICE, "a reader just asked");
+        let quiet = Reads { since: Instant::now() - Duration::from_secs(5), last: AtomicU64::new(1) };
+        assert!(!quiet.within(READERS_LINGER));
+        assert_eq!(pace.slice(&quiet), WIDE_SLICE, "the last read was 5 s ago");
+        pace.record(500, Duration::from_millis(2500));
+        assert_eq!(pace.slice(&quiet), SLICE, "a slow round (late evidence re-judging): narrow, flushed on the way");
+        pace.record(0, Duration::from_secs(9));
+        assert_eq!(pace.slice(&quiet), SLICE, "an empty round says nothing of the pace");
+    }
+}
