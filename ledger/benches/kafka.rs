@@ -19,6 +19,17 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+/// CPU seconds (user and system, every thread) process `pid` has used so far, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start at ")".
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; 100 ticks a second.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn tansu() -> PathBuf {
     let home = PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo/bin/tansu");
     let found = Command::new("sh").args(["-c", "command -v tansu"]).output().ok().filter(|o| o.status.success());
@@ -87,6 +98,7 @@ fn main() {
         tpl.add_partition_offset("evidence", p, Offset::Beginning).unwrap();
     }
     consumer.assign(&tpl).unwrap();
+    let broker_before = cpu_seconds(broker.id());
     let t = Instant::now();
     let mut read = 0u64;
     while read < events {
@@ -96,6 +108,7 @@ fn main() {
         assert!(t.elapsed() < Duration::from_secs(600), "raw consumption stalled at {read}");
     }
     let raw = events as f64 / t.elapsed().as_secs_f64();
+    let broker_raw = cpu_seconds(broker.id()) - broker_before;
     drop(consumer);
 
     // The ledger: evidence serve until every event is durable.
@@ -110,6 +123,7 @@ fn main() {
     let init =
         Command::new(&bin).arg("--data-dir").arg(&data).args(["init", "--origin", "bench.example/ledger"]).status();
     assert!(init.unwrap().success(), "evidence init failed");
+    let broker_before = cpu_seconds(broker.id());
     let t = Instant::now();
     let mut serve = Command::new(&bin)
         .arg("--data-dir")
@@ -134,7 +148,8 @@ fn main() {
     let pid = serve.id();
     let mut peak_kb = 0u64;
     let reader = std::io::BufReader::new(serve.stderr.take().unwrap());
-    for line in reader.lines().map_while(Result::ok) {
+    let mut lines = reader.lines();
+    for line in lines.by_ref().map_while(Result::ok) {
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
             if let Some(l) = status.lines().find(|l| l.starts_with("VmHWM:")) {
                 peak_kb = l.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(peak_kb);
@@ -145,8 +160,13 @@ fn main() {
         }
     }
     let ledger = events as f64 / t.elapsed().as_secs_f64();
+    let (serve_cpu, broker_serve) = (cpu_seconds(pid), cpu_seconds(broker.id()) - broker_before);
+    // serve still logs (its stop, the last alerts): its stderr is read to the end, or it would
+    // block on a full pipe and never stop.
+    let drain = std::thread::spawn(move || lines.for_each(drop));
     Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     serve.wait().unwrap();
+    drain.join().unwrap();
     let _ = broker.kill();
     let _ = broker.wait();
 
@@ -163,15 +183,24 @@ fn main() {
         Command::new(&bin).arg("--data-dir").arg(&store).args(["init", "--origin", "bench.example/ingest"]).status();
     assert!(init.unwrap().success(), "evidence init failed");
     let t = Instant::now();
-    let ingested = Command::new(&bin)
+    let mut child = Command::new(&bin)
         .arg("--data-dir")
         .arg(&store)
         .args(["ingest", "--file"])
         .arg(&file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
+        .spawn()
         .unwrap();
+    // Its CPU time is read while it runs (every 10 ms), so the last reading misses at most that.
+    let mut ingest_cpu = 0.0;
+    let ingested = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        ingest_cpu = cpu_seconds(child.id()).max(ingest_cpu);
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert!(ingested.code().is_some_and(|c| c == 0 || c == 3), "evidence ingest failed: {ingested}");
     let ingest = events as f64 / t.elapsed().as_secs_f64();
     println!("\nkafka ingest: {events} events (~500 B) over 4 partitions, batches of 1000, durable flush per batch");
@@ -181,4 +210,11 @@ fn main() {
     println!("  evidence ingest --file:{ingest:>9.0} events/s (the same events from a file)");
     println!("  ratio serve/ingest:    {:.2} (target >= 0.9)", ledger / ingest);
     println!("  serve peak RSS:        {:.0} MB", peak_kb as f64 / 1024.0);
+    let us = |cpu: f64| cpu * 1e6 / events as f64;
+    println!("\nCPU per event (user + system, every thread; the broker shares this machine's cores):");
+    println!("  broker, serving the bare consumer:  {:>6.1} us", us(broker_raw));
+    println!("  broker, serving evidence serve:     {:>6.1} us", us(broker_serve));
+    println!("  evidence serve:                     {:>6.1} us", us(serve_cpu));
+    println!("  evidence ingest --file:             {:>6.1} us", us(ingest_cpu));
+    println!("  ratio ingest/serve CPU per event:   {:.2}", ingest_cpu / serve_cpu);
 }
