@@ -213,7 +213,7 @@ fn producers_retrying_through_sigkills_lose_and_duplicate_nothing() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(300 + seed % 1500));
+        std::thread::sleep(Duration::from_millis(150 + seed % 1000));
         server.child.kill().unwrap();
         server.child.wait().unwrap();
         rounds += 1;

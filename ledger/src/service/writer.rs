@@ -301,6 +301,7 @@ fn round<S: Storage>(
         }
     }
     let slice = pace.slice(reads);
+    metrics::gauge!("evidence_writer_slice_records").set(slice as f64);
     let mut slices = vec![Batch { records: Vec::with_capacity(records.min(slice)), positions: Vec::new() }];
     let mut positions = Vec::new();
     let mut sizes = Vec::with_capacity(group.len());
