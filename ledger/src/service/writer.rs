@@ -2,7 +2,7 @@
 //! one bounded queue and wait for their answers. Each round takes every batch waiting (up to
 //! [`MAX_GROUP`] records) and appends them with one flush: group commit, so many producers
 //! share one fsync. Within a round the records are applied in atomic slices, each projected
-//! into the views on its own: of at most [`SLICE`] while readers ask questions (so that no
+//! into the views on its own: of at most [`super::pace::SLICE`] while readers ask questions (so that no
 //! single store batch holds them back for long) or rounds run slow, wider otherwise
 //! ([`super::pace`]). After each round, and every second when idle, it cuts a
 //! checkpoint when one is due and runs the service's other upkeep, then publishes what readers
@@ -31,15 +31,6 @@ use crate::store::Storage;
 /// gave readers a p99 of 47 ms, 1,000 gave 25 ms and 500 gave 17 ms, at the same intake rate
 /// (about 24,000 events/s), when a round was one store batch.
 pub const MAX_GROUP: usize = 500;
-
-/// The most records one atomic store batch of a round holds while readers are about or rounds
-/// run slow (see [`Ledger::append_slices`]; otherwise [`super::pace::WIDE_SLICE`]).
-/// sled stops every reader of the store while a batch applies (its concurrency control), about
-/// 5 µs a record here: a round of 500 as one batch held readers back for 2.4 ms at the median
-/// and 10 ms at p99, and questions asked under intake had a p99 of 12 to 17 ms. In slices of
-/// 100, with the views saved once a round and the index written key by key, they have a p99
-/// of 7 to 9.5 ms; intake costs about 15% of its rate for it (ops/bench/http).
-pub const SLICE: usize = 100;
 
 /// What readers need of the log, as of the last round.
 #[derive(Clone, Debug)]
