@@ -283,6 +283,22 @@ impl<S: Sink, F> Storing<S, F> {
     }
 }
 
+/// Waits for the batch being stored, if any ([`Storing::finish`]): the sink and the hook are
+/// `held` again, and `progress` is what they reached.
+async fn settle<S: Sink, F, C: ConsumerContext>(
+    storing: &mut Option<Storing<S, F>>,
+    held: &mut Option<(S, F)>,
+    progress: &mut Progress,
+    consumer: &StreamConsumer<C>,
+    reached: &mut HashMap<(String, i32), i64>,
+) -> Result<(), KafkaSourceError<S::Error>> {
+    if let Some(last) = storing.take() {
+        let (owned, after_batch, now) = last.finish(consumer, reached).await?;
+        (*held, *progress) = (Some((owned, after_batch)), now);
+    }
+    Ok(())
+}
+
 /// One batch as received: the records, the next offset and the offsets skipped of each
 /// partition it read, and whether the source was asked to stop meanwhile.
 struct Received {
@@ -414,10 +430,7 @@ where
         let received = receive(&consumer, &config, &resumed, &compacted, &mut shutdown).await;
         stopping = received.stopping;
         if received.raw.is_empty() {
-            if let Some(last) = storing.take() {
-                let (owned, after_batch, now) = last.finish(&consumer, &mut reached).await?;
-                (held, progress) = (Some((owned, after_batch)), now);
-            }
+            settle(&mut storing, &mut held, &mut progress, &consumer, &mut reached).await?;
             // Idle: let the hook run (time-based checkpoints, progress logs) and wait again.
             let (mut owned, mut after_batch) = held.take().expect("the sink is back after every batch");
             let now = progress;
@@ -434,10 +447,7 @@ where
         let raw = received.raw;
         let records =
             tokio::task::spawn_blocking(move || validate_many(&check, raw)).await.expect("validation does not panic");
-        if let Some(last) = storing.take() {
-            let (owned, after_batch, now) = last.finish(&consumer, &mut reached).await?;
-            (held, progress) = (Some((owned, after_batch)), now);
-        }
+        settle(&mut storing, &mut held, &mut progress, &consumer, &mut reached).await?;
         let (owned, after_batch) = held.take().expect("the sink is back after every batch");
         let positions: Vec<Position> = received
             .next
@@ -472,10 +482,7 @@ where
         });
         storing = Some(Storing { task, next: received.next });
     }
-    if let Some(last) = storing.take() {
-        let (owned, after_batch, now) = last.finish(&consumer, &mut reached).await?;
-        (held, progress) = (Some((owned, after_batch)), now);
-    }
+    settle(&mut storing, &mut held, &mut progress, &consumer, &mut reached).await?;
     // A last synchronous commit, so that the group's offsets match the ledger's positions once
     // the source stopped: a partition handed to another ledger starts there.
     if !reached.is_empty() {

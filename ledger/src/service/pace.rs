@@ -16,6 +16,7 @@
 //!   crash) starts narrow.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The most records one atomic store batch of a round holds while readers are about or rounds
@@ -70,13 +71,19 @@ impl Reads {
     }
 }
 
-/// The writer's measure of its last round: time per record.
-#[derive(Debug, Default)]
+/// The writer's measure of its last round (time per record), and the readers it watches.
+#[derive(Debug)]
 pub(super) struct Pace {
     per_record: Option<Duration>,
+    reads: Arc<Reads>,
 }
 
 impl Pace {
+    /// A pace that has timed no round yet, watching `reads`.
+    pub(super) fn new(reads: Arc<Reads>) -> Self {
+        Pace { per_record: None, reads }
+    }
+
     /// Records a round of `records` that took `took`.
     pub(super) fn record(&mut self, records: usize, took: Duration) {
         if records > 0 {
@@ -87,9 +94,9 @@ impl Pace {
     /// The records of each slice of the next round: [`WIDE_SLICE`] when no reader is about and
     /// the last round was quick enough for a wide slice to stay inside its budget, else
     /// [`SLICE`].
-    pub(super) fn slice(&self, reads: &Reads) -> usize {
+    pub(super) fn slice(&self) -> usize {
         let quick = self.per_record.is_some_and(|d| d * WIDE_SLICE as u32 <= WIDE_SLICE_BUDGET);
-        if quick && !reads.within(READERS_LINGER) {
+        if quick && !self.reads.within(READERS_LINGER) {
             WIDE_SLICE
         } else {
             SLICE
@@ -103,19 +110,20 @@ mod tests {
 
     #[test]
     fn slices_are_wide_only_after_a_quick_round_with_no_reader_about() {
-        let reads = Reads::default();
-        let mut pace = Pace::default();
-        assert_eq!(pace.slice(&reads), SLICE, "no round timed yet (a start, a crash): narrow");
+        let reads = Arc::new(Reads::default());
+        let mut pace = Pace::new(Arc::clone(&reads));
+        assert_eq!(pace.slice(), SLICE, "no round timed yet (a start, a crash): narrow");
         pace.record(1000, Duration::from_millis(30));
-        assert_eq!(pace.slice(&reads), WIDE_SLICE, "a quick round, no reader");
+        assert_eq!(pace.slice(), WIDE_SLICE, "a quick round, no reader");
         reads.mark();
-        assert_eq!(pace.slice(&reads), SLICE, "a reader just asked");
+        assert_eq!(pace.slice(), SLICE, "a reader just asked");
         let quiet = Reads { since: Instant::now() - Duration::from_secs(5), last: AtomicU64::new(1) };
         assert!(!quiet.within(READERS_LINGER));
-        assert_eq!(pace.slice(&quiet), WIDE_SLICE, "the last read was 5 s ago");
+        pace.reads = Arc::new(quiet);
+        assert_eq!(pace.slice(), WIDE_SLICE, "the last read was 5 s ago");
         pace.record(500, Duration::from_millis(2500));
-        assert_eq!(pace.slice(&quiet), SLICE, "a slow round (late evidence re-judging): narrow, flushed on the way");
+        assert_eq!(pace.slice(), SLICE, "a slow round (late evidence re-judging): narrow, flushed on the way");
         pace.record(0, Duration::from_secs(9));
-        assert_eq!(pace.slice(&quiet), SLICE, "an empty round says nothing of the pace");
+        assert_eq!(pace.slice(), SLICE, "an empty round says nothing of the pace");
     }
 }

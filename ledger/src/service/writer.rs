@@ -2,9 +2,9 @@
 //! one bounded queue and wait for their answers. Each round takes every batch waiting (up to
 //! [`MAX_GROUP`] records) and appends them with one flush: group commit, so many producers
 //! share one fsync. Within a round the records are applied in atomic slices, each projected
-//! into the views on its own: of at most [`super::pace::SLICE`] while readers ask questions (so that no
-//! single store batch holds them back for long) or rounds run slow, wider otherwise
-//! ([`super::pace`]). After each round, and every second when idle, it cuts a
+//! into the views on its own: of at most [`super::pace::SLICE`] while readers ask questions
+//! (so that no single store batch holds them back for long) or rounds run slow, wider
+//! otherwise ([`super::pace`]). After each round, and every second when idle, it cuts a
 //! checkpoint when one is due and runs the service's other upkeep, then publishes what readers
 //! need ([`Published`]) so that reads never wait for the writer.
 //!
@@ -214,7 +214,7 @@ pub fn spawn<S: Storage>(
         .name("evidence-writer".into())
         .spawn(move || {
             let _finished = Finished(finished);
-            run(ledger, &jobs, (&published, &reads), upkeep)
+            run(ledger, &jobs, &published, Pace::new(reads), upkeep)
         })
         .expect("the writer thread starts");
     (handle, thread)
@@ -223,11 +223,11 @@ pub fn spawn<S: Storage>(
 fn run<S: Storage>(
     mut ledger: Ledger<S>,
     jobs: &Receiver<Job<S>>,
-    (published, reads): (&RwLock<Published>, &Reads),
+    published: &RwLock<Published>,
+    mut pace: Pace,
     mut upkeep: Upkeep<S>,
 ) -> Result<Ledger<S>, LogError> {
     let mut failure = None;
-    let mut pace = Pace::default();
     let mut last_upkeep = Instant::now();
     loop {
         let first = match jobs.recv_timeout(Duration::from_secs(1)) {
@@ -241,7 +241,7 @@ fn run<S: Storage>(
             Some(Job::Stop) => break,
             Some(Job::Batch { batch, reply }) => {
                 let stop;
-                (failure, stop) = round(&mut ledger, (batch, reply), jobs, (&mut pace, reads));
+                (failure, stop) = round(&mut ledger, (batch, reply), jobs, &mut pace);
                 if stop {
                     break;
                 }
@@ -267,7 +267,7 @@ fn round<S: Storage>(
     ledger: &mut Ledger<S>,
     first: (Batch, Sender<Reply>),
     jobs: &Receiver<Job<S>>,
-    (pace, reads): (&mut Pace, &Reads),
+    pace: &mut Pace,
 ) -> (Option<String>, bool) {
     let started = Instant::now();
     let mut records = first.0.records.len();
@@ -291,7 +291,7 @@ fn round<S: Storage>(
             Err(_) => break,
         }
     }
-    let slice = pace.slice(reads);
+    let slice = pace.slice();
     metrics::gauge!("evidence_writer_slice_records").set(slice as f64);
     let mut slices = vec![Batch { records: Vec::with_capacity(records.min(slice)), positions: Vec::new() }];
     let mut positions = Vec::new();
