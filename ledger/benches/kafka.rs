@@ -87,12 +87,18 @@ fn main() {
     println!("preloaded {events} events over 4 partitions in {:.1} s", t.elapsed().as_secs_f64());
 
     // Baseline: a bare consumer reading everything.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &addr)
-        .set("group.id", "bench-raw")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
+    // BENCH_KAFKA_SETTINGS (`key=value,...`): librdkafka settings for both consumers.
+    let settings: Vec<(String, String)> = std::env::var("BENCH_KAFKA_SETTINGS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    let mut raw_config = ClientConfig::new();
+    raw_config.set("bootstrap.servers", &addr).set("group.id", "bench-raw").set("enable.auto.commit", "false");
+    for (k, v) in &settings {
+        raw_config.set(k, v);
+    }
+    let consumer: BaseConsumer = raw_config.create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..4 {
         tpl.add_partition_offset("evidence", p, Offset::Beginning).unwrap();
@@ -139,6 +145,7 @@ fn main() {
             "--group",
             "bench-ledger",
         ])
+        .args(settings.iter().flat_map(|(k, v)| ["--kafka-setting".to_string(), format!("{k}={v}")]))
         .env("RUST_LOG", "evidence_ledger=debug")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())

@@ -235,11 +235,7 @@ impl State {
                 Via::Rollback => view.rollbacks.push(moved),
             }
         }
-        let history = self.live.get_mut(keys::live(app, &env.0), || LiveHistory {
-            app: app.to_string(),
-            env: env.clone(),
-            moves: Vec::new(),
-        });
+        let history = self.live.get_mut(keys::live(app, &env.0), || LiveHistory::new(app, env));
         history.record(LiveMove { cite: cite.clone(), via, artifacts: artifacts.to_vec() });
     }
 }

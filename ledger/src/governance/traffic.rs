@@ -241,7 +241,7 @@ fn changes(st: &State, seq: u64, ev: &Event, s: &TrafficSummary) -> bool {
 /// Whether move `seq` (at `at`) changes what served `app` in `env` at its time.
 fn moved(st: &State, seq: u64, at: i64, app: &str, env: &str) -> bool {
     let Some(h) = st.live(app, env) else { return true };
-    let without = LiveHistory { moves: h.moves.iter().filter(|m| m.cite.seq != seq).cloned().collect(), ..h.clone() };
+    let without = h.without(seq);
     let digests = |h: &LiveHistory| -> Vec<(String, Digest)> {
         h.slots_at(at).into_iter().map(|(slot, l)| (slot, l.artifact.digest)).collect()
     };

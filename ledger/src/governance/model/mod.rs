@@ -3,15 +3,15 @@
 //! storage and no rules here. The records of traffic (requests served, drift windows, traffic
 //! summaries) and of provider routes are in `traffic.rs`.
 
+mod live;
 mod traffic;
-
-use std::collections::BTreeMap;
 
 use evidence_schemas::{
     ApprovalDecision, ArtifactRef, Digest, Env, Event, Exception, GateOutcome, TrainingStatus, VetDecision,
 };
 use serde::{Deserialize, Serialize};
 
+pub use self::live::{LiveArtifact, LiveHistory, LiveMove};
 pub use self::traffic::{Rates, RouteHistory, RouteView, Rung, Served, TrafficSummary, Window};
 use super::policy::{default_policy, DEFAULT_VERSION};
 
@@ -266,68 +266,6 @@ fn outcome_rank(result: GateOutcome) -> u8 {
         GateOutcome::Pass => 0,
         GateOutcome::Warn => 1,
         GateOutcome::Fail => 2,
-    }
-}
-
-/// An artifact serving an app, and the entry that put it there.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct LiveArtifact {
-    /// The artifact.
-    pub artifact: ArtifactRef,
-    /// The deploy or rollback entry.
-    #[serde(flatten)]
-    pub cite: Cite,
-    /// How it went live.
-    pub via: Via,
-}
-
-/// Every deploy and rollback of one app in one env, in event-time order. What serves the app
-/// at a time is one artifact per (kind, name): the one the latest move at or before that time
-/// named; a deploy leaves the slots it does not name alone.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct LiveHistory {
-    /// The app.
-    pub app: String,
-    /// The env.
-    pub env: Env,
-    /// The moves.
-    pub moves: Vec<LiveMove>,
-}
-
-/// One deploy or rollback.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct LiveMove {
-    /// Its entry.
-    #[serde(flatten)]
-    pub cite: Cite,
-    /// Deploy or rollback.
-    pub via: Via,
-    /// The artifacts it put live.
-    pub artifacts: Vec<ArtifactRef>,
-}
-
-impl LiveHistory {
-    /// Records a move, in event-time order (ties by sequence number).
-    pub fn record(&mut self, m: LiveMove) {
-        let i = self.moves.partition_point(|x| (x.cite.at, x.cite.seq) <= (m.cite.at, m.cite.seq));
-        self.moves.insert(i, m);
-    }
-
-    /// What served the app at event time `t`: `kind/name` → the artifact, with its move.
-    /// Two moves at the same time naming one slot: the greater digest stands, whatever
-    /// arrived first.
-    pub fn slots_at(&self, t: i64) -> BTreeMap<String, LiveArtifact> {
-        let mut slots: BTreeMap<String, LiveArtifact> = BTreeMap::new();
-        for m in self.moves.iter().take_while(|m| m.cite.at <= t) {
-            for a in &m.artifacts {
-                let slot = format!("{}/{}", a.kind.as_str(), a.name);
-                let tie = slots.get(&slot).is_some_and(|s| s.cite.at == m.cite.at && s.artifact.digest > a.digest);
-                if !tie {
-                    slots.insert(slot, LiveArtifact { artifact: a.clone(), cite: m.cite.clone(), via: m.via });
-                }
-            }
-        }
-        slots
     }
 }
 

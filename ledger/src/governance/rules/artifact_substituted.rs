@@ -46,10 +46,16 @@ pub(super) fn moved(j: &mut Judge<'_>, a: &ArtifactRef, env: &Env, app: &str, ho
 /// known.
 fn expected_model(j: &Judge<'_>, d: &ProxyRequest, env: &Env) -> Option<(Vec<u64>, String, Option<ArtifactRef>)> {
     let digest = d.model_digest.as_ref()?;
-    let slots = j.st.live(&d.app, &env.0).map(|l| l.slots_at(j.at)).unwrap_or_default();
-    let live: Vec<_> = slots.values().filter(|s| s.artifact.kind == ArtifactKind::Model).collect();
-    let expected =
-        live.iter().find(|s| s.artifact.name == d.model).or(if live.len() == 1 { live.first() } else { None });
+    // The live model of that name, or else the only live model.
+    let expected = j.st.live(&d.app, &env.0).and_then(|l| {
+        l.slot_at(j.at, ArtifactKind::Model, &d.model).or_else(|| {
+            let mut models = l.named_by(j.at).filter(|a| a.kind == ArtifactKind::Model);
+            match (models.next(), models.next()) {
+                (Some(only), None) => l.slot_at(j.at, ArtifactKind::Model, &only.name),
+                _ => None,
+            }
+        })
+    });
     if let Some(s) = expected {
         if s.artifact.digest == *digest {
             return None;
