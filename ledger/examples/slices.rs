@@ -3,8 +3,13 @@
 //! records, and prints the rate (see `service::pace`).
 //!
 //! `cargo run --release -p evidence-ledger --example slices -- [N=100000] [SLICE=100]`
+//!
+//! On the allocator `evidence` uses (mimalloc).
 use evidence_ingest::sink::{Batch, Origin, Record, Verdict};
 use evidence_ledger::ledger::{Access, LedgerDir};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let n: u64 = std::env::args().nth(1).and_then(|v| v.parse().ok()).unwrap_or(100_000);

@@ -2,9 +2,10 @@
 //!
 //! Each slice is one store batch, and a store batch has a fixed cost (the last segment and
 //! the last Merkle tile of each level are rewritten, sled applies and logs the batch): a round
-//! of 1,000 sample events appends at about 43,000 events/s in slices of 100, 47,000 in slices
-//! of 250 and 51,000 to 54,000 in slices of 500 or 1,000 (`cargo run --release -p
-//! evidence-ledger --example slices`). Small slices
+//! of 1,000 sample events appends at about 68,000-72,000 events/s in slices of 100 and
+//! 80,000-86,000 in slices of 1,000 (`cargo run --release -p evidence-ledger --example
+//! slices`; before batches under 256 records stopped starting helper threads, slices of 100
+//! ran at 53,000-57,000). Small slices
 //! buy two things, and the writer pays for them only when it needs them:
 //! - **Readers.** sled holds every reader of the store back while a batch applies (about 5 µs
 //!   a record), so while readers ask questions (an HTTP read in the last
