@@ -93,13 +93,13 @@ pub struct UnpackError(String);
 /// The first bytes of a zstd frame.
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 
-/// The largest segment a compressed value may claim to hold (eight of the largest events the
-/// ledger accepts, with room to spare); a frame claiming more is refused before any memory is
-/// taken for it.
+/// The largest segment a compressed value may claim to hold (a segment's 32 entries of 8 MB
+/// each, 32 times the default event limit of 256 KB); a frame claiming more is refused before
+/// any memory is taken for it.
 pub const MAX_SEGMENT_BYTES: u64 = 256 << 20;
 
-/// The zstd level the ledger writes segments at: level 1 compresses gateway traffic about
-/// tenfold in 8-entry segments, at a small part of an append's cost.
+/// The zstd level the ledger writes segments at: level 1, at a small part of an append's cost
+/// (what gateway traffic takes on disk, part by part, is in `ARCHITECTURE.md`).
 const LEVEL: i32 = 1;
 
 thread_local! {
