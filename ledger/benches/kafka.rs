@@ -159,14 +159,18 @@ fn main() {
     let mut peak_kb = 0u64;
     let reader = std::io::BufReader::new(serve.stderr.take().unwrap());
     let mut lines = reader.lines();
+    // Only the lines are read here: serve writes its logs from the writer's thread, and a
+    // slow reader (this loop read /proc for every line) fills the pipe and holds serve back.
+    let done = format!("entries={events}");
     for line in lines.by_ref().map_while(Result::ok) {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            if let Some(l) = status.lines().find(|l| l.starts_with("VmHWM:")) {
-                peak_kb = l.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(peak_kb);
-            }
-        }
-        if line.contains("Batch committed.") && line.contains(&format!("entries={events}")) {
+        if line.contains("Batch committed.") && line.contains(&done) {
             break;
+        }
+    }
+    // VmHWM is the peak so far: read once, before serve stops.
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        if let Some(l) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+            peak_kb = l.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(peak_kb);
         }
     }
     let ledger = events as f64 / t.elapsed().as_secs_f64();
