@@ -156,7 +156,6 @@ fn main() {
         .spawn()
         .unwrap();
     let pid = serve.id();
-    let mut peak_kb = 0u64;
     let reader = std::io::BufReader::new(serve.stderr.take().unwrap());
     let mut lines = reader.lines();
     // Only the lines are read here: serve writes its logs from the writer's thread, and a
@@ -168,11 +167,9 @@ fn main() {
         }
     }
     // VmHWM is the peak so far: read once, before serve stops.
-    if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-        if let Some(l) = status.lines().find(|l| l.starts_with("VmHWM:")) {
-            peak_kb = l.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(peak_kb);
-        }
-    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status.lines().find_map(|l| l.strip_prefix("VmHWM:"));
+    let peak_kb: u64 = hwm.and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
     let ledger = events as f64 / t.elapsed().as_secs_f64();
     let (serve_cpu, broker_serve) = (cpu_seconds(pid), cpu_seconds(broker.id()) - broker_before);
     // serve still logs (its stop, the last alerts): its stderr is read to the end, or it would

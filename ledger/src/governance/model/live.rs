@@ -118,7 +118,7 @@ impl LiveHistory {
     /// the moves are read back from `t` only to the last that named it.
     pub fn slot_at(&self, t: i64, kind: ArtifactKind, name: &str) -> Option<LiveArtifact> {
         let until = self.until(t);
-        if !self.named_by(t).any(|a| a.kind == kind && a.name == name) {
+        if !self.named_before(until).any(|a| a.kind == kind && a.name == name) {
             return None;
         }
         let mut found: Option<(&ArtifactRef, &LiveMove)> = None;
@@ -139,7 +139,11 @@ impl LiveHistory {
     /// The slots named by the moves at or before event time `t` (every one of them is live
     /// then): for each, the first artifact that named it.
     pub fn named_by(&self, t: i64) -> impl Iterator<Item = &ArtifactRef> {
-        let until = self.until(t);
+        self.named_before(self.until(t))
+    }
+
+    /// The slots named by the first `until` moves.
+    fn named_before(&self, until: usize) -> impl Iterator<Item = &ArtifactRef> {
         self.firsts().iter().take_while(move |&&(i, _)| i < until).map(|&(i, j)| &self.moves[i].artifacts[j])
     }
 
