@@ -137,4 +137,11 @@ pub trait Sink {
 
     /// Stores a batch atomically and durably.
     fn append(&mut self, batch: &Batch) -> Result<BatchReport, Self::Error>;
+
+    /// Stores a batch handed over whole, as [`Sink::append`] does: a sink that passes batches
+    /// to another thread takes it without a copy (by default it is lent to `append`). On an
+    /// error nothing of it was stored, and the caller reads it again from its source.
+    fn append_owned(&mut self, batch: Batch) -> Result<BatchReport, Self::Error> {
+        self.append(&batch)
+    }
 }

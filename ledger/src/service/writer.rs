@@ -184,8 +184,12 @@ impl<S: Storage> Sink for WriterSink<S> {
     type Error = WriterError;
 
     fn append(&mut self, batch: &Batch) -> Result<BatchReport, WriterError> {
+        self.append_owned(batch.clone())
+    }
+
+    fn append_owned(&mut self, batch: Batch) -> Result<BatchReport, WriterError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        let job = Job::Batch { batch: batch.clone(), reply };
+        let job = Job::Batch { batch, reply };
         self.0.queue.send(job).map_err(|_| WriterError("the writer has stopped".into()))?;
         rx.blocking_recv().map_err(|_| WriterError("the writer has stopped".into()))?.map_err(WriterError)
     }
