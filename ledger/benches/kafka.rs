@@ -1,20 +1,26 @@
 //! End-to-end Kafka ingest against a bare consumer, in the same run (see `ops/bench/kafka`).
 //!
 //! Workload: `BENCH_EVENTS` (default 1,000,000) sample contract events of about 500 bytes,
-//! produced round-robin to 4 partitions of a tansu broker on a free loopback port before
-//! anything is timed.
+//! produced to 4 partitions of a tansu broker on a free loopback port before anything is
+//! timed: keyed by the app each concerns, as `ops/README.md` asks producers to (librdkafka's
+//! default partitioner maps a key to a partition), or with `BENCH_KAFKA_KEYS=none` round-robin
+//! (event `i` to partition `i % 4`), which splits every app's story across the partitions, so
+//! serve reads evidence out of its order and re-judges.
 //! - baseline: an rdkafka consumer (same library, same broker) reading every message.
 //! - ledger: `evidence serve` (release build) from start until its log holds every event,
 //!   validated, appended, flushed; its peak resident memory (VmHWM) is read from /proc.
 //! - ingest: `evidence ingest --file` of the same events, as NDJSON, into a fresh store: what
 //!   the user's file command does with them (issue 16 asks serve for 0.9x of it).
+//!
+//! Serve and ingest run in `BENCH_ROUNDS` (default 3) alternating rounds, so that both meet the
+//! same state of the machine; the figures are the medians.
 
 use std::io::BufRead as _;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use evidence_schemas::sample::sample_event;
+use evidence_schemas::sample::{sample_app, sample_event};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -68,6 +74,7 @@ fn main() {
         .success();
     assert!(ok, "cannot create the topic");
 
+    let keyed = std::env::var("BENCH_KAFKA_KEYS").map_or(true, |k| k != "none");
     let t = Instant::now();
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &addr)
@@ -77,14 +84,17 @@ fn main() {
         .unwrap();
     for i in 0..events {
         let payload = sample_event(i);
-        let mut record = BaseRecord::<(), _>::to("evidence").payload(&payload).partition((i % 4) as i32);
+        let key = sample_app(i);
+        let record = BaseRecord::<str, _>::to("evidence").payload(&payload);
+        let mut record = if keyed { record.key(key.as_str()) } else { record.partition((i % 4) as i32) };
         while let Err((_, back)) = producer.send(record) {
             record = back;
             producer.poll(Duration::from_millis(20));
         }
     }
     producer.flush(Duration::from_secs(300)).unwrap();
-    println!("preloaded {events} events over 4 partitions in {:.1} s", t.elapsed().as_secs_f64());
+    let how = if keyed { "keyed by app" } else { "round-robin" };
+    println!("preloaded {events} events over 4 partitions ({how}) in {:.1} s", t.elapsed().as_secs_f64());
 
     // Baseline: a bare consumer reading everything.
     // BENCH_KAFKA_SETTINGS (`key=value,...`): librdkafka settings for both consumers. By
@@ -120,34 +130,107 @@ fn main() {
     let broker_raw = cpu_seconds(broker.id()) - broker_before;
     drop(consumer);
 
-    // The ledger: evidence serve until every event is durable.
+    // The ledger: evidence serve until every event is durable, and the same events through
+    // `evidence ingest --file`, in alternating rounds, each into a fresh store (serve with a
+    // fresh consumer group, so that it reads every partition from the start).
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/evidence");
     let built = Command::new(env!("CARGO"))
         .args(["build", "-q", "--release", "-p", "evidence-ledger", "--bin", "evidence"])
         .status()
         .unwrap();
     assert!(built.success());
+    let file = tmp.path().join("events.ndjson");
+    let mut text = String::new();
+    for i in 0..events {
+        text.push_str(&sample_event(i));
+        text.push('\n');
+    }
+    std::fs::write(&file, text).unwrap();
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3).max(1);
+    println!(
+        "\nkafka ingest: {events} events (~500 B) over 4 partitions ({how}), batches of 1000, durable flush per batch"
+    );
+    println!("  bare rdkafka consumer: {raw:>9.0} events/s (broker CPU {:.1} us an event)", us(broker_raw, events));
+    let mut runs = Vec::new();
+    for r in 1..=rounds {
+        let served = serve_round(&bin, &tmp.path().join(format!("served-{r}")), &addr, r, &settings, events, &broker);
+        let ingested = ingest_round(&bin, &tmp.path().join(format!("ingested-{r}")), &file, events);
+        println!(
+            "  round {r}: serve {:>6.0} events/s ({:.1} us CPU an event, broker {:.1} us, peak RSS {:.0} MB)   \
+             ingest --file {:>6.0} events/s ({:.1} us CPU an event)   ratio serve/ingest {:.2}",
+            served.rate,
+            us(served.cpu, events),
+            us(served.broker_cpu, events),
+            served.peak_kb as f64 / 1024.0,
+            ingested.0,
+            us(ingested.1, events),
+            served.rate / ingested.0
+        );
+        runs.push((served, ingested));
+    }
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[(v.len() - 1) / 2]
+    };
+    let serve = median(runs.iter().map(|(s, _)| s.rate).collect());
+    let ingest = median(runs.iter().map(|(_, i)| i.0).collect());
+    println!("median of {rounds} rounds:");
+    println!("  evidence serve:        {serve:>9.0} events/s (validated, appended, flushed)");
+    println!("  ratio serve/consumer:  {:.2}", serve / raw);
+    println!("  evidence ingest --file:{ingest:>9.0} events/s (the same events from a file)");
+    println!(
+        "  ratio serve/ingest:    {:.2} (median of the rounds' ratios; target >= 0.9)",
+        median(runs.iter().map(|(s, i)| s.rate / i.0).collect())
+    );
+    println!(
+        "  serve peak RSS:        {:.0} MB (the largest)",
+        runs.iter().map(|(s, _)| s.peak_kb).max().unwrap_or(0) as f64 / 1024.0
+    );
+    println!(
+        "  CPU an event (user + system, every thread; the broker shares the cores): serve {:.1} us, ingest {:.1} us",
+        median(runs.iter().map(|(s, _)| us(s.cpu, events)).collect()),
+        median(runs.iter().map(|(_, i)| us(i.1, events)).collect())
+    );
+}
+
+/// Microseconds an event of `cpu` seconds over `events`.
+fn us(cpu: f64, events: u64) -> f64 {
+    cpu * 1e6 / events as f64
+}
+
+/// One run of `evidence serve`: its rate, its CPU seconds, the broker's CPU seconds meanwhile
+/// and serve's peak resident memory.
+struct Served {
+    rate: f64,
+    cpu: f64,
+    broker_cpu: f64,
+    peak_kb: u64,
+}
+
+/// `evidence serve` into a fresh store at `data`, with consumer group `bench-ledger-<round>`,
+/// from start until its log holds every event.
+fn serve_round(
+    bin: &Path,
+    data: &Path,
+    addr: &str,
+    round: usize,
+    settings: &[(String, String)],
+    events: u64,
+    broker: &Child,
+) -> Served {
     let init =
-        Command::new(&bin).arg("--data-dir").arg(&data).args(["init", "--origin", "bench.example/ledger"]).status();
+        Command::new(bin).arg("--data-dir").arg(data).args(["init", "--origin", "bench.example/ledger"]).status();
     assert!(init.unwrap().success(), "evidence init failed");
     let broker_before = cpu_seconds(broker.id());
     let t = Instant::now();
-    let mut serve = Command::new(&bin)
+    let mut serve = Command::new(bin)
         .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--kafka-brokers",
-            &addr,
-            "--topics",
-            "evidence",
-            "--group",
-            "bench-ledger",
-        ])
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0", "--kafka-brokers", addr, "--topics", "evidence", "--group"])
+        .arg(format!("bench-ledger-{round}"))
         .args(settings.iter().flat_map(|(k, v)| ["--kafka-setting".to_string(), format!("{k}={v}")]))
         .env("RUST_LOG", "evidence_ledger=debug")
         .env("NO_COLOR", "1")
@@ -170,62 +253,41 @@ fn main() {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let hwm = status.lines().find_map(|l| l.strip_prefix("VmHWM:"));
     let peak_kb: u64 = hwm.and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
-    let ledger = events as f64 / t.elapsed().as_secs_f64();
-    let (serve_cpu, broker_serve) = (cpu_seconds(pid), cpu_seconds(broker.id()) - broker_before);
+    let rate = events as f64 / t.elapsed().as_secs_f64();
+    let (cpu, broker_cpu) = (cpu_seconds(pid), cpu_seconds(broker.id()) - broker_before);
     // serve still logs (its stop, the last alerts): its stderr is read to the end, or it would
     // block on a full pipe and never stop.
     let drain = std::thread::spawn(move || lines.for_each(drop));
     Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     serve.wait().unwrap();
     drain.join().unwrap();
-    let _ = broker.kill();
-    let _ = broker.wait();
+    Served { rate, cpu, broker_cpu, peak_kb }
+}
 
-    // The same events through `evidence ingest --file`.
-    let file = tmp.path().join("events.ndjson");
-    let mut text = String::new();
-    for i in 0..events {
-        text.push_str(&sample_event(i));
-        text.push('\n');
-    }
-    std::fs::write(&file, text).unwrap();
-    let store = tmp.path().join("ingested");
+/// `evidence ingest --file` of `file` into a fresh store at `store`: its rate and CPU seconds.
+fn ingest_round(bin: &Path, store: &Path, file: &Path, events: u64) -> (f64, f64) {
     let init =
-        Command::new(&bin).arg("--data-dir").arg(&store).args(["init", "--origin", "bench.example/ingest"]).status();
+        Command::new(bin).arg("--data-dir").arg(store).args(["init", "--origin", "bench.example/ingest"]).status();
     assert!(init.unwrap().success(), "evidence init failed");
     let t = Instant::now();
-    let mut child = Command::new(&bin)
+    let mut child = Command::new(bin)
         .arg("--data-dir")
-        .arg(&store)
+        .arg(store)
         .args(["ingest", "--file"])
-        .arg(&file)
+        .arg(file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     // Its CPU time is read while it runs (every 10 ms), so the last reading misses at most that.
-    let mut ingest_cpu = 0.0;
+    let mut cpu = 0.0;
     let ingested = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        ingest_cpu = cpu_seconds(child.id()).max(ingest_cpu);
+        cpu = cpu_seconds(child.id()).max(cpu);
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(ingested.code().is_some_and(|c| c == 0 || c == 3), "evidence ingest failed: {ingested}");
-    let ingest = events as f64 / t.elapsed().as_secs_f64();
-    println!("\nkafka ingest: {events} events (~500 B) over 4 partitions, batches of 1000, durable flush per batch");
-    println!("  bare rdkafka consumer: {raw:>9.0} events/s");
-    println!("  evidence serve:        {ledger:>9.0} events/s (validated, appended, flushed)");
-    println!("  ratio serve/consumer:  {:.2}", ledger / raw);
-    println!("  evidence ingest --file:{ingest:>9.0} events/s (the same events from a file)");
-    println!("  ratio serve/ingest:    {:.2} (target >= 0.9)", ledger / ingest);
-    println!("  serve peak RSS:        {:.0} MB", peak_kb as f64 / 1024.0);
-    let us = |cpu: f64| cpu * 1e6 / events as f64;
-    println!("\nCPU per event (user + system, every thread; the broker shares this machine's cores):");
-    println!("  broker, serving the bare consumer:  {:>6.1} us", us(broker_raw));
-    println!("  broker, serving evidence serve:     {:>6.1} us", us(broker_serve));
-    println!("  evidence serve:                     {:>6.1} us", us(serve_cpu));
-    println!("  evidence ingest --file:             {:>6.1} us", us(ingest_cpu));
-    println!("  ratio ingest/serve CPU per event:   {:.2}", ingest_cpu / serve_cpu);
+    (events as f64 / t.elapsed().as_secs_f64(), cpu)
 }

@@ -33,6 +33,12 @@ fn artifact(a: u64) -> serde_json::Value {
     json!({ "kind": "model", "name": name, "version": version, "digest": digest_of(&format!("{name}@{version}")) })
 }
 
+/// The app sample event `i` concerns: its hundred deploys to this app and serves its requests.
+/// A producer keys the event by it (the Kafka message key), as `ops/README.md` asks.
+pub fn sample_app(i: u64) -> String {
+    format!("app-{:02}", (i / 100) % 50)
+}
+
 /// The `i`-th sample event as one line of JSON (no trailing newline).
 pub fn sample_event(i: u64) -> String {
     let time =
@@ -40,7 +46,7 @@ pub fn sample_event(i: u64) -> String {
     let id = format!("evt-{i:010}");
     // Events walk through the artifacts and apps a hundred at a time: each hundred registers,
     // gates, approves and deploys one artifact to one app, which then serves requests.
-    let (lifecycle, owner_app) = (artifact((i / 100) % 1000), format!("app-{:02}", (i / 100) % 50));
+    let (lifecycle, owner_app) = (artifact((i / 100) % 1000), sample_app(i));
     let registry = |ty: &str, actor: &str, env: Option<&str>, data: serde_json::Value| {
         let mut e = json!({
             "specversion": "1.0", "id": id, "source": "registry/acme/mlflow", "type": ty, "time": time,
