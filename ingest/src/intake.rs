@@ -17,8 +17,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// Counts one record's outcome.
-    pub fn count(&mut self, outcome: &Outcome) {
+    fn count(&mut self, outcome: &Outcome) {
         match outcome {
             Outcome::Accepted { .. } => self.accepted += 1,
             Outcome::Duplicate { .. } => self.duplicates += 1,
@@ -104,6 +103,20 @@ impl<'v> Intake<'v> {
         Ok(())
     }
 
+    /// Hands the pending batch over whole ([`Sink::append_owned`]: no copy when the sink passes
+    /// it to another thread) and counts what became of it. On an error the batch is gone, as
+    /// nothing of it was stored: the caller reads it again from its source.
+    pub fn flush_owned<S: Sink>(&mut self, sink: &mut S) -> Result<(), S::Error> {
+        if self.pending.records.is_empty() && self.pending.positions.is_empty() {
+            return Ok(());
+        }
+        let report = sink.append_owned(std::mem::take(&mut self.pending))?;
+        for outcome in &report.outcomes {
+            self.totals.count(outcome);
+        }
+        Ok(())
+    }
+
     /// What became of every record flushed so far.
     pub fn totals(&self) -> Totals {
         self.totals
@@ -148,4 +161,47 @@ pub fn validate_many(validator: &Validator, records: Vec<Incoming>) -> Vec<Recor
         handles.into_iter().map(|h| h.join().expect("validation does not panic")).collect()
     });
     done.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use evidence_schemas::Limits;
+
+    use super::*;
+    use crate::sink::BatchReport;
+
+    /// A sink that takes batches only whole, as the writer's does, and keeps them.
+    #[derive(Default)]
+    struct Taking(Vec<Batch>);
+
+    impl Sink for Taking {
+        type Error = std::io::Error;
+
+        fn append(&mut self, _: &Batch) -> Result<BatchReport, Self::Error> {
+            panic!("the batch was lent, not handed over")
+        }
+
+        fn append_owned(&mut self, batch: Batch) -> Result<BatchReport, Self::Error> {
+            let outcomes = (0..batch.records.len() as u64).map(|seq| Outcome::Accepted { seq }).collect();
+            self.0.push(batch);
+            Ok(BatchReport { outcomes })
+        }
+    }
+
+    #[test]
+    fn flush_owned_hands_the_pending_batch_over_whole_and_counts_what_became_of_it() {
+        let validator = Validator::new(Limits::default());
+        let mut intake = Intake::new(&validator, 10);
+        let origin = |offset| Origin::Kafka { topic: "t".into(), partition: 0, offset };
+        intake.push_many(vec![(origin(0), b"{".to_vec(), None), (origin(1), b"[]".to_vec(), None)]);
+        intake.reach(Position { source: "kafka:g:t/0".into(), next: 2, skipped: 0 });
+        let mut sink = Taking::default();
+        intake.flush_owned(&mut sink).unwrap();
+        assert_eq!(sink.0.len(), 1);
+        assert_eq!(sink.0[0].records.iter().map(|r| r.origin.clone()).collect::<Vec<_>>(), [origin(0), origin(1)]);
+        assert_eq!(sink.0[0].positions, [Position { source: "kafka:g:t/0".into(), next: 2, skipped: 0 }]);
+        assert_eq!((intake.pending(), intake.totals().accepted), (0, 2));
+        intake.flush_owned(&mut sink).unwrap();
+        assert_eq!(sink.0.len(), 1, "nothing pending, nothing handed over");
+    }
 }

@@ -41,7 +41,8 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
-use crate::intake::{validate_many, Incoming, Totals};
+use crate::intake::{validate_many, Incoming, Intake, Totals};
+use crate::sink::{Origin, Position, Sink};
 
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -59,7 +60,6 @@ fn lag<C: ConsumerContext>(consumer: &StreamConsumer<C>, reached: &HashMap<(Stri
     }
     Some(total)
 }
-use crate::sink::{Batch, Origin, Position, Sink};
 
 /// Looks up the next offset the sink has stored for a topic and partition.
 pub type Positions = Arc<dyn Fn(&str, i32) -> Option<i64> + Send + Sync>;
@@ -459,15 +459,21 @@ where
             })
             .collect();
         let lost: u64 = received.skipped.values().sum();
-        let before = progress;
+        let (validator, before) = (Arc::clone(&validator), progress);
         let task = tokio::task::spawn_blocking(move || {
             let (mut owned, mut after_batch) = (owned, after_batch);
+            let mut intake = Intake::new(&validator, records.len());
+            intake.add(records);
+            for p in positions {
+                intake.reach(p);
+            }
             // Handed over whole: the writer's sink takes it to its thread without a copy.
-            let result = owned.append_owned(Batch { records, positions }).map(|report| {
+            let result = intake.flush_owned(&mut owned).map(|()| {
+                let t = intake.totals();
                 let mut now = before;
-                for outcome in &report.outcomes {
-                    now.totals.count(outcome);
-                }
+                now.totals.accepted += t.accepted;
+                now.totals.duplicates += t.duplicates;
+                now.totals.quarantined += t.quarantined;
                 now.batches += 1;
                 now.skipped += lost;
                 after_batch(&mut owned, &now);
