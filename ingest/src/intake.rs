@@ -57,9 +57,14 @@ impl<'v> Intake<'v> {
         self.add(done);
     }
 
-    /// Adds records validated already ([`validate_many`]), in order.
+    /// Adds records validated already ([`validate_many`]), in order. Into an empty batch they
+    /// move as they are, without a copy.
     pub fn add(&mut self, records: Vec<Record>) {
-        self.pending.records.extend(records);
+        if self.pending.records.is_empty() {
+            self.pending.records = records;
+        } else {
+            self.pending.records.extend(records);
+        }
     }
 
     /// The validator, for validating on another thread ([`validate_many`]).

@@ -196,6 +196,12 @@ fn main() {
     );
 }
 
+/// `evidence init` of a fresh store at `dir` for `origin`.
+fn init(bin: &Path, dir: &Path, origin: &str) {
+    let init = Command::new(bin).arg("--data-dir").arg(dir).args(["init", "--origin", origin]).status();
+    assert!(init.unwrap().success(), "evidence init failed");
+}
+
 /// Microseconds an event of `cpu` seconds over `events`.
 fn us(cpu: f64, events: u64) -> f64 {
     cpu * 1e6 / events as f64
@@ -221,9 +227,7 @@ fn serve_round(
     events: u64,
     broker: &Child,
 ) -> Served {
-    let init =
-        Command::new(bin).arg("--data-dir").arg(data).args(["init", "--origin", "bench.example/ledger"]).status();
-    assert!(init.unwrap().success(), "evidence init failed");
+    init(bin, data, "bench.example/ledger");
     let broker_before = cpu_seconds(broker.id());
     let t = Instant::now();
     let mut serve = Command::new(bin)
@@ -266,9 +270,7 @@ fn serve_round(
 
 /// `evidence ingest --file` of `file` into a fresh store at `store`: its rate and CPU seconds.
 fn ingest_round(bin: &Path, store: &Path, file: &Path, events: u64) -> (f64, f64) {
-    let init =
-        Command::new(bin).arg("--data-dir").arg(store).args(["init", "--origin", "bench.example/ingest"]).status();
-    assert!(init.unwrap().success(), "evidence init failed");
+    init(bin, store, "bench.example/ingest");
     let t = Instant::now();
     let mut child = Command::new(bin)
         .arg("--data-dir")
