@@ -26,8 +26,14 @@
 //!    it is done every lookup reads the index (exact, only slower), and the keys recorded
 //!    meanwhile go into an empty twin of the filter, merged into it when it is done. A build
 //!    that fails leaves every lookup reading the index until the filter is next rebuilt.
+//! 6. A clean close keeps a complete filter in the store with the size of the log it covers
+//!    ([`META_ID_FILTER`]), when the log grew since it opened (finishing the filter's build
+//!    first, if it is still running); [`Index::open`] takes it back
+//!    instead of building one only when it covers exactly the log it opens. A log that grew
+//!    after it (a crash, an older binary) or a damaged one has its filter rebuilt as above.
 //!
-//! A clean close ([`Drop`]) stops a filter build, writes the pending batches and flushes.
+//! A clean close ([`Drop`]) stops a filter build, writes the pending batches, keeps the
+//! filter (step 6) and flushes.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,7 +45,7 @@ use evidence_verifier::entry::EntryRef;
 
 use super::error::LogError;
 use super::filter::IdFilter;
-use crate::store::keyspace::{prefix_end, INDEX, META_INDEXED};
+use crate::store::keyspace::{prefix_end, INDEX, META_ID_FILTER, META_INDEXED};
 use crate::store::{Storage, StorageError, StorageErrorKind, WriteBatch};
 
 /// Entries re-indexed per store batch when catching up on open.
@@ -201,6 +207,9 @@ pub(crate) struct Index<S: Storage> {
     /// Whether `filter` holds every key of the index; if not, every lookup reads the index.
     complete: bool,
     building: Option<Building>,
+    /// The log's size as last recorded, and whether it grew since the index opened.
+    size: u64,
+    grew: bool,
     shared: Arc<Shared>,
     tx: Option<SyncSender<Arc<Pending>>>,
     writer: Option<JoinHandle<()>>,
@@ -214,8 +223,14 @@ impl<S: Storage> Index<S> {
         I: Iterator<Item = Result<(u64, Vec<u8>), LogError>>,
     {
         catch_up(&*store, size, entries)?;
-        let filter = IdFilter::with_capacity(filter_capacity(size));
-        let building = Some(build_filter(Arc::clone(&store), filter.twin())?);
+        let (filter, complete, building) = match kept_filter(&*store, size) {
+            Some(filter) => (filter, true, None),
+            None => {
+                let filter = IdFilter::with_capacity(filter_capacity(size));
+                let building = build_filter(Arc::clone(&store), filter.twin())?;
+                (filter, false, Some(building))
+            }
+        };
         let shared = Arc::new(Shared::default());
         let (tx, rx) = sync_channel::<Arc<Pending>>(1);
         let writer = {
@@ -225,7 +240,7 @@ impl<S: Storage> Index<S> {
                 .spawn(move || write_behind(&*store, shared, rx))
                 .map_err(|e| LogError::Storage(StorageError::from(e)))?
         };
-        Ok(Index { store, filter, complete: false, building, shared, tx: Some(tx), writer: Some(writer) })
+        Ok(Index { store, filter, complete, building, size, grew: false, shared, tx: Some(tx), writer: Some(writer) })
     }
 
     /// What the index holds for `(source, id)`. Safe to call from several threads.
@@ -268,6 +283,7 @@ impl<S: Storage> Index<S> {
         if items.is_empty() {
             return;
         }
+        (self.size, self.grew) = (end, true);
         for item in &items {
             self.filter.insert_hashed(item.hash);
         }
@@ -328,8 +344,12 @@ impl<S: Storage> Index<S> {
 
 impl<S: Storage> Drop for Index<S> {
     fn drop(&mut self) {
-        // The filter's builder holds the store: stop it first.
-        if let Some(building) = self.building.take() {
+        // The filter's builder holds the store: it ends first. When the log grew, the build
+        // is finished (on a store of millions of entries a short run ends before it), so that
+        // the filter can be kept and the next open need not build it again; otherwise stopped.
+        if self.grew && self.check().is_ok() {
+            self.finish_building();
+        } else if let Some(building) = self.building.take() {
             building.stop.store(true, Ordering::Relaxed);
             let _ = building.thread.join();
         }
@@ -338,8 +358,39 @@ impl<S: Storage> Drop for Index<S> {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
-        if let Err(e) = self.flush() {
+        let mut last = WriteBatch::default();
+        if self.complete && self.grew && self.check().is_ok() {
+            last.put(META_ID_FILTER, self.filter.to_bytes(self.size));
+        }
+        if let Err(e) = self.store.commit(last) {
             tracing::warn!(message = "Could not flush the index on close; it is rebuilt on open.", error = %e);
+        }
+    }
+}
+
+/// The filter a clean close kept ([`META_ID_FILTER`]), if it covers exactly the log of `size`
+/// entries and is intact.
+fn kept_filter<S: Storage>(store: &S, size: u64) -> Option<IdFilter> {
+    let kept = match store.get(META_ID_FILTER) {
+        Ok(kept) => kept?,
+        Err(e) => {
+            tracing::warn!(message = "The kept id filter could not be read; it is rebuilt.", error = %e);
+            return None;
+        }
+    };
+    match IdFilter::from_bytes(kept.as_ref()) {
+        Some((filter, covered)) if covered == size => Some(filter),
+        Some((_, covered)) => {
+            tracing::debug!(
+                message = "The kept id filter is of another size of the log; it is rebuilt.",
+                covered,
+                size
+            );
+            None
+        }
+        None => {
+            tracing::warn!(message = "The kept id filter is damaged; it is rebuilt.");
+            None
         }
     }
 }
@@ -456,6 +507,56 @@ mod tests {
         store
     }
 
+    /// Waits until the index's filter is built and taken.
+    fn built(index: &mut Index<MemStorage>) {
+        while index.building.is_some() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            if index.building.as_ref().is_some_and(|b| b.thread.is_finished()) {
+                index.finish_building();
+            }
+        }
+        assert!(index.complete);
+    }
+
+    #[test]
+    fn a_clean_close_keeps_the_filter_and_an_open_takes_it_back_only_for_the_same_log() {
+        let n = 300_000;
+        let store = Arc::new(indexed_store(n));
+        let mut index = Index::open(Arc::clone(&store), n, |_| std::iter::empty()).unwrap();
+        built(&mut index);
+        drop(index);
+        assert!(store.get(META_ID_FILTER).unwrap().is_none(), "nothing appended: nothing kept");
+
+        // Closed while its filter is still being built: the build is finished, then kept.
+        let mut index = Index::open(Arc::clone(&store), n, |_| std::iter::empty()).unwrap();
+        let new = index.lookup("src", "new").unwrap();
+        index.record(n + 1, vec![Item { hash: new.hash, key: new.key, seq: n, digest: [7; 32] }]);
+        assert!(index.building.is_some(), "the filter was built before the close; the test needs more keys");
+        drop(index);
+        let kept = store.get(META_ID_FILTER).unwrap().expect("a clean close after an append keeps the filter");
+
+        // The same log: taken back whole, nothing to build, every key found.
+        let index = Index::open(Arc::clone(&store), n + 1, |_| std::iter::empty()).unwrap();
+        assert!(index.complete && index.building.is_none(), "the kept filter was not taken back");
+        for (id, want) in [("e0", Some(0)), ("e299999", Some(299_999)), ("new", Some(n)), ("absent", None)] {
+            let hash = index.filter.hash(&id_key("src", id));
+            assert!(want.is_none() || index.filter.may_contain_hashed(hash), "{id} is in the kept filter");
+            assert_eq!(index.lookup("src", id).unwrap().stored.map(|s| s.0), want, "{id}");
+        }
+        drop(index);
+        // A log that grew after the close (a crash, an older binary), or a damaged filter: rebuilt.
+        assert!(kept_filter(&*store, n + 1).is_some());
+        assert!(kept_filter(&*store, n + 2).is_none(), "covers fewer entries than the log");
+        let mut damaged = kept.as_ref().to_vec();
+        damaged[100] ^= 1;
+        let mut wb = WriteBatch::default();
+        wb.put(META_ID_FILTER, damaged);
+        store.commit(wb).unwrap();
+        let index = Index::open(Arc::clone(&store), n + 1, |_| std::iter::empty()).unwrap();
+        assert!(!index.complete && index.building.is_some(), "a damaged filter is rebuilt");
+        assert_eq!(index.lookup("src", "new").unwrap().stored.map(|s| s.0), Some(n));
+    }
+
     #[test]
     fn while_the_filter_is_built_lookups_read_the_index_and_keys_recorded_meanwhile_are_kept() {
         let n = 300_000;
@@ -470,13 +571,7 @@ mod tests {
         assert_eq!(new.stored, None);
         index.record(n + 1, vec![Item { hash: new.hash, key: new.key, seq: n, digest: [7; 32] }]);
         index.settle().unwrap();
-        while index.building.is_some() {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-            if index.building.as_ref().is_some_and(|b| b.thread.is_finished()) {
-                index.finish_building();
-            }
-        }
-        assert!(index.complete);
+        built(&mut index);
         for (id, want) in [("e0", Some(0)), ("e299999", Some(299_999)), ("new", Some(n)), ("absent", None)] {
             let hash = index.filter.hash(&id_key("src", id));
             assert!(want.is_none() || index.filter.may_contain_hashed(hash), "{id} is in the filter");

@@ -13,7 +13,7 @@
 //! | `Q` + digest | `log::quarantine` | quarantine numbers by content (each bad record once) |
 //! | `p` + source | [`crate::log`] | source positions (next offsets) |
 //! | `g` + source | [`crate::log`] | offsets each source skipped (gaps, u64 BE, cumulative) |
-//! | `m` + name | [`crate::log`], `log::index` | metadata: [`META_ORIGIN`], [`META_COUNTERS`], [`META_DEAD_LETTERS`], [`META_INDEXED`], [`META_KEYS`], [`META_DAMAGED`] |
+//! | `m` + name | [`crate::log`], `log::index` | metadata: [`META_ORIGIN`], [`META_COUNTERS`], [`META_DEAD_LETTERS`], [`META_INDEXED`], [`META_ID_FILTER`], [`META_KEYS`], [`META_DAMAGED`] |
 //! | `v` + table | [`crate::governance`] (read by [`crate::query`]) | views, alerts and their watermark: the tables `VIEW_*` |
 //! | `a` + number | `governance::outbox` (read by the SIEM sinks) | the alert outbox: every opening, update and resolution of an alert, in order |
 //! | `d` + sink name | `governance::outbox` (written by each SIEM sink) | each sink's cursor in the outbox |
@@ -75,6 +75,9 @@ pub const META_COUNTERS: &[u8] = b"mcounters";
 pub const META_DEAD_LETTERS: &[u8] = b"mdeadletters";
 /// Entries the stored `(source, id)` index covers (u64 BE).
 pub const META_INDEXED: &[u8] = b"mindexed";
+/// The `(source, id)` index's Bloom filter as the log last closed cleanly, with the entries it
+/// covers (`log::filter`); taken back on open only when it covers the whole log.
+pub const META_ID_FILTER: &[u8] = b"midfilter";
 
 /// The verifier keys the log has signed with, oldest first (JSON array).
 pub const META_KEYS: &[u8] = b"mkeys";
@@ -83,7 +86,8 @@ pub const META_KEYS: &[u8] = b"mkeys";
 pub const META_DAMAGED: &[u8] = b"mdamaged";
 
 /// Every metadata key.
-pub const METAS: [&[u8]; 6] = [META_ORIGIN, META_COUNTERS, META_DEAD_LETTERS, META_INDEXED, META_KEYS, META_DAMAGED];
+pub const METAS: [&[u8]; 7] =
+    [META_ORIGIN, META_COUNTERS, META_DEAD_LETTERS, META_INDEXED, META_ID_FILTER, META_KEYS, META_DAMAGED];
 
 /// View table: the views' watermark.
 pub const VIEW_WATERMARK: u8 = b'm';
