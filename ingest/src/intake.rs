@@ -93,9 +93,14 @@ impl<'v> Intake<'v> {
         self.pending.records.len()
     }
 
+    /// Whether a flush has nothing to hand over: no record and no position.
+    fn idle(&self) -> bool {
+        self.pending.records.is_empty() && self.pending.positions.is_empty()
+    }
+
     /// Hands the pending batch to the sink; calls `report` with each record and its outcome.
     pub fn flush<S: Sink>(&mut self, sink: &mut S, mut report: impl FnMut(&Record, &Outcome)) -> Result<(), S::Error> {
-        if self.pending.records.is_empty() && self.pending.positions.is_empty() {
+        if self.idle() {
             return Ok(());
         }
         // On error the batch stays pending: nothing of it was stored.
@@ -112,7 +117,7 @@ impl<'v> Intake<'v> {
     /// it to another thread) and counts what became of it. On an error the batch is gone, as
     /// nothing of it was stored: the caller reads it again from its source.
     pub fn flush_owned<S: Sink>(&mut self, sink: &mut S) -> Result<(), S::Error> {
-        if self.pending.records.is_empty() && self.pending.positions.is_empty() {
+        if self.idle() {
             return Ok(());
         }
         let report = sink.append_owned(std::mem::take(&mut self.pending))?;

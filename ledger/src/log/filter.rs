@@ -41,6 +41,11 @@ fn blocks_for(capacity: u64) -> u64 {
     capacity.max(1 << 16).saturating_mul(BITS_PER_KEY).div_ceil(64 * BLOCK_WORDS as u64)
 }
 
+/// The little-endian u64 of 8 bytes.
+fn le_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
 /// A random hash key, from the randomness the standard library seeds its hash maps with.
 fn random_key() -> [u8; 32] {
     let state = std::hash::RandomState::new();
@@ -94,9 +99,8 @@ impl IdFilter {
             return None;
         }
         let key: [u8; 32] = body[1..33].try_into().ok()?;
-        let mut numbers =
-            body[33..HEADER].chunks_exact(8).map(|n| u64::from_le_bytes(n.try_into().unwrap_or_default()));
-        let (capacity, len, covered, blocks) = (numbers.next()?, numbers.next()?, numbers.next()?, numbers.next()?);
+        let number = |n: usize| le_u64(&body[33 + 8 * n..41 + 8 * n]);
+        let (capacity, len, covered, blocks) = (number(0)?, number(1)?, number(2)?, number(3)?);
         let words = &body[HEADER..];
         // Checked before anything is allocated: the blocks are the bytes there are.
         if blocks != blocks_for(capacity) || words.len() as u64 != blocks.checked_mul(64)? {
@@ -104,7 +108,7 @@ impl IdFilter {
         }
         let mut filter = Self::with_key(capacity, key);
         for (word, bytes) in filter.bits.iter_mut().flatten().zip(words.chunks_exact(8)) {
-            *word = u64::from_le_bytes(bytes.try_into().ok()?);
+            *word = le_u64(bytes)?;
         }
         filter.len = len;
         Some((filter, covered))
