@@ -36,6 +36,12 @@ pub enum ConfigError {
     /// Brokers without topics.
     #[error("Kafka brokers are set but no topics: set --topics, EVIDENCE_TOPICS or [kafka] topics.")]
     NoTopics,
+    /// A Kafka option without brokers, which would otherwise be ignored.
+    #[error(
+        "{0} is a Kafka option, but no Kafka brokers are set: set --kafka-brokers, \
+         EVIDENCE_KAFKA_BROKERS or [kafka] brokers, or leave it out."
+    )]
+    NoBrokers(&'static str),
     /// A listen address that is not one.
     #[error("--listen {0:?} is not an address such as 127.0.0.1:8700")]
     Listen(String),
@@ -270,7 +276,10 @@ impl ServeArgs {
         let http = self.http(file.http)?;
         let dead_letter_topic = self.dead_letter_topic.clone().or(file.kafka.dead_letter_topic.clone());
         let kafka = match self.kafka_brokers.clone().or(file.kafka.brokers.clone()) {
-            None => None,
+            None => match self.kafka_only(&file.kafka) {
+                Some(option) => return Err(ConfigError::NoBrokers(option)),
+                None => None,
+            },
             Some(brokers) => Some(self.kafka(brokers, file.kafka)?),
         };
         let ingest = kafka.as_ref().map(|k| (k.brokers.as_str(), k.settings.as_slice()));
@@ -293,6 +302,19 @@ impl ServeArgs {
                 self.checkpoint_interval_secs.or(file.checkpoint.interval_secs),
             ),
         })
+    }
+
+    /// The first option set (by flag, environment or file) that only Kafka intake reads: a
+    /// shard started with `--partitions` but no brokers would otherwise read nothing, silently.
+    fn kafka_only(&self, file: &KafkaSection) -> Option<&'static str> {
+        [
+            (!self.topics.is_empty() || !file.topics.is_empty(), "--topics"),
+            (!self.partitions.is_empty() || file.partitions.is_some(), "--partitions"),
+            (self.group.is_some() || file.group.is_some(), "--group"),
+            (!self.kafka_settings.is_empty() || !file.settings.is_empty(), "--kafka-setting"),
+        ]
+        .into_iter()
+        .find_map(|(set, option)| set.then_some(option))
     }
 
     fn kafka(&self, brokers: String, file: KafkaSection) -> Result<KafkaConfig, ConfigError> {
@@ -362,5 +384,29 @@ impl ServeArgs {
             _ => return Err(ConfigError::Tls),
         };
         Ok(HttpConfig { listen, limits, metrics_open: self.metrics_open || file.metrics_open.unwrap_or(false), tls })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kafka_option_without_brokers_is_refused_rather_than_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = ServeArgs { partitions: vec![0, 1], ..ServeArgs::default() };
+        let err = shard.resolve(dir.path()).unwrap_err();
+        assert!(matches!(err, ConfigError::NoBrokers("--partitions")), "{err}");
+        assert!(err.to_string().contains("--kafka-brokers"), "{err}");
+        let file = dir.path().join("evidence.toml");
+        std::fs::write(&file, "[kafka]\ntopics = [\"gateway\"]\n").unwrap();
+        let err = ServeArgs { config: Some(file), ..ServeArgs::default() }.resolve(dir.path()).unwrap_err();
+        assert!(matches!(err, ConfigError::NoBrokers("--topics")), "{err}");
+        // With brokers, the same options are taken; without any, HTTP alone.
+        let brokers = Some("127.0.0.1:9092".to_string());
+        let shard = ServeArgs { kafka_brokers: brokers, topics: vec!["gateway".into()], ..shard };
+        let kafka = shard.resolve(dir.path()).unwrap().kafka.expect("Kafka intake");
+        assert_eq!(kafka.partitions, Some(vec![0, 1]));
+        assert!(ServeArgs::default().resolve(dir.path()).unwrap().kafka.is_none());
     }
 }
