@@ -7,11 +7,17 @@ provider route, a registered and gated prompt and a deploy of it to each of 50 a
 to 53); then gateway requests (proxy.request, about 580 bytes each, distinct ids, app i % 50,
 one prompt), event i dated i seconds after 2026-05-01T00:00:00Z. Files of consecutive ranges
 make one stream.
+
+A request's event id is `proxy.request-<i>`, which arrives nearly in key order; GATEWAY_IDS=uuid
+makes it a random-looking UUID instead (version 4 form, the same for the same i), as gateways
+that mint UUIDs send.
 """
 import datetime
 import hashlib
 import json
+import os
 import sys
+import uuid
 
 SETUP = 54
 
@@ -28,8 +34,8 @@ def at(seconds):
     return (START + datetime.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def event(i, ty, data, env=None):
-    e = {"specversion": "1.0", "id": f"{ty}-{i}", "source": "bench/ingest", "type": ty, "time": at(i),
+def event(i, ty, data, env=None, id=None):
+    e = {"specversion": "1.0", "id": id or f"{ty}-{i}", "source": "bench/ingest", "type": ty, "time": at(i),
          "actor": "platform@acme", "data": data}
     if env:
         e["env"] = env
@@ -48,11 +54,17 @@ def setup():
         yield event(4 + app, "pipeline.deploy", {"app": f"app-{app}", "target_env": "prod", "artifacts": [PROMPT]}, env="prod")
 
 
+def request_id(i):
+    if os.environ.get("GATEWAY_IDS") != "uuid":
+        return None
+    return str(uuid.UUID(bytes=hashlib.blake2b(str(i).encode(), digest_size=16).digest(), version=4))
+
+
 def request(i):
     return event(i, "proxy.request", {"request_id": f"r-{i}", "app": f"app-{i % 50}", "provider": "acme-inference",
         "model": "support-model", "region": "eu-west-1", "data_class": "internal", "prompt": PROMPT,
         "tokens_in": 812, "tokens_out": 164, "latency_ms": 420, "status": "ok", "refused": False,
-        "safety_flags": [], "tool_calls": ["search_kb"]}, env="prod")
+        "safety_flags": [], "tool_calls": ["search_kb"]}, env="prod", id=request_id(i))
 
 
 def main():
