@@ -34,8 +34,8 @@ def at(seconds):
     return (START + datetime.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def event(i, ty, data, env=None, id=None):
-    e = {"specversion": "1.0", "id": id or f"{ty}-{i}", "source": "bench/ingest", "type": ty, "time": at(i),
+def event(i, ty, data, env=None, event_id=None):
+    e = {"specversion": "1.0", "id": event_id or f"{ty}-{i}", "source": "bench/ingest", "type": ty, "time": at(i),
          "actor": "platform@acme", "data": data}
     if env:
         e["env"] = env
@@ -64,7 +64,7 @@ def request(i):
     return event(i, "proxy.request", {"request_id": f"r-{i}", "app": f"app-{i % 50}", "provider": "acme-inference",
         "model": "support-model", "region": "eu-west-1", "data_class": "internal", "prompt": PROMPT,
         "tokens_in": 812, "tokens_out": 164, "latency_ms": 420, "status": "ok", "refused": False,
-        "safety_flags": [], "tool_calls": ["search_kb"]}, env="prod", id=request_id(i))
+        "safety_flags": [], "tool_calls": ["search_kb"]}, env="prod", event_id=request_id(i))
 
 
 def main():

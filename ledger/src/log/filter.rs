@@ -15,6 +15,9 @@
 //! It is a blocked filter: all of a key's probes fall in one 64-byte block, so a lookup costs
 //! one cache miss rather than one per probe.
 
+use super::error::LogError;
+use crate::store::{StorageError, StorageErrorKind};
+
 /// Bits per key; 10 bits and 7 probes give about 1% false positives.
 const BITS_PER_KEY: u64 = 10;
 const HASHES: u64 = 7;
@@ -46,20 +49,19 @@ fn le_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.try_into().ok()?))
 }
 
-/// A random hash key, from the randomness the standard library seeds its hash maps with.
-fn random_key() -> [u8; 32] {
-    let state = std::hash::RandomState::new();
+/// A random hash key, from the operating system (as the log's signer keys are).
+fn random_key() -> Result<[u8; 32], LogError> {
     let mut key = [0; 32];
-    for (n, part) in key.chunks_exact_mut(8).enumerate() {
-        part.copy_from_slice(&std::hash::BuildHasher::hash_one(&state, n).to_le_bytes());
-    }
-    key
+    getrandom::getrandom(&mut key).map_err(|e| {
+        LogError::Storage(StorageError::new(StorageErrorKind::Other, format!("no randomness for the id filter: {e}")))
+    })?;
+    Ok(key)
 }
 
 impl IdFilter {
-    /// An empty filter for `capacity` keys.
-    pub(crate) fn with_capacity(capacity: u64) -> Self {
-        Self::with_key(capacity, random_key())
+    /// An empty filter for `capacity` keys, with a new random hash key.
+    pub(crate) fn with_capacity(capacity: u64) -> Result<Self, LogError> {
+        Ok(Self::with_key(capacity, random_key()?))
     }
 
     /// An empty filter for `capacity` keys that hashes as every filter made with `key`.
@@ -186,7 +188,7 @@ mod tests {
 
     #[test]
     fn never_forgets_and_rarely_guesses() {
-        let mut f = IdFilter::with_capacity(100_000);
+        let mut f = IdFilter::with_capacity(100_000).unwrap();
         for i in 0..100_000u32 {
             f.insert(format!("key-{i}").as_bytes());
         }
@@ -198,7 +200,7 @@ mod tests {
 
     #[test]
     fn a_kept_filter_comes_back_whole_and_a_damaged_one_not_at_all() {
-        let mut f = IdFilter::with_capacity(100_000);
+        let mut f = IdFilter::with_capacity(100_000).unwrap();
         for i in 0..50_000u32 {
             f.insert(format!("key-{i}").as_bytes());
         }

@@ -226,7 +226,7 @@ impl<S: Storage> Index<S> {
         let (filter, complete, building) = match kept_filter(&*store, size) {
             Some(filter) => (filter, true, None),
             None => {
-                let filter = IdFilter::with_capacity(filter_capacity(size));
+                let filter = IdFilter::with_capacity(filter_capacity(size))?;
                 let building = build_filter(Arc::clone(&store), filter.twin())?;
                 (filter, false, Some(building))
             }
@@ -482,7 +482,7 @@ fn filter_capacity(size: u64) -> u64 {
 
 /// A filter holding every `(source, id)` index key of the store, sized for twice the log.
 fn load_filter<S: Storage>(store: &S, size: u64) -> Result<IdFilter, LogError> {
-    let mut filter = IdFilter::with_capacity(filter_capacity(size));
+    let mut filter = IdFilter::with_capacity(filter_capacity(size))?;
     for item in store.range(&[INDEX], &prefix_end(INDEX)) {
         let (key, _) = item?;
         filter.insert(key.as_ref());
