@@ -361,22 +361,42 @@ fn append_group<S: Storage>(
     }
 }
 
-/// Counts each record by its source and outcome.
+/// Counts each record by its source and outcome: tallied here first, then one increment a
+/// label pair, since a labelled counter is looked up in the registry on every call (1,000
+/// lookups a round took about 180 µs of the writer's thread).
 fn count<'a>(records: impl Iterator<Item = &'a Record>, report: &BatchReport) {
+    for (source, counts) in SOURCES.iter().zip(tally(records, report)) {
+        for (outcome, n) in OUTCOMES.iter().zip(counts) {
+            if n > 0 {
+                metrics::counter!("evidence_events_total", "source" => *source, "outcome" => *outcome).increment(n);
+            }
+        }
+    }
+}
+
+/// The `source` labels of `evidence_events_total`, in [`tally`]'s order.
+const SOURCES: [&str; 3] = ["kafka", "http", "file"];
+/// Its `outcome` labels, in [`tally`]'s order.
+const OUTCOMES: [&str; 4] = ["accepted", "duplicate", "rejected", "conflict"];
+
+/// The records by source ([`SOURCES`]) and outcome ([`OUTCOMES`]).
+fn tally<'a>(records: impl Iterator<Item = &'a Record>, report: &BatchReport) -> [[u64; 4]; 3] {
+    let mut tally = [[0u64; 4]; 3];
     for (record, outcome) in records.zip(&report.outcomes) {
         let source = match record.origin {
-            Origin::Kafka { .. } => "kafka",
-            Origin::Http { .. } => "http",
-            Origin::File { .. } | Origin::Stdin { .. } => "file",
+            Origin::Kafka { .. } => 0,
+            Origin::Http { .. } => 1,
+            Origin::File { .. } | Origin::Stdin { .. } => 2,
         };
         let outcome = match (outcome, &record.verdict) {
-            (Outcome::Accepted { .. }, _) => "accepted",
-            (Outcome::Duplicate { .. }, _) => "duplicate",
-            (Outcome::Quarantined { .. }, Verdict::Rejected { .. }) => "rejected",
-            (Outcome::Quarantined { .. }, Verdict::Valid(_)) => "conflict",
+            (Outcome::Accepted { .. }, _) => 0,
+            (Outcome::Duplicate { .. }, _) => 1,
+            (Outcome::Quarantined { .. }, Verdict::Rejected { .. }) => 2,
+            (Outcome::Quarantined { .. }, Verdict::Valid(_)) => 3,
         };
-        metrics::counter!("evidence_events_total", "source" => source, "outcome" => outcome).increment(1);
+        tally[source][outcome] += 1;
     }
+    tally
 }
 
 #[cfg(test)]
@@ -404,6 +424,35 @@ mod tests {
             })
             .collect();
         Batch { records, positions: Vec::new() }
+    }
+
+    /// Each record is counted under its own source and outcome.
+    #[test]
+    fn records_are_tallied_by_source_and_outcome() {
+        use evidence_ingest::{BatchReport, Outcome};
+        let v = Validator::default();
+        let valid = |i: u64| Verdict::Valid(Box::new(v.validate(sample_event(i).as_bytes()).unwrap()));
+        let rejected = || Verdict::Rejected { rejection: v.validate(b"{}").unwrap_err(), raw: b"{}".to_vec() };
+        let kafka = Origin::Kafka { topic: "t".into(), partition: 0, offset: 0 };
+        let file = Origin::File { path: "f".into(), line: 1 };
+        let http = Origin::Http { token: "p".into(), peer: "127.0.0.1:1".into(), item: 1 };
+        let records = [
+            Record { origin: kafka.clone(), verdict: valid(0) },
+            Record { origin: kafka, verdict: valid(1) },
+            Record { origin: file, verdict: valid(2) },
+            Record { origin: http.clone(), verdict: rejected() },
+            Record { origin: http, verdict: valid(3) },
+        ];
+        let quarantined = || Outcome::Quarantined { reason: "r".into() };
+        let outcomes = vec![
+            Outcome::Accepted { seq: 0 },
+            Outcome::Accepted { seq: 1 },
+            Outcome::Duplicate { seq: 0 },
+            quarantined(),
+            quarantined(),
+        ];
+        let counted = super::tally(records.iter(), &BatchReport { outcomes });
+        assert_eq!(counted, [[2, 0, 0, 0], [0, 0, 1, 1], [0, 1, 0, 0]]);
     }
 
     /// Requests of 500 waiting together share a round, and so a flush, up to [`super::MAX_GROUP`]
