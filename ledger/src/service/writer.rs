@@ -4,9 +4,11 @@
 //! share one fsync. Within a round the records are applied in atomic slices, each projected
 //! into the views on its own: of at most [`super::pace::SLICE`] while readers ask questions
 //! (so that no single store batch holds them back for long) or rounds run slow, wider
-//! otherwise ([`super::pace`]). After each round, and every second when idle, it cuts a
-//! checkpoint when one is due and runs the service's other upkeep, then publishes what readers
-//! need ([`Published`]) so that reads never wait for the writer.
+//! otherwise ([`super::pace`]). It publishes what readers need ([`Published`]) after each
+//! round's append and before answering it (a producer that has its answer reads its events in
+//! the status), and again after the upkeep that follows rounds and runs every second when idle
+//! (a checkpoint when one is due, the service's other upkeep), so that reads never wait for
+//! the writer.
 //!
 //! A full queue is answered at once ([`Submit::Full`]): intake turns it into 503 with
 //! `Retry-After`; it never buffers without bound. When every handle is dropped the writer
@@ -250,7 +252,7 @@ fn run<S: Storage>(
             Some(Job::Stop) => break,
             Some(Job::Batch { batch, reply }) => {
                 let stop;
-                (failure, stop) = round(&mut ledger, (batch, reply), jobs, &mut pace);
+                (failure, stop) = round(&mut ledger, (batch, reply), jobs, &mut pace, published);
                 if stop {
                     break;
                 }
@@ -269,14 +271,16 @@ fn run<S: Storage>(
     Ok(ledger)
 }
 
-/// Appends `first` and every batch waiting behind it as one durable batch, and answers each.
-/// A task met while grouping runs after the group's append, in queue order.
+/// Appends `first` and every batch waiting behind it as one durable batch, publishes the log
+/// as it now is, and answers each. A task met while grouping runs after the group's append, in
+/// queue order.
 /// Returns the append's failure, and whether a stop was met.
 fn round<S: Storage>(
     ledger: &mut Ledger<S>,
     first: (Batch, Sender<Reply>),
     jobs: &Receiver<Job<S>>,
     pace: &mut Pace,
+    published: &RwLock<Published>,
 ) -> (Option<String>, bool) {
     let started = Instant::now();
     let mut records = first.0.records.len();
@@ -319,7 +323,7 @@ fn round<S: Storage>(
     }
     // Sources' positions move with the round's last slice, after every record before them.
     slices.last_mut().expect("one slice at least").positions = positions;
-    let failure = append_group(ledger, &slices, sizes, replies, started);
+    let failure = append_group(ledger, &slices, sizes, replies, started, published);
     pace.record(records, started.elapsed());
     if let Some(task) = task {
         task(ledger);
@@ -327,14 +331,20 @@ fn round<S: Storage>(
     (failure, stop)
 }
 
+/// Appends a round's slices, publishes the result, then answers each batch of `sizes`.
 fn append_group<S: Storage>(
     ledger: &mut Ledger<S>,
     slices: &[Batch],
     sizes: Vec<usize>,
     replies: Vec<Sender<Reply>>,
     started: Instant,
+    published: &RwLock<Published>,
 ) -> Option<String> {
     let result = ledger.append_slices(slices);
+    // Readers see the round before its producers hear of it: whoever was answered finds what
+    // it sent in the status (read your writes).
+    let failure = result.as_ref().err().map(ToString::to_string);
+    *published.write().expect("published lock") = Published::of(ledger, failure);
     let records = || slices.iter().flat_map(|s| &s.records);
     metrics::histogram!("evidence_append_batch_seconds").record(started.elapsed().as_secs_f64());
     metrics::histogram!("evidence_append_batch_events").record(records().count() as f64);
@@ -402,14 +412,14 @@ fn tally<'a>(records: impl Iterator<Item = &'a Record>, report: &BatchReport) ->
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc::sync_channel;
-    use std::sync::Arc;
+    use std::sync::{Arc, RwLock};
 
     use evidence_ingest::{Batch, Origin, Record, Verdict};
     use evidence_schemas::sample::sample_event;
     use evidence_schemas::Validator;
     use evidence_verifier::SignerKey;
 
-    use super::{round, Job, Reply};
+    use super::{round, Job, Published, Reply};
     use crate::ledger::Ledger;
     use crate::log::{CheckpointPolicy, Log};
     use crate::service::pace::{Pace, Reads};
@@ -424,6 +434,34 @@ mod tests {
             })
             .collect();
         Batch { records, positions: Vec::new() }
+    }
+
+    /// A producer that has its answer finds its events in what the writer publishes (the
+    /// status readers get), even while the writer still has upkeep to do after the round.
+    #[test]
+    fn a_round_is_published_before_it_is_answered() {
+        let v = Validator::default();
+        let signer = SignerKey::from_seed("test.example/writer", [7u8; 32]).unwrap();
+        let log = Log::open(MemStorage::default(), vec![signer], CheckpointPolicy::default()).unwrap();
+        let mut ledger = Ledger::open(log).unwrap();
+        let published = Arc::new(RwLock::new(Published::of(&ledger, None)));
+        let (_queue, jobs) = sync_channel::<Job<MemStorage>>(1);
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let (go_on, held) = std::sync::mpsc::channel::<()>();
+        let writer = {
+            let published = Arc::clone(&published);
+            std::thread::spawn(move || {
+                let mut pace = Pace::new(Arc::new(Reads::default()));
+                round(&mut ledger, (request(&v, 0, 10), reply), &jobs, &mut pace, &published);
+                // The writer's upkeep after the round: the answer must not wait for it.
+                held.recv().unwrap();
+            })
+        };
+        let answered = answer.blocking_recv().unwrap().unwrap();
+        assert_eq!(answered.outcomes.len(), 10);
+        assert_eq!(published.read().unwrap().size, 10, "answered before the round was published");
+        go_on.send(()).unwrap();
+        writer.join().unwrap();
     }
 
     /// Each record is counted under its own source and outcome.
@@ -476,7 +514,8 @@ mod tests {
             }
         }
         let mut pace = Pace::new(Arc::new(Reads::default()));
-        let (failure, stop) = round(&mut ledger, first.unwrap(), &jobs, &mut pace);
+        let published = RwLock::new(Published::of(&ledger, None));
+        let (failure, stop) = round(&mut ledger, first.unwrap(), &jobs, &mut pace, &published);
         assert_eq!((failure, stop), (None, false));
         for answer in &mut answers[..2] {
             assert_eq!(answer.try_recv().expect("answered in the round").unwrap().outcomes.len(), 500);
