@@ -248,7 +248,15 @@ fn serve_round(
     // Only the lines are read here: serve writes its logs from the writer's thread, and a
     // slow reader (this loop read /proc for every line) fills the pipe and holds serve back.
     let done = format!("entries={events}");
+    // BENCH_SERVE_LOG=DIR keeps each round's log (debug, timestamped) as DIR/serve-<round>.log.
+    let mut kept = std::env::var_os("BENCH_SERVE_LOG").map(|dir| {
+        std::io::BufWriter::new(std::fs::File::create(Path::new(&dir).join(format!("serve-{round}.log"))).unwrap())
+    });
     for line in lines.by_ref().map_while(Result::ok) {
+        if let Some(kept) = kept.as_mut() {
+            use std::io::Write as _;
+            writeln!(kept, "{line}").unwrap();
+        }
         if line.contains("Batch committed.") && line.contains(&done) {
             break;
         }
