@@ -26,7 +26,7 @@ use evidence_schemas::{ArtifactKind, Digest, Event, EventData, ProviderDecision,
 
 use super::alert::{Alert, Fold};
 use super::keys;
-use super::model::{GateView, LiveHistory, RouteHistory, RouteView, Rung, TrafficSummary};
+use super::model::{GateView, LiveHistory, RouteView, Rung, TrafficSummary};
 use super::requests::Verdict;
 use super::rules::{self, History, Traffic};
 use super::state::State;
@@ -175,11 +175,16 @@ fn thin(rungs: &mut Vec<Rung>) -> Vec<u64> {
 /// verdict (a repeated route decision or a re-deploy of the same digest changes nothing).
 pub(crate) fn touched(st: &State, seq: u64, ev: &Event) -> Vec<Key> {
     let at = ev.time.timestamp_micros();
+    let route = match &ev.data {
+        EventData::RegistryProvider(d) => format!("{}/{}/{}", d.provider, d.model, d.region),
+        _ => String::new(),
+    };
+    // Whether a gate run or a move changes a verdict does not depend on the summary: asked
+    // once, for the first summary it concerns.
+    let once = std::cell::OnceCell::new();
     let concerns = |s: &TrafficSummary| -> bool {
         match &ev.data {
-            EventData::RegistryProvider(d) => {
-                s.kind == "route" && s.name == format!("{}/{}/{}", d.provider, d.model, d.region)
-            }
+            EventData::RegistryProvider(_) => s.kind == "route" && s.name == route,
             EventData::PipelineGate(d) => s.kind == "prompt" && s.may_show(&d.artifact.digest.0),
             EventData::RegistryApprove(d) => {
                 s.kind == "prompt" && s.env == d.target_env.0 && s.may_show(&d.artifact.digest.0)
@@ -196,7 +201,7 @@ pub(crate) fn touched(st: &State, seq: u64, ev: &Event) -> Vec<Key> {
         .traffic
         .iter()
         .map(|(_, s)| s)
-        .filter(|s| s.max_at >= at && concerns(s) && changes(st, seq, ev, s))
+        .filter(|s| s.max_at >= at && concerns(s) && changes(st, seq, ev, s, &once))
         .filter_map(|s| {
             let kind = Traffic::ALL.into_iter().find(|k| k.name() == s.kind)?;
             Some((kind, s.app.clone(), s.env.clone(), s.name.clone()))
@@ -209,14 +214,14 @@ pub(crate) fn touched(st: &State, seq: u64, ev: &Event) -> Vec<Key> {
 /// Whether evidence `ev` (entry `seq`, applied) changes the verdict on some request of `s`
 /// dated at or after it: the verdict with and without it, at its time (and, for a gate run,
 /// at each later run of that gate, since a pass counts from then on). Decisions it cannot
-/// weigh this way (approvals, registrations) count as changes.
-fn changes(st: &State, seq: u64, ev: &Event, s: &TrafficSummary) -> bool {
+/// weigh this way (approvals, registrations) count as changes. What does not depend on `s`
+/// (a gate run, a move) is found once an event, in `once`: late evidence is weighed against
+/// every summary it concerns, and a history compared run by run is not cheap.
+fn changes(st: &State, seq: u64, ev: &Event, s: &TrafficSummary, once: &std::cell::OnceCell<bool>) -> bool {
     let at = ev.time.timestamp_micros();
     match &ev.data {
         EventData::RegistryProvider(d) => {
             let Some(h) = st.route(&d.provider, &d.model, &d.region) else { return true };
-            let without =
-                RouteHistory { decisions: h.decisions.iter().filter(|r| r.cite.seq != seq).cloned().collect() };
             let approves = |r: Option<&RouteView>, class: &str| {
                 r.is_some_and(|r| {
                     r.decision == ProviderDecision::Approved
@@ -224,16 +229,17 @@ fn changes(st: &State, seq: u64, ev: &Event, s: &TrafficSummary) -> bool {
                         && r.envs.iter().any(|e| e.0 == s.env)
                 })
             };
-            s.more || s.variants.iter().any(|class| approves(h.at(at), class) != approves(without.at(at), class))
+            let (with, without) = (h.at(at), h.at_without(at, seq));
+            s.more || s.variants.iter().any(|class| approves(with, class) != approves(without, class))
         }
-        EventData::PipelineGate(d) => {
+        EventData::PipelineGate(d) => *once.get_or_init(|| {
             let Some(g) = st.gate(&d.artifact.digest, &d.gate) else { return true };
             let without =
                 GateView { gate: g.gate.clone(), runs: g.runs.iter().filter(|r| r.seq != seq).cloned().collect() };
             g.runs.iter().filter(|r| r.at >= at).any(|r| g.at(r.at).passed() != without.at(r.at).passed())
-        }
-        EventData::PipelineDeploy(d) => moved(st, seq, at, &d.app, &d.target_env.0),
-        EventData::RegistryRollback(d) => moved(st, seq, at, &d.app, &d.target_env.0),
+        }),
+        EventData::PipelineDeploy(d) => *once.get_or_init(|| moved(st, seq, at, &d.app, &d.target_env.0)),
+        EventData::RegistryRollback(d) => *once.get_or_init(|| moved(st, seq, at, &d.app, &d.target_env.0)),
         _ => true,
     }
 }

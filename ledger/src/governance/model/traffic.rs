@@ -40,6 +40,12 @@ impl RouteHistory {
     pub fn at(&self, t: i64) -> Option<&RouteView> {
         self.decisions[..self.decisions.partition_point(|r| r.cite.at <= t)].last()
     }
+
+    /// The decision that would be in force at event time `t` without entry `seq`'s: what
+    /// [`RouteHistory::at`] answers on a copy without it, without the copy.
+    pub fn at_without(&self, t: i64, seq: u64) -> Option<&RouteView> {
+        self.decisions[..self.decisions.partition_point(|r| r.cite.at <= t)].iter().rev().find(|r| r.cite.seq != seq)
+    }
 }
 
 /// One registry decision on a provider route.
@@ -190,5 +196,41 @@ impl Rates {
         self.refused += u64::from(d.refused == Some(true));
         self.flagged += u64::from(d.safety_flags.as_ref().is_some_and(|f| !f.is_empty()));
         self.tool_calls += u64::from(d.tool_calls.as_ref().is_some_and(|t| !t.is_empty()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use evidence_schemas::ProviderDecision;
+
+    use super::{RouteHistory, RouteView};
+    use crate::governance::model::Cite;
+
+    fn decision(seq: u64, at: i64, decision: ProviderDecision) -> RouteView {
+        RouteView {
+            cite: Cite { seq, time: String::new(), at, actor: None },
+            decision,
+            data_classes: vec!["public".into()],
+            envs: Vec::new(),
+        }
+    }
+
+    /// Without an entry, the decision in force is the one a copy of the history without that
+    /// entry finds: at every time, for every entry, ties of event time included.
+    #[test]
+    fn the_decision_without_an_entry_is_the_copys() {
+        let (approved, revoked) = (ProviderDecision::Approved, ProviderDecision::Revoked);
+        let mut h = RouteHistory::default();
+        for (seq, at, d) in
+            [(4, 20, revoked), (1, 10, approved), (2, 20, approved), (3, 30, approved), (5, 30, revoked)]
+        {
+            h.record(decision(seq, at, d));
+        }
+        for seq in 0..=6 {
+            let copy = RouteHistory { decisions: h.decisions.iter().filter(|r| r.cite.seq != seq).cloned().collect() };
+            for t in 0..=40 {
+                assert_eq!(h.at_without(t, seq), copy.at(t), "without {seq} at {t}");
+            }
+        }
     }
 }
