@@ -12,8 +12,11 @@
 //! - ingest: `evidence ingest --file` of the same events, as NDJSON, into a fresh store: what
 //!   the user's file command does with them (issue 16 asks serve for 0.9x of it).
 //!
-//! Serve and ingest run in `BENCH_ROUNDS` (default 3) alternating rounds, so that both meet the
-//! same state of the machine; the figures are the medians.
+//! Serve and ingest run in `BENCH_ROUNDS` (default 5) alternating rounds, so that both meet the
+//! same state of the machine; the figures are the medians. Five, not three: a round's CPU an
+//! event varies by a third on a 2-core machine (41-57 µs for serve at 1,000,000 in one
+//! session), and on the same code medians of three came out 0.85 and 0.88, from rounds
+//! between 0.74 and 1.04.
 
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
@@ -147,7 +150,7 @@ fn main() {
         text.push('\n');
     }
     std::fs::write(&file, text).unwrap();
-    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3).max(1);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5).max(1);
     println!(
         "\nkafka ingest: {events} events (~500 B) over 4 partitions ({how}), batches of 1000, durable flush per batch"
     );
