@@ -26,7 +26,7 @@ use evidence_schemas::{ArtifactKind, Digest, Event, EventData, ProviderDecision,
 
 use super::alert::{Alert, Fold};
 use super::keys;
-use super::model::{GateView, LiveHistory, RouteView, Rung, TrafficSummary};
+use super::model::{route_name, GateView, LiveHistory, RouteView, Rung, TrafficSummary};
 use super::requests::Verdict;
 use super::rules::{self, History, Traffic};
 use super::state::State;
@@ -107,7 +107,7 @@ impl Traffic {
     /// shows (data class, prompt digest, model digest); `None` when it names none.
     pub(crate) fn of(self, d: &ProxyRequest) -> Option<(String, &str)> {
         match self {
-            Traffic::Route => Some((format!("{}/{}/{}", d.provider, d.model, d.region), d.data_class.as_str())),
+            Traffic::Route => Some((route_name(&d.provider, &d.model, &d.region), d.data_class.as_str())),
             Traffic::Prompt => d.prompt.as_ref().map(|p| (p.to_string(), p.digest.0.as_str())),
             Traffic::Model => d.model_digest.as_ref().map(|m| (d.model.clone(), m.0.as_str())),
         }
@@ -176,7 +176,7 @@ fn thin(rungs: &mut Vec<Rung>) -> Vec<u64> {
 pub(crate) fn touched(st: &State, seq: u64, ev: &Event) -> Vec<Key> {
     let at = ev.time.timestamp_micros();
     let route = match &ev.data {
-        EventData::RegistryProvider(d) => format!("{}/{}/{}", d.provider, d.model, d.region),
+        EventData::RegistryProvider(d) => route_name(&d.provider, &d.model, &d.region),
         _ => String::new(),
     };
     // Whether a gate run or a move changes a verdict does not depend on the summary: asked

@@ -12,7 +12,7 @@ use evidence_schemas::{
 use serde::{Deserialize, Serialize};
 
 pub use self::live::{LiveArtifact, LiveHistory, LiveMove};
-pub use self::traffic::{Rates, RouteHistory, RouteView, Rung, Served, TrafficSummary, Window};
+pub use self::traffic::{route_name, Rates, RouteHistory, RouteView, Rung, Served, TrafficSummary, Window};
 use super::policy::{default_policy, DEFAULT_VERSION};
 
 /// How an artifact went live in an app.

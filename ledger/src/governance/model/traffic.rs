@@ -17,6 +17,12 @@ pub struct Served {
     pub last_seq: u64,
 }
 
+/// A provider route's name, `provider/model/region`: what route traffic is summarized and
+/// folded under, and what a route decision concerns.
+pub fn route_name(provider: &str, model: &str, region: &str) -> String {
+    format!("{provider}/{model}/{region}")
+}
+
 /// Every registry decision on one provider route, in event-time order (at one time, a
 /// revocation sorts after an approval, then by data classes and envs).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

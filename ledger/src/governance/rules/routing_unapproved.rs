@@ -6,6 +6,7 @@ use evidence_schemas::{Env, ProviderDecision, ProxyRequest};
 
 use super::{Hit, Judge};
 use crate::governance::alert::Rule;
+use crate::governance::model::route_name;
 
 /// Judges request `d` in `env` for `routing.unapproved`.
 pub(super) fn check<'a>(j: Judge<'a>, d: &'a ProxyRequest, env: &'a Env) -> Option<Hit<'a>> {
@@ -16,7 +17,7 @@ pub(super) fn check<'a>(j: Judge<'a>, d: &'a ProxyRequest, env: &'a Env) -> Opti
     if approved {
         return None;
     }
-    let name = format!("{}/{}/{}", d.provider, d.model, d.region);
+    let name = route_name(&d.provider, &d.model, &d.region);
     let subject = format!("{}|{env}|{name}", d.app);
     let fold = subject.clone();
     Some(Hit {
