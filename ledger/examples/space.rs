@@ -1,5 +1,6 @@
 //! What each part of a stopped store takes: the bytes of keys and values under each key
-//! prefix of `store::keyspace` (views by table), against the size of the database's files.
+//! prefix of `store::keyspace` (views by table), against the size of the database's files,
+//! and the entries file beside them (entry segments and checkpoints; sled holds their places).
 //!
 //! `cargo run --release -p evidence-ledger --example space -- DATA_DIR`
 
@@ -20,13 +21,19 @@ fn main() {
         part.0 += 1;
         part.1 += (key.len() + value.len()) as u64;
     }
-    let files: u64 = walk(&dir.join("log"));
+    let entries_file = dir.join("log").join(evidence_verifier::layout::ENTRIES_FILE);
+    let entries = std::fs::metadata(&entries_file).map_or(0, |m| m.len());
+    let files: u64 = walk(&dir.join("log")) - entries;
     let logical: u64 = parts.values().map(|p| p.1).sum();
     println!("{:<8} {:>10} {:>14}", "prefix", "keys", "bytes");
     for (name, (keys, bytes)) in &parts {
         println!("{name:<8} {keys:>10} {bytes:>14}");
     }
-    println!("keys and values {logical} bytes; sled's files {files} bytes ({:.2}x)", files as f64 / logical as f64);
+    println!(
+        "keys and values in sled {logical} bytes; sled's files {files} bytes ({:.2}x)",
+        files as f64 / logical as f64
+    );
+    println!("entries file (segments and checkpoints) {entries} bytes; all files {} bytes", files + entries);
 }
 
 fn walk(dir: &std::path::Path) -> u64 {

@@ -148,10 +148,14 @@ fn main() {
     assert_eq!(s["checkpoint_size"].as_u64(), Some(events), "{s}");
 
     // Every event exactly once: read the entries back and count the ids.
-    let db = sled::open(data.join(evidence_verifier::layout::LOG_DIR)).unwrap();
+    let db = evidence_ledger::SledStorage::open(&data.join(evidence_verifier::layout::LOG_DIR)).unwrap();
     let mut ids = HashSet::new();
     let mut count = 0u64;
-    for item in db.scan_prefix([evidence_verifier::layout::ENTRY]) {
+    for item in evidence_ledger::Storage::range(
+        &db,
+        &[evidence_verifier::layout::ENTRY],
+        &[evidence_verifier::layout::ENTRY + 1],
+    ) {
         let (_, segment) = item.unwrap();
         let segment = evidence_verifier::layout::unpack_segment(&segment).unwrap();
         for rec in evidence_verifier::layout::segment_records(&segment) {

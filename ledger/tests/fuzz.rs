@@ -241,3 +241,14 @@ fn fuzz_the_store_adapter() {
     assert!(matches!(report, Ok(Ok(_))), "{report:?}");
     fuzz("store", vec![whole, half], store_target);
 }
+
+#[test]
+fn fuzz_the_entries_file_reader() {
+    let (checkpoints, segments) = small_store();
+    let whole = encode_entries_file(&checkpoints, &segments);
+    let keys = [store_signer().verifier()];
+    let report = evidence_verifier::store::audit_entries(&whole[..], &keys, None);
+    assert!(matches!(report, Ok(Ok(_))), "the seed file audits clean: {report:?}");
+    let cut = whole[..whole.len() * 2 / 3].to_vec();
+    fuzz("entries_file", vec![whole, cut], entries_file_target);
+}

@@ -4,16 +4,19 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{copy_dir, stdout, verify_store};
 use evidence_ingest::{Batch, Origin, Record, Sink, Verdict};
-use evidence_ledger::{CheckpointPolicy, Log, SledStorage};
+use evidence_ledger::store::WriteBatch;
+use evidence_ledger::{CheckpointPolicy, Log, SledStorage, Storage};
 use evidence_schemas::sample::sample_event;
 use evidence_schemas::Validator;
 use evidence_verifier::entry::{encode, event_digest, EntryRef};
 use evidence_verifier::layout::{
-    checkpoint_key, encode_segment, key_number, segment_key, segment_records, unpack_segment, LOG_DIR,
+    checkpoint_key, encode_segment, frame_header, key_number, segment_key, segment_records, unpack_segment,
+    ENTRIES_FILE, ENTRIES_MAGIC, FRAME_HEADER, LOG_DIR,
 };
 use evidence_verifier::merkle::RootBuilder;
 use evidence_verifier::note::Note;
@@ -72,19 +75,19 @@ impl Fixture {
         Fixture { _tmp: tmp, root, at_5000, full, key: signer().verifier().to_string() }
     }
 
-    /// A copy of the full store, changed by `edit` on its sled database.
-    fn tampered(&self, name: &str, edit: impl FnOnce(&sled::Db)) -> PathBuf {
+    /// A copy of the full store, changed by `edit` through its storage: what an attacker with
+    /// write access to the store can do without breaking the store itself.
+    fn tampered(&self, name: &str, edit: impl FnOnce(&SledStorage)) -> PathBuf {
         let dir = self.root.join(name);
         copy_dir(&self.full, &dir);
-        let db = sled::open(dir.join(LOG_DIR)).unwrap();
+        let db = SledStorage::open(&dir.join(LOG_DIR)).unwrap();
         edit(&db);
-        db.flush().unwrap();
         dir
     }
 
     fn checkpoint_file(&self, store: &Path, size: u64, name: &str) -> PathBuf {
-        let db = sled::open(store.join(LOG_DIR)).unwrap();
-        let note = db.get(checkpoint_key(size)).unwrap().expect("checkpoint exists");
+        let db = SledStorage::open(&store.join(LOG_DIR)).unwrap();
+        let note = db.get(&checkpoint_key(size)).unwrap().expect("checkpoint exists");
         let path = self.root.join(name);
         std::fs::write(&path, note).unwrap();
         path
@@ -100,30 +103,41 @@ fn caught(dir: &Path, key: &str, trusted: Option<&Path>, expected: &str) {
     assert!(text.starts_with("FAILED: ") && text.contains(expected), "expected {expected:?} in {text:?}");
 }
 
+/// Sets `key` to `value` in the store, or removes it.
+fn put(db: &SledStorage, key: &[u8], value: Option<&[u8]>) {
+    let mut wb = WriteBatch::default();
+    match value {
+        Some(v) => wb.put(key, v),
+        None => wb.delete(key),
+    }
+    db.commit(wb).unwrap();
+}
+
 /// The segment holding entry `seq`: its first sequence number and its records.
-fn segment_of(db: &sled::Db, seq: u64) -> (u64, Vec<Vec<u8>>) {
-    let (k, v) = db.range(segment_key(0)..segment_key(seq + 1)).next_back().unwrap().unwrap();
+fn segment_of(db: &SledStorage, seq: u64) -> (u64, Vec<Vec<u8>>) {
+    let (k, v) = db.last_in(&segment_key(0), &segment_key(seq + 1)).unwrap().unwrap();
     let records = segment_records(&unpack_segment(&v).unwrap()).map(|r| r.unwrap().to_vec()).collect();
     (key_number(&k).unwrap(), records)
 }
 
-fn get(db: &sled::Db, seq: u64) -> Vec<u8> {
+fn get(db: &SledStorage, seq: u64) -> Vec<u8> {
     let (first, records) = segment_of(db, seq);
     records[(seq - first) as usize].clone()
 }
 
 /// Rewrites the segment holding `seq` with `edit` applied to its records.
-fn edit_segment(db: &sled::Db, seq: u64, edit: impl FnOnce(&mut Vec<Vec<u8>>, usize)) {
+fn edit_segment(db: &SledStorage, seq: u64, edit: impl FnOnce(&mut Vec<Vec<u8>>, usize)) {
     let (first, mut records) = segment_of(db, seq);
     edit(&mut records, (seq - first) as usize);
-    db.insert(segment_key(first), encode_segment(&records)).unwrap();
+    put(db, &segment_key(first), Some(&encode_segment(&records)));
 }
 
 /// Removes every entry from `seq` on.
-fn truncate(db: &sled::Db, seq: u64) {
+fn truncate(db: &SledStorage, seq: u64) {
     edit_segment(db, seq, |records, at| records.truncate(at));
-    for item in db.range(segment_key(seq + 1)..segment_key(u64::MAX)) {
-        db.remove(item.unwrap().0).unwrap();
+    let later: Vec<_> = db.range(&segment_key(seq + 1), &segment_key(u64::MAX)).map(|item| item.unwrap().0).collect();
+    for key in later {
+        put(db, &key, None);
     }
 }
 
@@ -184,7 +198,7 @@ fn every_tampering_is_caught_with_its_own_message() {
             rewritten.push(enc.record);
         }
         truncate(db, 6000);
-        db.insert(segment_key(6000), encode_segment(&rewritten)).unwrap();
+        put(db, &segment_key(6000), Some(&encode_segment(&rewritten)));
     });
     caught(&dir, &key, None, "checkpoint at size 8000: its root");
     caught(&dir, &key, None, "does not match the root");
@@ -192,18 +206,16 @@ fn every_tampering_is_caught_with_its_own_message() {
     // 6. The log truncated to 8,000 entries and its checkpoint re-signed by another key.
     let dir = f.tampered("truncated-resigned", |db| {
         truncate(db, 8000);
-        for item in db.scan_prefix([b'c']) {
-            let (k, _) = item.unwrap();
-            if key_number(&k).unwrap() > 5000 {
-                db.remove(k).unwrap();
-            }
+        let later: Vec<_> = db.range(&checkpoint_key(5001), &checkpoint_key(u64::MAX)).map(|i| i.unwrap().0).collect();
+        for k in later {
+            put(db, &k, None);
         }
         let mut tree = RootBuilder::new();
         for seq in 0..8000 {
             tree.push(EntryRef::decode(&get(db, seq)).unwrap().leaf_hash());
         }
         let cp = Checkpoint { origin: ORIGIN.into(), size: 8000, root: tree.root(), extensions: vec![] };
-        db.insert(checkpoint_key(8000), mallory().sign(&cp.to_string()).unwrap().as_bytes()).unwrap();
+        put(db, &checkpoint_key(8000), Some(mallory().sign(&cp.to_string()).unwrap().as_bytes()));
     });
     caught(
         &dir,
@@ -226,7 +238,7 @@ fn every_tampering_is_caught_with_its_own_message() {
     // 7. A checkpoint with a wrong root, validly signed (a faulty or coerced signer).
     let dir = f.tampered("wrong-root", |db| {
         let cp = Checkpoint { origin: ORIGIN.into(), size: 5000, root: [7u8; 32], extensions: vec![] };
-        db.insert(checkpoint_key(5000), signer().sign(&cp.to_string()).unwrap().as_bytes()).unwrap();
+        put(db, &checkpoint_key(5000), Some(signer().sign(&cp.to_string()).unwrap().as_bytes()));
     });
     caught(
         &dir,
@@ -237,12 +249,12 @@ fn every_tampering_is_caught_with_its_own_message() {
 
     // 7b. A checkpoint whose root was edited after signing.
     let dir = f.tampered("edited-checkpoint", |db| {
-        let note = db.get(checkpoint_key(5000)).unwrap().unwrap().to_vec();
+        let note = db.get(&checkpoint_key(5000)).unwrap().unwrap().to_vec();
         let mut note = Note::parse(&note).unwrap();
         let mut cp = Checkpoint::parse(&note.text).unwrap();
         cp.root[0] ^= 1;
         note.text = cp.to_string();
-        db.insert(checkpoint_key(5000), note.to_string().as_bytes()).unwrap();
+        put(db, &checkpoint_key(5000), Some(note.to_string().as_bytes()));
     });
     caught(&dir, &key, None, "checkpoint at size 5000: the signature by tamper.example/ledger+");
 
@@ -301,7 +313,7 @@ fn a_damaged_entry_stops_appends_and_sound_reads_go_on() {
     let key_file = f.root.join("signer.key");
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key_file).unwrap();
     std::io::Write::write_all(&mut file, signer().to_key_string().as_bytes()).unwrap();
-    let flip = |db: &sled::Db, seq: u64| {
+    let flip = |db: &SledStorage, seq: u64| {
         edit_segment(db, seq, |records, at| {
             let n = records[at].len();
             records[at][n - 20] ^= 0x01;
@@ -369,62 +381,159 @@ fn a_damaged_entry_stops_appends_and_sound_reads_go_on() {
     assert_eq!(evidence(&dir, &["status", "--json"]).status.code(), Some(0));
 
     // Repaired (the damaged bytes put back), the store appends again.
-    let db = sled::open(dir.join(LOG_DIR)).unwrap();
+    let db = SledStorage::open(&dir.join(LOG_DIR)).unwrap();
     flip(&db, 9999);
-    db.flush().unwrap();
     drop(db);
     let out = evidence(&dir, &["ingest", "--file", events.to_str().unwrap()]);
     assert!(out.status.success(), "{}", common::stderr(&out));
 }
 
+/// The frames of a store's entries file: each one's key, and where its value starts and ends.
+fn frames(dir: &Path) -> Vec<([u8; 9], usize, usize)> {
+    let bytes = std::fs::read(dir.join(LOG_DIR).join(ENTRIES_FILE)).unwrap();
+    let mut at = ENTRIES_MAGIC.len();
+    let mut out = Vec::new();
+    while at + FRAME_HEADER <= bytes.len() {
+        let (key, len) = frame_header(bytes[at..at + FRAME_HEADER].try_into().unwrap()).unwrap();
+        let start = at + FRAME_HEADER;
+        let end = start + len.unwrap_or(0) as usize;
+        out.push((key, start, end));
+        at = end;
+    }
+    out
+}
+
+/// Edits a copy of the full store's entries file in place, as bytes.
+fn edit_file(f: &Fixture, name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let dir = f.root.join(name);
+    copy_dir(&f.full, &dir);
+    let path = dir.join(LOG_DIR).join(ENTRIES_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    edit(&mut bytes);
+    std::fs::write(&path, bytes).unwrap();
+    dir
+}
+
 #[test]
-fn segments_are_stored_compressed_and_a_store_of_plain_segments_still_verifies_and_grows() {
+fn segments_are_stored_compressed_in_the_entries_file_and_a_store_from_before_it_still_verifies_and_grows() {
     let f = Fixture::new();
     let key = f.key.clone();
-    // Every segment the ledger wrote is one zstd frame, several times smaller than its records.
-    let db = sled::open(f.full.join(LOG_DIR)).unwrap();
+    // Every segment the ledger wrote is one zstd frame, several times smaller than its records,
+    // in the entries file, where the verifier reads it; sled holds only its place.
+    let store = SledStorage::open(&f.full.join(LOG_DIR)).unwrap();
     let (mut packed, mut plain) = (0usize, 0usize);
-    for item in db.scan_prefix([b'e']) {
-        let (_, value) = item.unwrap();
-        assert!(value.starts_with(&evidence_verifier::layout::ZSTD_MAGIC), "a segment is stored compressed");
-        packed += value.len();
-        plain += unpack_segment(&value).unwrap().len();
+    let mut values = Vec::new();
+    for item in store.range(b"c", b"f") {
+        let (k, value) = item.unwrap();
+        if k.len() != 9 || (k[0] != b'c' && k[0] != b'e') {
+            continue;
+        }
+        if k[0] == b'e' {
+            assert!(value.starts_with(&evidence_verifier::layout::ZSTD_MAGIC), "a segment is stored compressed");
+            packed += value.len();
+            plain += unpack_segment(&value).unwrap().len();
+        }
+        values.push((k.to_vec(), value.to_vec()));
     }
-    drop(db);
+    drop(store);
     println!("segments: {plain} bytes of records stored in {packed}");
     assert!(plain > 3 * packed, "segments compress: {plain} bytes of records in {packed}");
+    let in_file = frames(&f.full);
+    assert_eq!(in_file.len(), values.len(), "every segment and checkpoint has one frame");
 
-    // A store written before segments were compressed: every segment plain. It verifies, and
-    // the ledger reads it and appends to it.
-    let dir = f.tampered("plain-segments", |db| {
-        for item in db.scan_prefix([b'e']) {
-            let (k, v) = item.unwrap();
+    // A store written before the entries file, and before segments were compressed: every
+    // segment plain, in sled. It verifies (from a copy of the database); the ledger moves its
+    // values into an entries file when it opens it, and appends.
+    let dir = f.root.join("before-the-file");
+    copy_dir(&f.full, &dir);
+    std::fs::remove_file(dir.join(LOG_DIR).join(ENTRIES_FILE)).unwrap();
+    let db = sled::open(dir.join(LOG_DIR)).unwrap();
+    let placed = db.get(segment_key(0)).unwrap().unwrap();
+    assert!(placed.len() < 16 && placed[0] == 0xFF, "sled holds a segment's place, not the segment");
+    for (k, v) in &values {
+        let v = if k[0] == b'e' {
             let records: Vec<Vec<u8>> =
-                segment_records(&unpack_segment(&v).unwrap()).map(|r| r.unwrap().to_vec()).collect();
-            db.insert(k, encode_segment(&records)).unwrap();
-        }
-    });
+                segment_records(&unpack_segment(v).unwrap()).map(|r| r.unwrap().to_vec()).collect();
+            encode_segment(&records)
+        } else {
+            v.clone()
+        };
+        db.insert(k, v).unwrap();
+    }
+    db.remove(b"mentriesend").unwrap();
+    db.flush().unwrap();
+    drop(db);
     let out = verify_store(&dir, &key, None);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     append(&dir, 10_000..11_000, "evt-");
+    assert!(dir.join(LOG_DIR).join(ENTRIES_FILE).is_file(), "the open wrote the entries file");
+    assert_eq!(frames(&dir).len(), values.len() + 32 + 1, "the old values, 1,000 entries in 32 segments, a checkpoint");
     let out = verify_store(&dir, &key, None);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("entries:          11000"), "{}", stdout(&out));
 
     // A compressed segment cut short, or claiming more than a segment can hold, is named.
     let dir = f.tampered("cut-frame", |db| {
-        let (k, v) = db.range(segment_key(0)..segment_key(2001)).next_back().unwrap().unwrap();
-        db.insert(k, &v[..v.len() - 7]).unwrap();
+        let (k, v) = db.last_in(&segment_key(0), &segment_key(2001)).unwrap().unwrap();
+        put(db, &k, Some(&v[..v.len() - 7]));
     });
     caught(&dir, &key, None, "cannot be read: compressed segment cannot be decompressed");
     let dir = f.tampered("huge-frame", |db| {
-        let (k, _) = db.range(segment_key(0)..segment_key(2001)).next_back().unwrap().unwrap();
+        let (k, _) = db.last_in(&segment_key(0), &segment_key(2001)).unwrap().unwrap();
         // A frame header (single segment, an 8-byte content size of 2^40) and an empty last block.
         let mut frame = evidence_verifier::layout::ZSTD_MAGIC.to_vec();
         frame.push(0xE0);
         frame.extend_from_slice(&(1u64 << 40).to_le_bytes());
         frame.extend_from_slice(&[0x01, 0x00, 0x00]);
-        db.insert(k, frame).unwrap();
+        put(db, &k, Some(&frame));
     });
     caught(&dir, &key, None, "more than a segment can hold");
+}
+
+/// The verifier reads the entries file as it is: no copy of the store (it needs no temporary
+/// space at all), edits of the file's bytes are caught, and the end of a write a crash cut
+/// short is neither a finding nor kept.
+#[test]
+fn the_entries_file_is_audited_in_place() {
+    let f = Fixture::new();
+    let key = f.key.clone();
+    let no_space = f.root.join("no-such-dir");
+    let out = Command::new(common::evidence_verify())
+        .env("TMPDIR", &no_space)
+        .arg("store")
+        .arg(&f.full)
+        .arg("--key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), common::stderr(&out));
+    assert!(stdout(&out).contains("entries:          10000"), "{}", stdout(&out));
+
+    // A byte of a stored segment changed in the file.
+    let segment = frames(&f.full)
+        .into_iter()
+        .filter(|(k, _, _)| k[0] == b'e' && key_number(k) <= Some(1234))
+        .max_by_key(|(k, _, _)| key_number(k))
+        .unwrap();
+    let dir = edit_file(&f, "flipped-file-byte", |bytes| bytes[segment.1 + 20] ^= 0x40);
+    caught(&dir, &key, None, "entry 12");
+
+    // A frame's key changed into no key the ledger writes.
+    let dir = edit_file(&f, "bad-frame-key", |bytes| bytes[segment.1 - FRAME_HEADER] = b'x');
+    caught(&dir, &key, None, &format!("the entries file is malformed at byte {}", segment.1 - FRAME_HEADER));
+
+    // Half a frame at the end: a write a crash interrupted. The store verifies as it was, and
+    // the next open cuts it off and appends after it.
+    let dir = edit_file(&f, "torn-tail", |bytes| {
+        let mut frame = Vec::new();
+        evidence_verifier::layout::push_frame(&mut frame, &segment_key(10_000), Some(&[7u8; 3000]));
+        bytes.extend_from_slice(&frame[..1500]);
+    });
+    let out = verify_store(&dir, &key, None);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("entries:          10000"), "{}", stdout(&out));
+    append(&dir, 10_000..10_100, "evt-");
+    let out = verify_store(&dir, &key, None);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("entries:          10100"), "{}", stdout(&out));
 }

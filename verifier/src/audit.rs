@@ -85,6 +85,15 @@ pub enum AuditError {
         /// The trusted root (base64).
         trusted_root: String,
     },
+    /// The file the entries are stored in is malformed: its frames cannot be read as ones the
+    /// ledger writes.
+    #[error("the entries file is malformed at byte {offset}: {problem}")]
+    File {
+        /// Where the malformed frame starts.
+        offset: u64,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The trusted checkpoint names another log.
     #[error("the trusted checkpoint is for origin {trusted:?}, the log's checkpoints for {log:?}")]
     OtherLog {

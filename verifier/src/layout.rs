@@ -56,6 +56,66 @@ fn prefixed(prefix: u8, n: u64) -> [u8; 9] {
     k
 }
 
+/// The file, inside [`LOG_DIR`], that holds the entry segments and checkpoints: the two
+/// prefixes the verifier reads live here, not in sled, so that an auditor reads them as they
+/// are, without opening (and so without copying) the database. sled keeps, under the same
+/// keys, where each value is in this file.
+///
+/// The file is [`ENTRIES_MAGIC`], then frames, only ever appended: a frame is a key (9 bytes:
+/// [`ENTRY`] or [`CHECKPOINT`] and a u64 big-endian), the value's length (u32 big-endian, or
+/// [`TOMBSTONE`] for a key removed, with no value) and the value. A key's last frame is its
+/// value. A frame cut short at the end of the file is a write a crash interrupted; it was
+/// never committed, and the ledger cuts it off when it next opens the store.
+pub const ENTRIES_FILE: &str = "entries";
+/// The first bytes of an [`ENTRIES_FILE`] (format version 1).
+pub const ENTRIES_MAGIC: [u8; 8] = *b"EVLEDGR1";
+/// The bytes of a frame's key and length.
+pub const FRAME_HEADER: usize = 13;
+/// The length of a frame that removes its key.
+pub const TOMBSTONE: u32 = u32::MAX;
+/// The longest value a frame may hold: a compressed segment's bound, and then some.
+pub const MAX_FRAME_VALUE: u32 = (MAX_SEGMENT_BYTES as u32) + (1 << 20);
+
+/// Appends a frame for `key` to `out`: `Some(value)` sets it, `None` removes it. Returns where
+/// the value starts in `out`. `key` is one of [`segment_key`] or [`checkpoint_key`].
+pub fn push_frame(out: &mut Vec<u8>, key: &[u8; 9], value: Option<&[u8]>) -> usize {
+    out.extend_from_slice(key);
+    let len = match value {
+        Some(v) => {
+            u32::try_from(v.len()).ok().filter(|len| *len <= MAX_FRAME_VALUE).expect("a stored value under 257 MB")
+        }
+        None => TOMBSTONE,
+    };
+    out.extend_from_slice(&len.to_be_bytes());
+    let at = out.len();
+    out.extend_from_slice(value.unwrap_or_default());
+    at
+}
+
+/// A frame's header that cannot be one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FrameError(String);
+
+/// A frame's key and the length of its value (`None` for a removal), from its header.
+pub fn frame_header(header: &[u8; FRAME_HEADER]) -> Result<([u8; 9], Option<u32>), FrameError> {
+    let key: [u8; 9] = header[..9].try_into().expect("9 of 13 bytes");
+    if key[0] != ENTRY && key[0] != CHECKPOINT {
+        return Err(FrameError(format!(
+            "a frame's key begins with byte {:#04x}, neither an entry segment's nor a checkpoint's",
+            key[0]
+        )));
+    }
+    let len = u32::from_be_bytes(header[9..].try_into().expect("4 of 13 bytes"));
+    match len {
+        TOMBSTONE => Ok((key, None)),
+        len if len > MAX_FRAME_VALUE => {
+            Err(FrameError(format!("a frame claims {len} bytes, more than a value can hold")))
+        }
+        len => Ok((key, Some(len))),
+    }
+}
+
 /// A segment of entry records.
 pub fn encode_segment<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
     let mut out = Vec::with_capacity(records.iter().map(|r| 4 + r.as_ref().len()).sum());

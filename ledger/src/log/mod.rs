@@ -14,7 +14,7 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `e` + first seq (u64 BE) | segment: up to 8 consecutive entry records ([`evidence_verifier::layout`]) |
+//! | `e` + first seq (u64 BE) | segment: up to 32 consecutive entry records ([`evidence_verifier::layout`]; with sled, the value is in the entries file and sled holds its place) |
 //! | `c` + tree size (u64 BE) | signed checkpoint note |
 //! | `n` + level (u8) + tile (u64 BE) | 64 Merkle node hashes (`tree`) |
 //! | `i` + source length (u16 BE) + source + id | seq (u64 BE) + blake3 event digest (32); written behind the log (`index`) |

@@ -5,15 +5,15 @@
 //!
 //! | prefix | owner | what |
 //! | --- | --- | --- |
-//! | `e` + first seq | [`crate::log`] (format: `evidence_verifier::layout`) | entry segments |
-//! | `c` + tree size | [`crate::log`] (format: `evidence_verifier::layout`) | signed checkpoints |
+//! | `e` + first seq | [`crate::log`] (format: `evidence_verifier::layout`) | entry segments (in sled: where each is in the entries file) |
+//! | `c` + tree size | [`crate::log`] (format: `evidence_verifier::layout`) | signed checkpoints (in sled: where each is in the entries file) |
 //! | `n` + level + tile | `log::tree` | Merkle node tiles |
 //! | `i` + source + id | `log::index` | the `(source, id)` index |
 //! | `q` + number | `log::quarantine` | quarantine records |
 //! | `Q` + digest | `log::quarantine` | quarantine numbers by content (each bad record once) |
 //! | `p` + source | [`crate::log`] | source positions (next offsets) |
 //! | `g` + source | [`crate::log`] | offsets each source skipped (gaps, u64 BE, cumulative) |
-//! | `m` + name | [`crate::log`], `log::index` | metadata: [`META_ORIGIN`], [`META_COUNTERS`], [`META_DEAD_LETTERS`], [`META_INDEXED`], [`META_ID_FILTER`], [`META_KEYS`], [`META_DAMAGED`] |
+//! | `m` + name | [`crate::log`], `log::index` | metadata: [`META_ORIGIN`], [`META_COUNTERS`], [`META_DEAD_LETTERS`], [`META_INDEXED`], [`META_ID_FILTER`], [`META_KEYS`], [`META_DAMAGED`]; `store` (the sled engine): [`META_ENTRIES_END`] |
 //! | `v` + table | [`crate::governance`] (read by [`crate::query`]) | views, alerts and their watermark: the tables `VIEW_*` |
 //! | `a` + number | `governance::outbox` (read by the SIEM sinks) | the alert outbox: every opening, update and resolution of an alert, in order |
 //! | `d` + sink name | `governance::outbox` (written by each SIEM sink) | each sink's cursor in the outbox |
@@ -84,10 +84,21 @@ pub const META_KEYS: &[u8] = b"mkeys";
 
 /// The first damaged entry a read met (JSON `[seq, problem]`): appends stop while it is there.
 pub const META_DAMAGED: &[u8] = b"mdamaged";
+/// The committed end of the entries file, in bytes (u64 BE): the sled engine keeps entry
+/// segments and checkpoints in a file beside the database (`store::filed`).
+pub const META_ENTRIES_END: &[u8] = b"mentriesend";
 
 /// Every metadata key.
-pub const METAS: [&[u8]; 7] =
-    [META_ORIGIN, META_COUNTERS, META_DEAD_LETTERS, META_INDEXED, META_ID_FILTER, META_KEYS, META_DAMAGED];
+pub const METAS: [&[u8]; 8] = [
+    META_ORIGIN,
+    META_COUNTERS,
+    META_DEAD_LETTERS,
+    META_INDEXED,
+    META_ID_FILTER,
+    META_KEYS,
+    META_DAMAGED,
+    META_ENTRIES_END,
+];
 
 /// View table: the views' watermark.
 pub const VIEW_WATERMARK: u8 = b'm';

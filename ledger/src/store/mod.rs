@@ -21,6 +21,7 @@
 //!
 //! This module owns bytes and their durability; it knows nothing of entries, views or events.
 
+mod filed;
 pub mod keyspace;
 mod mem;
 mod sled;

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::filed::{filed, EntriesFile};
 use super::{Pair, Storage, StorageError, StorageErrorKind, WriteBatch};
 
 /// The lock file inside the sled directory: held exclusively by the process that has the
@@ -42,10 +43,12 @@ pub fn sled_config(path: &Path) -> sled::Config {
         .flush_every_ms(None)
 }
 
-/// The real engine: a sled database in a directory.
+/// The real engine: a sled database in a directory, with the entry segments and checkpoints
+/// in a file beside it (`filed`).
 #[derive(Debug, Clone)]
 pub struct SledStorage {
     db: sled::Db,
+    entries: Arc<EntriesFile>,
     /// Held while any clone is alive; dropped after the database handle.
     _lock: Arc<File>,
     /// For [`SledStorage::open_copy`]: the temporary directory the copy lives in.
@@ -105,7 +108,10 @@ impl SledStorage {
         let mut tries = 0;
         loop {
             match config.open() {
-                Ok(db) => return Ok(SledStorage { db, _lock: lock, _copy: None }),
+                Ok(db) => {
+                    let entries = Arc::new(EntriesFile::open(&db, path)?);
+                    return Ok(SledStorage { db, entries, _lock: lock, _copy: None });
+                }
                 Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::Other && tries < 250 => {
                     tries += 1;
                     std::thread::sleep(Duration::from_millis(20));
@@ -131,19 +137,32 @@ impl SledStorage {
     }
 }
 
+impl SledStorage {
+    /// A pair as sled holds it, with a filed value read from the entries file.
+    fn resolved(&self, (key, value): (sled::IVec, sled::IVec)) -> Result<Pair<Self>, StorageError> {
+        if filed(&key) {
+            return Ok((key, self.entries.resolve(value)?));
+        }
+        Ok((key, value))
+    }
+}
+
 impl Storage for SledStorage {
     type Bytes = sled::IVec;
 
     fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>, StorageError> {
-        Ok(self.db.get(key)?)
+        match self.db.get(key)? {
+            Some(value) if filed(key) => Ok(Some(self.entries.resolve(value)?)),
+            value => Ok(value),
+        }
     }
 
     fn range(&self, from: &[u8], to: &[u8]) -> Box<dyn Iterator<Item = Result<Pair<Self>, StorageError>> + '_> {
-        Box::new(self.db.range(from..to).map(|r| r.map_err(StorageError::from)))
+        Box::new(self.db.range(from..to).map(|r| self.resolved(r?)))
     }
 
     fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<Pair<Self>>, StorageError> {
-        Ok(self.db.range(from..to).next_back().transpose()?)
+        self.db.range(from..to).next_back().transpose()?.map(|pair| self.resolved(pair)).transpose()
     }
 
     fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
@@ -154,18 +173,32 @@ impl Storage for SledStorage {
 
     fn apply(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut b = sled::Batch::default();
+        let mut to_file = Vec::new();
         for (k, v) in batch.into_ops() {
             match v {
+                _ if filed(&k) => to_file.push((k, v)),
                 Some(v) => b.insert(k, v),
                 None => b.remove(k),
             }
         }
-        Ok(self.db.apply_batch(b)?)
+        if to_file.is_empty() {
+            return Ok(self.db.apply_batch(b)?);
+        }
+        self.entries.write(to_file, b, |b| Ok(self.db.apply_batch(b)?))
     }
 
     fn apply_each(&self, batch: WriteBatch) -> Result<(), StorageError> {
         // Single writes take sled's concurrency control for reading only, so readers go on.
         for (k, v) in batch.into_ops() {
+            if filed(&k) {
+                let mut one = WriteBatch::default();
+                match v {
+                    Some(v) => one.put(k, v),
+                    None => one.delete(k),
+                }
+                self.apply(one)?;
+                continue;
+            }
             match v {
                 Some(v) => self.db.insert(k, v)?,
                 None => self.db.remove(k)?,

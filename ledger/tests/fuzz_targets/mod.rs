@@ -180,3 +180,24 @@ pub fn store_target(data: &[u8]) {
         segments.into_iter().map(Ok),
     );
 }
+
+/// An entries file (`evidence_verifier::layout::ENTRIES_FILE`) holding `checkpoints` and
+/// `segments`, as the ledger writes it.
+pub fn encode_entries_file(checkpoints: &[(u64, Vec<u8>)], segments: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    use evidence_verifier::layout::{checkpoint_key, push_frame, segment_key, ENTRIES_MAGIC};
+    let mut out = ENTRIES_MAGIC.to_vec();
+    for (size, note) in checkpoints {
+        push_frame(&mut out, &checkpoint_key(*size), Some(note));
+    }
+    for (first, segment) in segments {
+        push_frame(&mut out, &segment_key(*first), Some(segment));
+    }
+    out
+}
+
+/// The verifier's reading of an entries file (`evidence_verifier::store::audit_entries`): any
+/// bytes as the file of a store under audit. The audit answers; it never panics.
+pub fn entries_file_target(data: &[u8]) {
+    let keys = [store_signer().verifier()];
+    let _ = evidence_verifier::store::audit_entries(data, &keys, None);
+}

@@ -1,0 +1,235 @@
+//! The entries file beside the sled database ([`evidence_verifier::layout::ENTRIES_FILE`]):
+//! [`SledStorage`](super::SledStorage) keeps the values of the two prefixes the verifier reads
+//! (entry segments and checkpoints) in an append-only file of frames, and in sled only where
+//! each one is (a [`Place`]). An auditor then reads them as they are, without opening sled, and
+//! the entries, nearly all of a store's bytes, stay out of sled's log-structured files, which
+//! keep several times the live bytes they hold.
+//!
+//! Durability: a batch's frames are written at the committed end of the file and synced
+//! before the sled batch that places them is applied; that batch also moves the committed end
+//! ([`META_ENTRIES_END`]). So whatever sled has, after any crash, points into bytes on disk,
+//! and bytes past the committed end (a batch whose sled half never landed) are cut off when
+//! the store next opens. A store written before the file existed has its values in sled: the
+//! first open writes them into a new file ([`migrate`]), and reads take a value inline as
+//! well as placed, so a migration cut short by a crash loses nothing.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt as _;
+use std::path::Path;
+use std::sync::Mutex;
+
+use evidence_verifier::layout::{frame_header, push_frame, ENTRIES_FILE, ENTRIES_MAGIC, FRAME_HEADER};
+
+use super::keyspace::{CHECKPOINT, ENTRY, META_ENTRIES_END};
+use super::{StorageError, StorageErrorKind};
+
+/// The first byte of a [`Place`] as stored in sled. No value stored inline begins with it: a
+/// plain segment begins with the high byte of a record length (0 for any record under
+/// 16 MB), a compressed one with zstd's magic number (`0x28`), a checkpoint note with UTF-8
+/// text (never `0xFF`).
+const PLACE_TAG: u8 = 0xFF;
+/// The length of a stored [`Place`]: the tag, the offset (u64 BE) and the length (u32 BE).
+const PLACE_LEN: usize = 13;
+/// Frames placed in sled per batch while a file is migrated.
+const MIGRATE_BATCH: usize = 10_000;
+
+/// Whether `key`'s value is kept in the entries file.
+pub(super) fn filed(key: &[u8]) -> bool {
+    key.len() == 9 && (key[0] == ENTRY || key[0] == CHECKPOINT)
+}
+
+/// Where a value is in the entries file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Place {
+    offset: u64,
+    len: u32,
+}
+
+impl Place {
+    fn encode(self) -> [u8; PLACE_LEN] {
+        let mut out = [0u8; PLACE_LEN];
+        out[0] = PLACE_TAG;
+        out[1..9].copy_from_slice(&self.offset.to_be_bytes());
+        out[9..].copy_from_slice(&self.len.to_be_bytes());
+        out
+    }
+
+    fn decode(stored: &[u8]) -> Option<Place> {
+        if stored.len() != PLACE_LEN || stored[0] != PLACE_TAG {
+            return None;
+        }
+        let offset = u64::from_be_bytes(stored[1..9].try_into().expect("8 bytes"));
+        let len = u32::from_be_bytes(stored[9..].try_into().expect("4 bytes"));
+        Some(Place { offset, len })
+    }
+}
+
+/// The open entries file and its committed end.
+#[derive(Debug)]
+pub(super) struct EntriesFile {
+    file: File,
+    /// The committed end; held while a batch writes its frames and applies its sled half.
+    end: Mutex<u64>,
+}
+
+fn corrupt(message: String) -> StorageError {
+    StorageError::new(StorageErrorKind::Corrupt, message)
+}
+
+impl EntriesFile {
+    /// Opens the entries file of the sled database `db` in `dir`, migrating the values of a
+    /// store written before it existed, and cuts off what lies past the committed end.
+    pub(super) fn open(db: &sled::Db, dir: &Path) -> Result<Self, StorageError> {
+        let path = dir.join(ENTRIES_FILE);
+        if !path.exists() {
+            migrate(db, dir)?;
+        }
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let end = match db.get(META_ENTRIES_END)? {
+            Some(end) => u64::from_be_bytes(
+                end.as_ref().try_into().map_err(|_| corrupt("the entries file's committed end is malformed".into()))?,
+            ),
+            // A migration that a crash cut short: place what the new file holds.
+            None => place_all(db, &file)?,
+        };
+        let len = file.metadata()?.len();
+        if len < end {
+            return Err(corrupt(format!(
+                "the entries file holds {len} bytes, fewer than the {end} the store committed: committed entries are missing from {}",
+                path.display()
+            )));
+        }
+        if len > end {
+            tracing::warn!(
+                message =
+                    "Cutting off the end of the entries file that was never committed (a batch a crash interrupted).",
+                bytes = len - end
+            );
+            file.set_len(end)?;
+            file.sync_all()?;
+        }
+        Ok(EntriesFile { file, end: Mutex::new(end) })
+    }
+
+    /// The value stored in sled as `stored` for a filed key: read from its place, or as it is
+    /// when it was stored inline (before the file, or in a migration not yet placed).
+    pub(super) fn resolve(&self, stored: sled::IVec) -> Result<sled::IVec, StorageError> {
+        let Some(place) = Place::decode(&stored) else { return Ok(stored) };
+        let mut value = vec![0u8; place.len as usize];
+        self.file.read_exact_at(&mut value, place.offset)?;
+        Ok(value.into())
+    }
+
+    /// Applies `ops` with `batch`: the filed puts and removals are written as frames at the
+    /// committed end and synced, then `batch` (the rest of the ops) is applied by `apply` with
+    /// their places and the new committed end.
+    pub(super) fn write(
+        &self,
+        ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        mut batch: sled::Batch,
+        apply: impl FnOnce(sled::Batch) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let mut end = self.end.lock().expect("not poisoned");
+        let mut frames =
+            Vec::with_capacity(ops.iter().map(|(_, v)| FRAME_HEADER + v.as_ref().map_or(0, Vec::len)).sum());
+        for (key, value) in ops {
+            let filed_key: &[u8; 9] = key.as_slice().try_into().expect("a filed key has 9 bytes");
+            let at = push_frame(&mut frames, filed_key, value.as_deref());
+            match value {
+                Some(value) => {
+                    let place = Place { offset: *end + at as u64, len: value.len() as u32 };
+                    batch.insert(key, &place.encode()[..]);
+                }
+                None => batch.remove(key),
+            }
+        }
+        let new_end = *end + frames.len() as u64;
+        let written = self.file.write_all_at(&frames, *end).and_then(|()| self.file.sync_data());
+        batch.insert(META_ENTRIES_END, &new_end.to_be_bytes()[..]);
+        if let Err(e) = written.map_err(StorageError::from).and_then(|()| apply(batch)) {
+            // Nothing points at the frames; the next batch writes over them (and an open cuts
+            // them off). Cut them now too, so that the file ends where the store does.
+            let _ = self.file.set_len(*end);
+            return Err(e);
+        }
+        *end = new_end;
+        Ok(())
+    }
+}
+
+/// Writes a new entries file holding the filed values `db` keeps inline (none, for a new
+/// store), synced and then renamed into place, and places them.
+fn migrate(db: &sled::Db, dir: &Path) -> Result<(), StorageError> {
+    let new = dir.join(format!("{ENTRIES_FILE}.new"));
+    let mut out = ENTRIES_MAGIC.to_vec();
+    let mut count = 0u64;
+    for prefix in [CHECKPOINT, ENTRY] {
+        for item in db.scan_prefix([prefix]) {
+            let (key, value) = item?;
+            if filed(&key) && Place::decode(&value).is_none() {
+                push_frame(&mut out, key.as_ref().try_into().expect("9 bytes"), Some(&value));
+                count += 1;
+            }
+        }
+    }
+    if count > 0 {
+        tracing::info!(message = "Moving the entry segments and checkpoints into the entries file.", values = count);
+    }
+    let file = OpenOptions::new().write(true).create(true).truncate(true).open(&new)?;
+    file.write_all_at(&out, 0)?;
+    file.sync_all()?;
+    std::fs::rename(&new, dir.join(ENTRIES_FILE))?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Places every frame of `file` in `db` and returns the file's committed end: after a
+/// migration, the file holds exactly the values `db` has inline.
+fn place_all(db: &sled::Db, file: &File) -> Result<u64, StorageError> {
+    let len = file.metadata()?.len();
+    let mut magic = [0u8; ENTRIES_MAGIC.len()];
+    file.read_exact_at(&mut magic, 0)?;
+    if magic != ENTRIES_MAGIC {
+        return Err(corrupt("the entries file does not begin with its magic bytes".into()));
+    }
+    let mut at = ENTRIES_MAGIC.len() as u64;
+    let mut batch = sled::Batch::default();
+    let mut header = [0u8; FRAME_HEADER];
+    let mut placed = 0;
+    while at + FRAME_HEADER as u64 <= len {
+        file.read_exact_at(&mut header, at)?;
+        let (key, value_len) = frame_header(&header).map_err(|e| corrupt(format!("entries file at byte {at}: {e}")))?;
+        let value_len =
+            value_len.ok_or_else(|| corrupt(format!("entries file at byte {at}: a removal in a migration")))?;
+        let place = Place { offset: at + FRAME_HEADER as u64, len: value_len };
+        if place.offset + u64::from(value_len) > len {
+            break;
+        }
+        batch.insert(&key[..], &place.encode()[..]);
+        at = place.offset + u64::from(value_len);
+        placed += 1;
+        if placed % MIGRATE_BATCH == 0 {
+            db.apply_batch(std::mem::take(&mut batch))?;
+        }
+    }
+    batch.insert(META_ENTRIES_END, &at.to_be_bytes()[..]);
+    db.apply_batch(batch)?;
+    db.flush()?;
+    Ok(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_place_is_never_a_value_stored_inline() {
+        let place = Place { offset: 1 << 40, len: 3000 };
+        assert_eq!(Place::decode(&place.encode()), Some(place));
+        let plain = evidence_verifier::layout::encode_segment(&[vec![7u8; 9]]);
+        let packed = evidence_verifier::layout::pack_segment(&plain);
+        for inline in [&plain[..], &packed[..], b"tamper.example/ledger\n13\n".as_slice()] {
+            assert_eq!(Place::decode(inline), None);
+        }
+    }
+}
