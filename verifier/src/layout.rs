@@ -59,27 +59,38 @@ fn prefixed(prefix: u8, n: u64) -> [u8; 9] {
 /// The file, inside [`LOG_DIR`], that holds the entry segments and checkpoints: the two
 /// prefixes the verifier reads live here, not in sled, so that an auditor reads them as they
 /// are, without opening (and so without copying) the database. sled keeps, under the same
-/// keys, where each value is in this file.
+/// keys, where each value is in this file. (The ledger also keeps its finished Merkle tiles
+/// here, under their keys of prefix [`TILE`]; the verifier computes the tree itself and passes
+/// over them.)
 ///
-/// The file is [`ENTRIES_MAGIC`], then frames, only ever appended: a frame is a key (9 bytes:
-/// [`ENTRY`] or [`CHECKPOINT`] and a u64 big-endian), the value's length (u32 big-endian, or
-/// [`TOMBSTONE`] for a key removed, with no value) and the value. A key's last frame is its
-/// value. A frame cut short at the end of the file is a write a crash interrupted; it was
-/// never committed, and the ledger cuts it off when it next opens the store.
+/// The file is [`ENTRIES_MAGIC`], then frames, only ever appended: a frame is a header of
+/// [`FRAME_HEADER`] bytes (the key's length, 1 to [`MAX_FRAME_KEY`], as one byte; the key,
+/// padded with zeros to [`MAX_FRAME_KEY`] bytes; the value's length, u32 big-endian, or
+/// [`TOMBSTONE`] for a key removed, with no value) and the value. An entry segment's key is
+/// [`segment_key`], a checkpoint's [`checkpoint_key`]. A key's last frame is its value. A
+/// frame cut short at the end of the file is a write a crash interrupted; it was never
+/// committed, and the ledger cuts it off when it next opens the store.
 pub const ENTRIES_FILE: &str = "entries";
 /// The first bytes of an [`ENTRIES_FILE`] (format version 1).
 pub const ENTRIES_MAGIC: [u8; 8] = *b"EVLEDGR1";
-/// The bytes of a frame's key and length.
-pub const FRAME_HEADER: usize = 13;
+/// The longest key a frame holds.
+pub const MAX_FRAME_KEY: usize = 16;
+/// The bytes of a frame's header: key length, key (padded), value length.
+pub const FRAME_HEADER: usize = 1 + MAX_FRAME_KEY + 4;
 /// The length of a frame that removes its key.
 pub const TOMBSTONE: u32 = u32::MAX;
 /// The longest value a frame may hold: a compressed segment's bound, and then some.
 pub const MAX_FRAME_VALUE: u32 = (MAX_SEGMENT_BYTES as u32) + (1 << 20);
+/// Prefix of the ledger's finished Merkle tiles, which it may keep in the entries file too.
+pub const TILE: u8 = b'n';
 
-/// Appends a frame for `key` to `out`: `Some(value)` sets it, `None` removes it. Returns where
-/// the value starts in `out`. `key` is one of [`segment_key`] or [`checkpoint_key`].
-pub fn push_frame(out: &mut Vec<u8>, key: &[u8; 9], value: Option<&[u8]>) -> usize {
+/// Appends a frame for `key` (1 to [`MAX_FRAME_KEY`] bytes) to `out`: `Some(value)` sets it,
+/// `None` removes it. Returns where the value starts in `out`.
+pub fn push_frame(out: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) -> usize {
+    assert!((1..=MAX_FRAME_KEY).contains(&key.len()), "a frame's key has 1 to 16 bytes");
+    out.push(key.len() as u8);
     out.extend_from_slice(key);
+    out.extend_from_slice(&[0u8; MAX_FRAME_KEY][key.len()..]);
     let len = match value {
         Some(v) => {
             u32::try_from(v.len()).ok().filter(|len| *len <= MAX_FRAME_VALUE).expect("a stored value under 257 MB")
@@ -97,16 +108,26 @@ pub fn push_frame(out: &mut Vec<u8>, key: &[u8; 9], value: Option<&[u8]>) -> usi
 #[error("{0}")]
 pub struct FrameError(String);
 
-/// A frame's key and the length of its value (`None` for a removal), from its header.
-pub fn frame_header(header: &[u8; FRAME_HEADER]) -> Result<([u8; 9], Option<u32>), FrameError> {
-    let key: [u8; 9] = header[..9].try_into().expect("9 of 13 bytes");
-    if key[0] != ENTRY && key[0] != CHECKPOINT {
+/// A frame's key and the length of its value (`None` for a removal), from its header. The
+/// key is an entry segment's, a checkpoint's (9 bytes each) or a Merkle tile's.
+pub fn frame_header(header: &[u8; FRAME_HEADER]) -> Result<(&[u8], Option<u32>), FrameError> {
+    let key_len = header[0] as usize;
+    let key = header.get(1..1 + key_len).filter(|k| !k.is_empty() && key_len <= MAX_FRAME_KEY);
+    let Some(key) = key else {
+        return Err(FrameError(format!("a frame's key cannot be {key_len} bytes long")));
+    };
+    let known = match key[0] {
+        ENTRY | CHECKPOINT => key.len() == 9,
+        TILE => true,
+        _ => false,
+    };
+    if !known {
         return Err(FrameError(format!(
-            "a frame's key begins with byte {:#04x}, neither an entry segment's nor a checkpoint's",
+            "a frame's key ({key_len} bytes, beginning with byte {:#04x}) is none the ledger writes",
             key[0]
         )));
     }
-    let len = u32::from_be_bytes(header[9..].try_into().expect("4 of 13 bytes"));
+    let len = u32::from_be_bytes(header[1 + MAX_FRAME_KEY..].try_into().expect("4 bytes"));
     match len {
         TOMBSTONE => Ok((key, None)),
         len if len > MAX_FRAME_VALUE => {

@@ -159,7 +159,10 @@ fn frame_places(source: &(impl ReadAt + ?Sized)) -> std::io::Result<Result<Place
         if end > len {
             break;
         }
-        places.insert(key, value_len.map(|l| (value_at, l)));
+        // Only entry segments and checkpoints are read; the ledger's Merkle tiles are passed over.
+        if let Ok(key @ [ENTRY | CHECKPOINT, ..]) = <[u8; 9]>::try_from(key) {
+            places.insert(key, value_len.map(|l| (value_at, l)));
+        }
         at = end;
     }
     Ok(Ok(places))

@@ -20,6 +20,8 @@ use crate::store::{Storage, StorageError, WriteBatch};
 
 /// Hashes per tile.
 pub(crate) const TILE: u64 = 64;
+// A full tile is what the storage keeps out of sled (`store::filed`).
+const _: () = assert!(TILE as usize * 32 == crate::store::keyspace::FULL_TILE_BYTES);
 
 /// The key of tile `tile` at `level`.
 pub(crate) fn tile_key(level: u8, tile: u64) -> [u8; 10] {

@@ -1,9 +1,10 @@
 //! The entries file beside the sled database ([`evidence_verifier::layout::ENTRIES_FILE`]):
 //! [`SledStorage`](super::SledStorage) keeps the values of the two prefixes the verifier reads
-//! (entry segments and checkpoints) in an append-only file of frames, and in sled only where
-//! each one is (a [`Place`]). An auditor then reads them as they are, without opening sled, and
-//! the entries, nearly all of a store's bytes, stay out of sled's log-structured files, which
-//! keep several times the live bytes they hold.
+//! (entry segments and checkpoints), and the Merkle tiles once they are full
+//! ([`FULL_TILE_BYTES`], never rewritten after), in an append-only file of frames, and in sled
+//! only where each one is (a [`Place`]). An auditor then reads the entries as they are, without
+//! opening sled, and the bulk of a store's bytes stays out of sled's log-structured files,
+//! which keep about three times the live bytes they hold.
 //!
 //! Durability: a batch's frames are written at the committed end of the file and synced
 //! before the sled batch that places them is applied; that batch also moves the committed end
@@ -20,22 +21,37 @@ use std::sync::Mutex;
 
 use evidence_verifier::layout::{frame_header, push_frame, ENTRIES_FILE, ENTRIES_MAGIC, FRAME_HEADER};
 
-use super::keyspace::{CHECKPOINT, ENTRY, META_ENTRIES_END};
+use super::keyspace::{CHECKPOINT, ENTRY, FULL_TILE_BYTES, META_ENTRIES_END, NODE};
 use super::{StorageError, StorageErrorKind};
 
-/// The first byte of a [`Place`] as stored in sled. No value stored inline begins with it: a
-/// plain segment begins with the high byte of a record length (0 for any record under
-/// 16 MB), a compressed one with zstd's magic number (`0x28`), a checkpoint note with UTF-8
-/// text (never `0xFF`).
+/// The first byte of a [`Place`] as stored in sled. No value stored inline has its length and
+/// begins with it: a plain segment begins with the high byte of a record length (0 for any
+/// record under 16 MB), a compressed one with zstd's magic number (`0x28`), a checkpoint note
+/// with UTF-8 text (never `0xFF`), and a tile is a multiple of 32 bytes long.
 const PLACE_TAG: u8 = 0xFF;
 /// The length of a stored [`Place`]: the tag, the offset (u64 BE) and the length (u32 BE).
 const PLACE_LEN: usize = 13;
 /// Frames placed in sled per batch while a file is migrated.
 const MIGRATE_BATCH: usize = 10_000;
 
-/// Whether `key`'s value is kept in the entries file.
+/// Whether `key`'s value may be kept in the entries file (and so may be stored in sled as a
+/// place).
 pub(super) fn filed(key: &[u8]) -> bool {
-    key.len() == 9 && (key[0] == ENTRY || key[0] == CHECKPOINT)
+    match key.first() {
+        Some(&ENTRY | &CHECKPOINT) => key.len() == 9,
+        Some(&NODE) => true,
+        _ => false,
+    }
+}
+
+/// Whether a put of `value` at `key` goes to the entries file: every entry segment and
+/// checkpoint (what the verifier reads), and a tile once full. A tile still filling up is
+/// rewritten with every batch, and stays in sled.
+pub(super) fn to_file(key: &[u8], value: Option<&[u8]>) -> bool {
+    match key.first() {
+        Some(&NODE) => value.is_some_and(|v| v.len() == FULL_TILE_BYTES),
+        _ => filed(key),
+    }
 }
 
 /// Where a value is in the entries file.
@@ -133,8 +149,7 @@ impl EntriesFile {
         let mut frames =
             Vec::with_capacity(ops.iter().map(|(_, v)| FRAME_HEADER + v.as_ref().map_or(0, Vec::len)).sum());
         for (key, value) in ops {
-            let filed_key: &[u8; 9] = key.as_slice().try_into().expect("a filed key has 9 bytes");
-            let at = push_frame(&mut frames, filed_key, value.as_deref());
+            let at = push_frame(&mut frames, &key, value.as_deref());
             match value {
                 Some(value) => {
                     let place = Place { offset: *end + at as u64, len: value.len() as u32 };
@@ -167,7 +182,7 @@ fn migrate(db: &sled::Db, dir: &Path) -> Result<(), StorageError> {
         for item in db.scan_prefix([prefix]) {
             let (key, value) = item?;
             if filed(&key) && Place::decode(&value).is_none() {
-                push_frame(&mut out, key.as_ref().try_into().expect("9 bytes"), Some(&value));
+                push_frame(&mut out, &key, Some(&value));
                 count += 1;
             }
         }
@@ -205,7 +220,7 @@ fn place_all(db: &sled::Db, file: &File) -> Result<u64, StorageError> {
         if place.offset + u64::from(value_len) > len {
             break;
         }
-        batch.insert(&key[..], &place.encode()[..]);
+        batch.insert(key, &place.encode()[..]);
         at = place.offset + u64::from(value_len);
         placed += 1;
         if placed % MIGRATE_BATCH == 0 {

@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | `e` + first seq | [`crate::log`] (format: `evidence_verifier::layout`) | entry segments (in sled: where each is in the entries file) |
 //! | `c` + tree size | [`crate::log`] (format: `evidence_verifier::layout`) | signed checkpoints (in sled: where each is in the entries file) |
-//! | `n` + level + tile | `log::tree` | Merkle node tiles |
+//! | `n` + level + tile | `log::tree` | Merkle node tiles (a full one, in sled: where it is in the entries file) |
 //! | `i` + source + id | `log::index` | the `(source, id)` index |
 //! | `q` + number | `log::quarantine` | quarantine records |
 //! | `Q` + digest | `log::quarantine` | quarantine numbers by content (each bad record once) |
@@ -26,8 +26,11 @@
 pub const ENTRY: u8 = evidence_verifier::layout::ENTRY;
 /// Signed checkpoints (shared with the verifier).
 pub const CHECKPOINT: u8 = evidence_verifier::layout::CHECKPOINT;
-/// Merkle node tiles.
-pub const NODE: u8 = b'n';
+/// Merkle node tiles (shared with the verifier, which passes over them in the entries file).
+pub const NODE: u8 = evidence_verifier::layout::TILE;
+/// The bytes of a full tile (64 hashes of 32 bytes): never rewritten once written, so the sled
+/// engine keeps it in the entries file (`store::filed`).
+pub const FULL_TILE_BYTES: usize = 64 * 32;
 /// The `(source, id)` index.
 pub const INDEX: u8 = b'i';
 /// Quarantine records by number.

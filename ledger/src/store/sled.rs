@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::filed::{filed, EntriesFile};
+use super::filed::{filed, to_file, EntriesFile};
 use super::{Pair, Storage, StorageError, StorageErrorKind, WriteBatch};
 
 /// The lock file inside the sled directory: held exclusively by the process that has the
@@ -43,8 +43,8 @@ pub fn sled_config(path: &Path) -> sled::Config {
         .flush_every_ms(None)
 }
 
-/// The real engine: a sled database in a directory, with the entry segments and checkpoints
-/// in a file beside it (`filed`).
+/// The real engine: a sled database in a directory, with the entry segments, checkpoints and
+/// full Merkle tiles in a file beside it (`filed`).
 #[derive(Debug, Clone)]
 pub struct SledStorage {
     db: sled::Db,
@@ -173,24 +173,24 @@ impl Storage for SledStorage {
 
     fn apply(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut b = sled::Batch::default();
-        let mut to_file = Vec::new();
+        let mut filing = Vec::new();
         for (k, v) in batch.into_ops() {
             match v {
-                _ if filed(&k) => to_file.push((k, v)),
+                _ if to_file(&k, v.as_deref()) => filing.push((k, v)),
                 Some(v) => b.insert(k, v),
                 None => b.remove(k),
             }
         }
-        if to_file.is_empty() {
+        if filing.is_empty() {
             return Ok(self.db.apply_batch(b)?);
         }
-        self.entries.write(to_file, b, |b| Ok(self.db.apply_batch(b)?))
+        self.entries.write(filing, b, |b| Ok(self.db.apply_batch(b)?))
     }
 
     fn apply_each(&self, batch: WriteBatch) -> Result<(), StorageError> {
         // Single writes take sled's concurrency control for reading only, so readers go on.
         for (k, v) in batch.into_ops() {
-            if filed(&k) {
+            if to_file(&k, v.as_deref()) {
                 let mut one = WriteBatch::default();
                 match v {
                     Some(v) => one.put(k, v),
