@@ -2,9 +2,10 @@
 //! and formats, and the verifier's read-only adapter reads with them, so both agree by
 //! construction.
 //!
-//! A ledger directory holds a sled database in [`LOG_DIR`]; everything lives in its default
-//! tree so that one atomic batch can write entries, indexes and source positions together.
-//! Keys begin with a one-byte prefix; the verifier reads two of them:
+//! A ledger directory holds a sled database in [`LOG_DIR`], and beside it, in the same
+//! directory, the [`ENTRIES_FILE`]. Keys begin with a one-byte prefix; the verifier reads two
+//! of them, whose values are in the entries file (sled holds where each one is; a store
+//! written before the entries file existed has them in sled itself):
 //!
 //! | key | value |
 //! | --- | --- |
