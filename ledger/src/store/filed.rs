@@ -15,6 +15,7 @@
 //! well as placed, so a migration cut short by a crash loses nothing.
 
 use std::fs::{File, OpenOptions};
+use std::io::Write as _;
 use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 use std::sync::Mutex;
@@ -176,22 +177,27 @@ impl EntriesFile {
 /// store), synced and then renamed into place, and places them.
 fn migrate(db: &sled::Db, dir: &Path) -> Result<(), StorageError> {
     let new = dir.join(format!("{ENTRIES_FILE}.new"));
-    let mut out = ENTRIES_MAGIC.to_vec();
-    let mut count = 0u64;
+    let file = OpenOptions::new().write(true).create(true).truncate(true).open(&new)?;
+    // Written as it is read, a frame at a time: an old store's entries may be gigabytes.
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, &file);
+    out.write_all(&ENTRIES_MAGIC)?;
+    let (mut count, mut frame) = (0u64, Vec::new());
     for prefix in [CHECKPOINT, ENTRY] {
         for item in db.scan_prefix([prefix]) {
             let (key, value) = item?;
             if filed(&key) && Place::decode(&value).is_none() {
-                push_frame(&mut out, &key, Some(&value));
+                frame.clear();
+                push_frame(&mut frame, &key, Some(&value));
+                out.write_all(&frame)?;
                 count += 1;
             }
         }
     }
+    out.flush()?;
+    drop(out);
     if count > 0 {
-        tracing::info!(message = "Moving the entry segments and checkpoints into the entries file.", values = count);
+        tracing::info!(message = "Moved the entry segments and checkpoints into the entries file.", values = count);
     }
-    let file = OpenOptions::new().write(true).create(true).truncate(true).open(&new)?;
-    file.write_all_at(&out, 0)?;
     file.sync_all()?;
     std::fs::rename(&new, dir.join(ENTRIES_FILE))?;
     File::open(dir)?.sync_all()?;
