@@ -70,6 +70,12 @@ impl IdFilter {
         IdFilter { bits: vec![[0; BLOCK_WORDS]; blocks_for(capacity) as usize], capacity, len: 0, key }
     }
 
+    /// An empty filter for `capacity` keys that hashes as this one, so that a key's
+    /// [`IdFilter::hash`] serves both.
+    pub(crate) fn grown(&self, capacity: u64) -> Self {
+        Self::with_key(capacity, self.key)
+    }
+
     /// An empty filter of the same size that hashes as this one: keys added to either can be
     /// merged into the other ([`IdFilter::merge`]).
     pub(crate) fn twin(&self) -> Self {

@@ -26,6 +26,11 @@
 //!    it is done every lookup reads the index (exact, only slower), and the keys recorded
 //!    meanwhile go into an empty twin of the filter, merged into it when it is done. A build
 //!    that fails leaves every lookup reading the index until the filter is next rebuilt.
+//!    A filter that fills up (more keys than it was sized for) is grown the same way: a filter
+//!    sized for twice the log, hashing as the full one, is built on that thread from the store
+//!    (once every pending key is in it), while the full one goes on answering (it never
+//!    forgets a key, it only guesses more often); the keys recorded meanwhile are kept and
+//!    added to the new one when it is taken. Appends never wait for it.
 //! 6. A clean close keeps a complete filter in the store with the size of the log it covers
 //!    ([`META_ID_FILTER`]), when the log grew since it opened (finishing the filter's build
 //!    first, if it is still running); [`Index::open`] takes it back
@@ -207,6 +212,8 @@ pub(crate) struct Index<S: Storage> {
     /// Whether `filter` holds every key of the index; if not, every lookup reads the index.
     complete: bool,
     building: Option<Building>,
+    /// While a bigger filter is built for a full one: the hashes recorded since it began.
+    growing: Option<Vec<u64>>,
     /// The log's size as last recorded, and whether it grew since the index opened.
     size: u64,
     grew: bool,
@@ -240,7 +247,18 @@ impl<S: Storage> Index<S> {
                 .spawn(move || write_behind(&*store, shared, rx))
                 .map_err(|e| LogError::Storage(StorageError::from(e)))?
         };
-        Ok(Index { store, filter, complete, building, size, grew: false, shared, tx: Some(tx), writer: Some(writer) })
+        Ok(Index {
+            store,
+            filter,
+            complete,
+            building,
+            growing: None,
+            size,
+            grew: false,
+            shared,
+            tx: Some(tx),
+            writer: Some(writer),
+        })
     }
 
     /// What the index holds for `(source, id)`. Safe to call from several threads.
@@ -287,6 +305,9 @@ impl<S: Storage> Index<S> {
         for item in &items {
             self.filter.insert_hashed(item.hash);
         }
+        if let Some(growing) = &mut self.growing {
+            growing.extend(items.iter().map(|i| i.hash));
+        }
         if self.building.as_ref().is_some_and(|b| b.thread.is_finished()) {
             self.finish_building();
         }
@@ -298,31 +319,51 @@ impl<S: Storage> Index<S> {
             self.shared.fail(StorageError::new(StorageErrorKind::Other, "the index writer has stopped"));
             return;
         }
-        if self.complete && self.filter.is_full() {
-            // The new filter hashes with new keys, and it is built from the store: everything
-            // pending must be in the store first. If that cannot be, the full filter stays
-            // (it still never forgets a key; it only guesses more often).
-            let reloaded = self.settle().and_then(|()| load_filter(&*self.store, end));
-            match reloaded {
-                Ok(filter) => (self.filter, self.complete) = (filter, true),
-                Err(e) => tracing::warn!(message = "The id filter is full and could not be rebuilt.", error = %e),
+        if self.complete && self.building.is_none() && self.filter.is_full() {
+            self.grow(end);
+        }
+    }
+
+    /// Starts building a filter for twice the log of `end` entries in place of the full one
+    /// (step 5). It is built from the store, so everything pending goes there first; if that
+    /// cannot be, the full filter stays (it never forgets a key; it only guesses more often).
+    fn grow(&mut self, end: u64) {
+        let bigger = self.filter.grown(filter_capacity(end));
+        match self.settle().and_then(|()| build_filter(Arc::clone(&self.store), bigger)) {
+            Ok(building) => {
+                tracing::info!(message = "The id filter is full; a bigger one is being built.", entries = end);
+                (self.building, self.growing) = (Some(building), Some(Vec::new()));
             }
+            Err(e) => tracing::warn!(message = "The id filter is full and could not be rebuilt.", error = %e),
         }
     }
 
     /// Takes the finished filter build, with the keys recorded while it ran.
     fn finish_building(&mut self) {
         let Some(building) = self.building.take() else { return };
-        match building.thread.join() {
-            Ok(Ok(mut built)) => {
+        let growing = self.growing.take();
+        match (building.thread.join(), growing) {
+            (Ok(Ok(mut built)), Some(recorded)) => {
+                for hash in recorded {
+                    built.insert_hashed(hash);
+                }
+                self.filter = built;
+                tracing::info!(message = "Id filter grown.");
+            }
+            (Ok(Ok(mut built)), None) => {
                 built.merge(&self.filter);
                 (self.filter, self.complete) = (built, true);
                 tracing::debug!(message = "Id filter built.");
             }
-            Ok(Err(e)) => {
+            // Growing: the full filter, still complete, goes on answering.
+            (Ok(Err(e)), Some(_)) => tracing::warn!(message = "The id filter could not be grown.", error = %e),
+            (Err(_), Some(_)) => tracing::warn!(message = "The id filter's thread panicked while growing it."),
+            (Ok(Err(e)), None) => {
                 tracing::warn!(message = "The id filter could not be built; every lookup reads the index.", error = %e)
             }
-            Err(_) => tracing::warn!(message = "The id filter's thread panicked; every lookup reads the index."),
+            (Err(_), None) => {
+                tracing::warn!(message = "The id filter's thread panicked; every lookup reads the index.")
+            }
         }
     }
 
@@ -480,102 +521,6 @@ fn filter_capacity(size: u64) -> u64 {
     size.saturating_mul(2).max(1 << 20)
 }
 
-/// A filter holding every `(source, id)` index key of the store, sized for twice the log.
-fn load_filter<S: Storage>(store: &S, size: u64) -> Result<IdFilter, LogError> {
-    let mut filter = IdFilter::with_capacity(filter_capacity(size))?;
-    for item in store.range(&[INDEX], &prefix_end(INDEX)) {
-        let (key, _) = item?;
-        filter.insert(key.as_ref());
-    }
-    Ok(filter)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::MemStorage;
-
-    /// A store whose index holds `n` keys `("src", "e<i>")`, entry i with digest `[i as u8; 32]`.
-    fn indexed_store(n: u64) -> MemStorage {
-        let store = MemStorage::default();
-        let mut wb = WriteBatch::default();
-        for i in 0..n {
-            wb.put(id_key("src", &format!("e{i}")), id_value(i, &[i as u8; 32]));
-        }
-        wb.put(META_INDEXED, n.to_be_bytes());
-        store.commit(wb).unwrap();
-        store
-    }
-
-    /// Waits until the index's filter is built and taken.
-    fn built(index: &mut Index<MemStorage>) {
-        while index.building.is_some() {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-            if index.building.as_ref().is_some_and(|b| b.thread.is_finished()) {
-                index.finish_building();
-            }
-        }
-        assert!(index.complete);
-    }
-
-    #[test]
-    fn a_clean_close_keeps_the_filter_and_an_open_takes_it_back_only_for_the_same_log() {
-        let n = 300_000;
-        let store = Arc::new(indexed_store(n));
-        let mut index = Index::open(Arc::clone(&store), n, |_| std::iter::empty()).unwrap();
-        built(&mut index);
-        drop(index);
-        assert!(store.get(META_ID_FILTER).unwrap().is_none(), "nothing appended: nothing kept");
-
-        // Closed while its filter is still being built: the build is finished, then kept.
-        let mut index = Index::open(Arc::clone(&store), n, |_| std::iter::empty()).unwrap();
-        let new = index.lookup("src", "new").unwrap();
-        index.record(n + 1, vec![Item { hash: new.hash, key: new.key, seq: n, digest: [7; 32] }]);
-        assert!(index.building.is_some(), "the filter was built before the close; the test needs more keys");
-        drop(index);
-        let kept = store.get(META_ID_FILTER).unwrap().expect("a clean close after an append keeps the filter");
-
-        // The same log: taken back whole, nothing to build, every key found.
-        let index = Index::open(Arc::clone(&store), n + 1, |_| std::iter::empty()).unwrap();
-        assert!(index.complete && index.building.is_none(), "the kept filter was not taken back");
-        for (id, want) in [("e0", Some(0)), ("e299999", Some(299_999)), ("new", Some(n)), ("absent", None)] {
-            let hash = index.filter.hash(&id_key("src", id));
-            assert!(want.is_none() || index.filter.may_contain_hashed(hash), "{id} is in the kept filter");
-            assert_eq!(index.lookup("src", id).unwrap().stored.map(|s| s.0), want, "{id}");
-        }
-        drop(index);
-        // A log that grew after the close (a crash, an older binary), or a damaged filter: rebuilt.
-        assert!(kept_filter(&*store, n + 1).is_some());
-        assert!(kept_filter(&*store, n + 2).is_none(), "covers fewer entries than the log");
-        let mut damaged = kept.as_ref().to_vec();
-        damaged[100] ^= 1;
-        let mut wb = WriteBatch::default();
-        wb.put(META_ID_FILTER, damaged);
-        store.commit(wb).unwrap();
-        let index = Index::open(Arc::clone(&store), n + 1, |_| std::iter::empty()).unwrap();
-        assert!(!index.complete && index.building.is_some(), "a damaged filter is rebuilt");
-        assert_eq!(index.lookup("src", "new").unwrap().stored.map(|s| s.0), Some(n));
-    }
-
-    #[test]
-    fn while_the_filter_is_built_lookups_read_the_index_and_keys_recorded_meanwhile_are_kept() {
-        let n = 300_000;
-        let mut index = Index::open(Arc::new(indexed_store(n)), n, |_| std::iter::empty()).unwrap();
-        // Just opened: the filter of 300,000 keys is still being built, and an event already
-        // in the index is found all the same.
-        assert!(!index.complete, "the filter was built before the first lookup; the test needs more keys");
-        let old = index.lookup("src", "e123456").unwrap();
-        assert_eq!(old.stored, Some((123_456, [123_456u64 as u8; 32])));
-        // A key recorded while it is built is in the filter once it is done.
-        let new = index.lookup("src", "new").unwrap();
-        assert_eq!(new.stored, None);
-        index.record(n + 1, vec![Item { hash: new.hash, key: new.key, seq: n, digest: [7; 32] }]);
-        index.settle().unwrap();
-        built(&mut index);
-        for (id, want) in [("e0", Some(0)), ("e299999", Some(299_999)), ("new", Some(n)), ("absent", None)] {
-            let hash = index.filter.hash(&id_key("src", id));
-            assert!(want.is_none() || index.filter.may_contain_hashed(hash), "{id} is in the filter");
-            assert_eq!(index.lookup("src", id).unwrap().stored.map(|s| s.0), want, "{id}");
-        }
-    }
-}
+#[path = "index_tests.rs"]
+mod tests;
