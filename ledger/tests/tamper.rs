@@ -540,8 +540,14 @@ fn the_entries_file_is_audited_in_place() {
     let out = verify_store(&dir, &key, None);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("entries:          10000"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("torn write:       the last 1500 bytes of the entries file are not a whole frame"),
+        "{}",
+        stdout(&out)
+    );
     append(&dir, 10_000..10_100, "evt-");
     let out = verify_store(&dir, &key, None);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("entries:          10100"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("torn write"), "the open cut it off: {}", stdout(&out));
 }

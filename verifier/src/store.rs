@@ -117,8 +117,8 @@ pub fn audit_entries(
     keys: &[VerifierKey],
     trusted: Option<Checkpoint>,
 ) -> anyhow::Result<Result<AuditReport, AuditError>> {
-    let places = match frame_places(source)? {
-        Ok(places) => places,
+    let (places, torn_tail) = match frame_places(source)? {
+        Ok(found) => found,
         Err(e) => return Ok(Err(e)),
     };
     let read = |prefix: u8| {
@@ -129,13 +129,14 @@ pub fn audit_entries(
             Some(read.map(|()| (key.to_vec(), value)))
         })
     };
-    audit_records(keys, trusted, read(CHECKPOINT), read(ENTRY))
+    let audit = audit_records(keys, trusted, read(CHECKPOINT), read(ENTRY))?;
+    Ok(audit.map(|report| AuditReport { torn_tail, ..report }))
 }
 
-/// The place of each key's last value in an entries file (see [`Places`]). A frame cut short
-/// at the end is a write a crash interrupted, never committed, and is left out; a header that
-/// cannot be a frame's is a finding.
-fn frame_places(source: &(impl ReadAt + ?Sized)) -> std::io::Result<Result<Places, AuditError>> {
+/// The place of each key's last value in an entries file (see [`Places`]), and the bytes of a
+/// frame cut short at the end: a write a crash interrupted, never committed, left out. A
+/// header that cannot be a frame's is a finding.
+fn frame_places(source: &(impl ReadAt + ?Sized)) -> std::io::Result<Result<(Places, u64), AuditError>> {
     let len = source.size()?;
     let mut magic = [0u8; ENTRIES_MAGIC.len()];
     if len < magic.len() as u64 || {
@@ -165,7 +166,7 @@ fn frame_places(source: &(impl ReadAt + ?Sized)) -> std::io::Result<Result<Place
         }
         at = end;
     }
-    Ok(Ok(places))
+    Ok(Ok((places, len - at)))
 }
 
 /// The audit of [`audit_dir`] over the store's records as read: `checkpoints` and `segments`

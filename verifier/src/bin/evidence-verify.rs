@@ -166,6 +166,12 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                         None => println!("  checkpoints:      none (the log is empty)"),
                     }
                     println!("  unsigned tail:    {} entries after the latest checkpoint", report.unsigned_tail);
+                    if report.torn_tail > 0 {
+                        println!(
+                            "  torn write:       the last {} bytes of the entries file are not a whole frame: a write a crash cut short, never committed, left out (the ledger cuts them off when it next opens the store)",
+                            report.torn_tail
+                        );
+                    }
                     if let Some(size) = report.extends_trusted {
                         println!("  extends the trusted checkpoint at size {size}");
                     }
