@@ -15,11 +15,12 @@ use evidence_schemas::sample::sample_event;
 use evidence_schemas::Validator;
 use evidence_verifier::entry::{encode, event_digest, EntryRef};
 use evidence_verifier::layout::{
-    checkpoint_key, encode_segment, frame_header, key_number, segment_key, segment_records, unpack_segment,
-    ENTRIES_FILE, ENTRIES_MAGIC, FRAME_HEADER, LOG_DIR,
+    checkpoint_key, encode_segment, key_number, segment_key, segment_records, unpack_segment, ENTRIES_FILE,
+    FRAME_HEADER, LOG_DIR,
 };
 use evidence_verifier::merkle::RootBuilder;
 use evidence_verifier::note::Note;
+use evidence_verifier::store::Frames;
 use evidence_verifier::{Checkpoint, SignerKey};
 
 const ORIGIN: &str = "tamper.example/ledger";
@@ -391,14 +392,11 @@ fn a_damaged_entry_stops_appends_and_sound_reads_go_on() {
 /// The frames of a store's entries file: each one's key, and where its value starts and ends.
 fn frames(dir: &Path) -> Vec<(Vec<u8>, usize, usize)> {
     let bytes = std::fs::read(dir.join(LOG_DIR).join(ENTRIES_FILE)).unwrap();
-    let mut at = ENTRIES_MAGIC.len();
+    let mut frames = Frames::new(&bytes[..]).unwrap();
     let mut out = Vec::new();
-    while at + FRAME_HEADER <= bytes.len() {
-        let (key, len) = frame_header(bytes[at..at + FRAME_HEADER].try_into().unwrap()).unwrap();
-        let start = at + FRAME_HEADER;
-        let end = start + len.unwrap_or(0) as usize;
-        out.push((key.to_vec(), start, end));
-        at = end;
+    while let Some(frame) = frames.next_frame().unwrap() {
+        let (start, len) = frame.value.map_or((frames.end(), 0), |(at, len)| (at, len));
+        out.push((frame.key, start as usize, (start + u64::from(len)) as usize));
     }
     out
 }

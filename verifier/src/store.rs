@@ -134,39 +134,108 @@ pub fn audit_entries(
 }
 
 /// The place of each key's last value in an entries file (see [`Places`]), and the bytes of a
-/// frame cut short at the end: a write a crash interrupted, never committed, left out. A
-/// header that cannot be a frame's is a finding.
+/// frame cut short at the end (see [`Frames`]). A header that cannot be a frame's is a finding.
 fn frame_places(source: &(impl ReadAt + ?Sized)) -> std::io::Result<Result<(Places, u64), AuditError>> {
-    let len = source.size()?;
-    let mut magic = [0u8; ENTRIES_MAGIC.len()];
-    if len < magic.len() as u64 || {
-        source.read_exact_at(&mut magic, 0)?;
-        magic != ENTRIES_MAGIC
-    } {
-        let problem = format!("it does not begin with {:?}", String::from_utf8_lossy(&ENTRIES_MAGIC));
-        return Ok(Err(AuditError::File { offset: 0, problem }));
+    let walk = || -> Result<(Places, u64), FramesError> {
+        let mut frames = Frames::new(source)?;
+        let mut places = Places::new();
+        while let Some(frame) = frames.next_frame()? {
+            // Only entry segments and checkpoints are read; the ledger's Merkle tiles are passed over.
+            if let Ok(key @ [ENTRY | CHECKPOINT, ..]) = <[u8; 9]>::try_from(&frame.key[..]) {
+                places.insert(key, frame.value);
+            }
+        }
+        Ok((places, frames.torn()))
+    };
+    match walk() {
+        Ok(found) => Ok(Ok(found)),
+        Err(FramesError::Read(e)) => Err(e),
+        Err(FramesError::Malformed(e)) => Ok(Err(e)),
     }
-    let mut places = Places::new();
-    let mut at = ENTRIES_MAGIC.len() as u64;
-    let mut header = [0u8; FRAME_HEADER];
-    while at + FRAME_HEADER as u64 <= len {
-        source.read_exact_at(&mut header, at)?;
-        let (key, value_len) = match frame_header(&header) {
-            Ok(frame) => frame,
-            Err(e) => return Ok(Err(AuditError::File { offset: at, problem: e.to_string() })),
-        };
-        let value_at = at + FRAME_HEADER as u64;
+}
+
+/// A whole frame of an entries file ([`ENTRIES_FILE`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Its key.
+    pub key: Vec<u8>,
+    /// Where its value is in the file (offset, length); `None` for a removal.
+    pub value: Option<(u64, u32)>,
+}
+
+/// Why the frames of an entries file could not be read.
+#[derive(Debug)]
+pub enum FramesError {
+    /// The source could not be read.
+    Read(std::io::Error),
+    /// The bytes are not frames the ledger writes ([`AuditError::File`]).
+    Malformed(AuditError),
+}
+
+impl From<std::io::Error> for FramesError {
+    fn from(e: std::io::Error) -> Self {
+        FramesError::Read(e)
+    }
+}
+
+/// The whole frames of an entries file, in file order: what the verifier audits and what the
+/// ledger places when it migrates a store, read by one walk. A frame cut short at the end is
+/// a write a crash interrupted, never committed: the walk ends before it ([`Frames::end`]).
+pub struct Frames<'s, R: ReadAt + ?Sized> {
+    source: &'s R,
+    len: u64,
+    at: u64,
+}
+
+impl<R: ReadAt + ?Sized> std::fmt::Debug for Frames<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frames").field("len", &self.len).field("at", &self.at).finish()
+    }
+}
+
+impl<'s, R: ReadAt + ?Sized> Frames<'s, R> {
+    /// The frames of `source`, after its magic bytes (a finding at byte 0 if they are not
+    /// [`ENTRIES_MAGIC`]).
+    pub fn new(source: &'s R) -> Result<Self, FramesError> {
+        let len = source.size()?;
+        let mut magic = [0u8; ENTRIES_MAGIC.len()];
+        if len < magic.len() as u64 || {
+            source.read_exact_at(&mut magic, 0)?;
+            magic != ENTRIES_MAGIC
+        } {
+            let problem = format!("it does not begin with {:?}", String::from_utf8_lossy(&ENTRIES_MAGIC));
+            return Err(FramesError::Malformed(AuditError::File { offset: 0, problem }));
+        }
+        Ok(Frames { source, len, at: ENTRIES_MAGIC.len() as u64 })
+    }
+
+    /// The next whole frame, or `None` at the end of the whole frames.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FramesError> {
+        if self.at + FRAME_HEADER as u64 > self.len {
+            return Ok(None);
+        }
+        let mut header = [0u8; FRAME_HEADER];
+        self.source.read_exact_at(&mut header, self.at)?;
+        let (key, value_len) = frame_header(&header)
+            .map_err(|e| FramesError::Malformed(AuditError::File { offset: self.at, problem: e.to_string() }))?;
+        let value_at = self.at + FRAME_HEADER as u64;
         let end = value_at + u64::from(value_len.unwrap_or(0));
-        if end > len {
-            break;
+        if end > self.len {
+            return Ok(None);
         }
-        // Only entry segments and checkpoints are read; the ledger's Merkle tiles are passed over.
-        if let Ok(key @ [ENTRY | CHECKPOINT, ..]) = <[u8; 9]>::try_from(key) {
-            places.insert(key, value_len.map(|l| (value_at, l)));
-        }
-        at = end;
+        self.at = end;
+        Ok(Some(Frame { key: key.to_vec(), value: value_len.map(|len| (value_at, len)) }))
     }
-    Ok(Ok((places, len - at)))
+
+    /// Where the whole frames read so far end.
+    pub fn end(&self) -> u64 {
+        self.at
+    }
+
+    /// Once the walk is over: the bytes after the last whole frame (a frame cut short).
+    pub fn torn(&self) -> u64 {
+        self.len - self.at
+    }
 }
 
 /// The audit of [`audit_dir`] over the store's records as read: `checkpoints` and `segments`

@@ -20,7 +20,8 @@ use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 use std::sync::Mutex;
 
-use evidence_verifier::layout::{frame_header, push_frame, ENTRIES_FILE, ENTRIES_MAGIC, FRAME_HEADER};
+use evidence_verifier::layout::{push_frame, ENTRIES_FILE, ENTRIES_MAGIC, FRAME_HEADER, MAX_FRAME_VALUE};
+use evidence_verifier::store::{Frames, FramesError};
 
 use super::keyspace::{CHECKPOINT, ENTRY, FULL_TILE_BYTES, META_ENTRIES_END, NODE};
 use super::{StorageError, StorageErrorKind};
@@ -137,16 +138,25 @@ impl EntriesFile {
         Ok(value.into())
     }
 
-    /// Applies `ops` with `batch`: the filed puts and removals are written as frames at the
-    /// committed end and synced, then `batch` (the rest of the ops) is applied by `apply` with
-    /// their places and the new committed end.
+    /// Applies `ops` with `batch` to `db`: the filed puts and removals are written as frames at
+    /// the committed end and synced, then `batch` (the rest of the ops) is applied with their
+    /// places and the new committed end.
     pub(super) fn write(
         &self,
+        db: &sled::Db,
         ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         mut batch: sled::Batch,
-        apply: impl FnOnce(sled::Batch) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
-        let mut end = self.end.lock().expect("not poisoned");
+        if let Some(len) =
+            ops.iter().filter_map(|(_, v)| v.as_ref().map(Vec::len)).find(|len| *len > MAX_FRAME_VALUE as usize)
+        {
+            return Err(StorageError::new(
+                StorageErrorKind::Other,
+                format!("a value of {len} bytes is more than the entries file holds ({MAX_FRAME_VALUE})"),
+            ));
+        }
+        // A panic while the lock was held left the end where it was: what it wrote is past it.
+        let mut end = self.end.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut frames =
             Vec::with_capacity(ops.iter().map(|(_, v)| FRAME_HEADER + v.as_ref().map_or(0, Vec::len)).sum());
         for (key, value) in ops {
@@ -162,7 +172,7 @@ impl EntriesFile {
         let new_end = *end + frames.len() as u64;
         let written = self.file.write_all_at(&frames, *end).and_then(|()| self.file.sync_data());
         batch.insert(META_ENTRIES_END, &new_end.to_be_bytes()[..]);
-        if let Err(e) = written.map_err(StorageError::from).and_then(|()| apply(batch)) {
+        if let Err(e) = written.map_err(StorageError::from).and_then(|()| Ok(db.apply_batch(batch)?)) {
             // Nothing points at the frames; the next batch writes over them (and an open cuts
             // them off). Cut them now too, so that the file ends where the store does.
             let _ = self.file.set_len(*end);
@@ -207,36 +217,31 @@ fn migrate(db: &sled::Db, dir: &Path) -> Result<(), StorageError> {
 /// Places every frame of `file` in `db` and returns the file's committed end: after a
 /// migration, the file holds exactly the values `db` has inline.
 fn place_all(db: &sled::Db, file: &File) -> Result<u64, StorageError> {
-    let len = file.metadata()?.len();
-    let mut magic = [0u8; ENTRIES_MAGIC.len()];
-    file.read_exact_at(&mut magic, 0)?;
-    if magic != ENTRIES_MAGIC {
-        return Err(corrupt("the entries file does not begin with its magic bytes".into()));
-    }
-    let mut at = ENTRIES_MAGIC.len() as u64;
+    let mut frames = Frames::new(file).map_err(frames_error)?;
     let mut batch = sled::Batch::default();
-    let mut header = [0u8; FRAME_HEADER];
     let mut placed = 0;
-    while at + FRAME_HEADER as u64 <= len {
-        file.read_exact_at(&mut header, at)?;
-        let (key, value_len) = frame_header(&header).map_err(|e| corrupt(format!("entries file at byte {at}: {e}")))?;
-        let value_len =
-            value_len.ok_or_else(|| corrupt(format!("entries file at byte {at}: a removal in a migration")))?;
-        let place = Place { offset: at + FRAME_HEADER as u64, len: value_len };
-        if place.offset + u64::from(value_len) > len {
-            break;
-        }
-        batch.insert(key, &place.encode()[..]);
-        at = place.offset + u64::from(value_len);
+    while let Some(frame) = frames.next_frame().map_err(frames_error)? {
+        let Some((offset, len)) = frame.value else {
+            return Err(corrupt(format!("entries file, before byte {}: a removal in a migration", frames.end())));
+        };
+        batch.insert(frame.key, &Place { offset, len }.encode()[..]);
         placed += 1;
         if placed % MIGRATE_BATCH == 0 {
             db.apply_batch(std::mem::take(&mut batch))?;
         }
     }
-    batch.insert(META_ENTRIES_END, &at.to_be_bytes()[..]);
+    let end = frames.end();
+    batch.insert(META_ENTRIES_END, &end.to_be_bytes()[..]);
     db.apply_batch(batch)?;
     db.flush()?;
-    Ok(at)
+    Ok(end)
+}
+
+fn frames_error(e: FramesError) -> StorageError {
+    match e {
+        FramesError::Read(e) => e.into(),
+        FramesError::Malformed(e) => corrupt(e.to_string()),
+    }
 }
 
 #[cfg(test)]

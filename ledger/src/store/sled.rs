@@ -184,7 +184,7 @@ impl Storage for SledStorage {
         if filing.is_empty() {
             return Ok(self.db.apply_batch(b)?);
         }
-        self.entries.write(filing, b, |b| Ok(self.db.apply_batch(b)?))
+        self.entries.write(&self.db, filing, b)
     }
 
     fn apply_each(&self, batch: WriteBatch) -> Result<(), StorageError> {
