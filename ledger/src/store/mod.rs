@@ -74,12 +74,12 @@ impl StorageError {
 
 impl From<std::io::Error> for StorageError {
     fn from(e: std::io::Error) -> Self {
-        let kind = if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
-            StorageErrorKind::FullDisk
-        } else {
-            StorageErrorKind::Io(e.kind())
-        };
-        StorageError::new(kind, e.to_string())
+        if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+            // One sentence however the error came: sled passes on a copy of its first I/O
+            // error whose message is that error's debug text (`Os { code: 28, ... }`).
+            return StorageError::new(StorageErrorKind::FullDisk, "No space left on device (os error 28)");
+        }
+        StorageError::new(StorageErrorKind::Io(e.kind()), e.to_string())
     }
 }
 

@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +54,25 @@ pub struct SledStorage {
     _lock: Arc<File>,
     /// For [`SledStorage::open_copy`]: the temporary directory the copy lives in.
     _copy: Option<Arc<tempfile::TempDir>>,
+    /// Set when a write or flush failed (a full disk, an I/O error) and no flush has
+    /// succeeded since: see the `Drop` below.
+    failed: Arc<AtomicBool>,
+}
+
+/// After a failed write, the last handle is dropped without sled's closing flush.
+///
+/// sled 0.34 flushes when its last handle goes, and after an I/O error that flush can wait
+/// forever for a write that will never finish (seen on a full disk: `evidence ingest` printed
+/// its error and then hung in the drop). Nothing is lost by leaving it out: every batch the
+/// ledger acknowledged was flushed by its commit, and what was applied since is what a crash
+/// loses too, which every open already recovers from. The handle is leaked instead (the
+/// process is about to end, or has a store it can no longer write).
+impl Drop for SledStorage {
+    fn drop(&mut self) {
+        if self.failed.load(Ordering::SeqCst) {
+            std::mem::forget(self.db.clone());
+        }
+    }
 }
 
 /// Takes the store's lock file, or says that another process holds it.
@@ -110,7 +130,7 @@ impl SledStorage {
             match config.open() {
                 Ok(db) => {
                     let entries = Arc::new(EntriesFile::open(&db, path)?);
-                    return Ok(SledStorage { db, entries, _lock: lock, _copy: None });
+                    return Ok(SledStorage { db, entries, _lock: lock, _copy: None, failed: Arc::default() });
                 }
                 Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::Other && tries < 250 => {
                     tries += 1;
@@ -167,11 +187,31 @@ impl Storage for SledStorage {
 
     fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
         self.apply(batch)?;
-        self.db.flush()?;
+        let flushed = self.db.flush();
+        self.failed.store(flushed.is_err(), Ordering::SeqCst);
+        flushed?;
         Ok(())
     }
 
     fn apply(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.noting_failure(self.apply_unnoted(batch))
+    }
+
+    fn apply_each(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.noting_failure(self.apply_each_unnoted(batch))
+    }
+}
+
+impl SledStorage {
+    /// Passes `result` on, remembering a failure for `Drop`.
+    fn noting_failure(&self, result: Result<(), StorageError>) -> Result<(), StorageError> {
+        if result.is_err() {
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
+    fn apply_unnoted(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut b = sled::Batch::default();
         let mut filing = Vec::new();
         for (k, v) in batch.into_ops() {
@@ -187,7 +227,7 @@ impl Storage for SledStorage {
         self.entries.write(&self.db, filing, b)
     }
 
-    fn apply_each(&self, batch: WriteBatch) -> Result<(), StorageError> {
+    fn apply_each_unnoted(&self, batch: WriteBatch) -> Result<(), StorageError> {
         // Single writes take sled's concurrency control for reading only, so readers go on.
         for (k, v) in batch.into_ops() {
             if to_file(&k, v.as_deref()) {
@@ -196,7 +236,7 @@ impl Storage for SledStorage {
                     Some(v) => one.put(k, v),
                     None => one.delete(k),
                 }
-                self.apply(one)?;
+                self.apply_unnoted(one)?;
                 continue;
             }
             match v {

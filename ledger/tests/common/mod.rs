@@ -76,6 +76,34 @@ pub fn wait_exit(child: &mut std::process::Child, limit: std::time::Duration, wh
     }
 }
 
+/// Runs `cmd` to its end as `Command::output` does, but fails (killing it) if it takes longer
+/// than `limit`: a command that hangs fails its test instead of stopping the suite.
+pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = cmd
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("the command runs");
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} did not end within {limit:?}; it printed: {}",
+                String::from_utf8_lossy(&std::fs::read(&err).unwrap_or_default())
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output { status, stdout: std::fs::read(&out).unwrap(), stderr: std::fs::read(&err).unwrap() }
+}
+
 /// `evidence status --json` of a stopped ledger.
 pub fn status(data: &Path) -> serde_json::Value {
     let out = evidence().arg("--data-dir").arg(data).args(["status", "--json"]).output().unwrap();
