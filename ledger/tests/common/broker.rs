@@ -3,7 +3,7 @@
 //! held. A missing broker binary fails the test: run `ops/broker install`.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use super::stderr;
@@ -52,7 +52,13 @@ impl Broker {
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", engine])
             .current_dir(dir)
-            .stdout(Stdio::null())
+            // The group coordinator's decisions (joins, leaders, missed heartbeats), shown
+            // when a test fails.
+            .env(
+                "RUST_LOG",
+                std::env::var("BROKER_LOG").unwrap_or_else(|_| "warn,tansu_broker::coordinator=info".into()),
+            )
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
@@ -95,5 +101,14 @@ impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what the broker saw last.
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!("--- the broker's last {} log lines ---", lines.len().min(200));
+            for line in &lines[lines.len().saturating_sub(200)..] {
+                eprintln!("broker: {line}");
+            }
+        }
     }
 }
