@@ -53,9 +53,13 @@ pub enum DemoError {
 /// Runs the demo (see the module docs).
 pub fn run(out: &mut dyn Write, keep: Option<&std::path::Path>) -> Result<(), DemoError> {
     let started = Instant::now();
-    let dir = match keep {
-        Some(dir) => kept_dir(dir).map_err(DemoError::Dir)?,
-        None => temporary_dir().map_err(DemoError::Dir)?,
+    // A temporary store goes when the demo ends, however it ends (a closed pipe, a full disk).
+    let (dir, _temporary) = match keep {
+        Some(dir) => (kept_dir(dir).map_err(DemoError::Dir)?, None),
+        None => {
+            let temporary = tempfile::Builder::new().prefix("evidence-demo-").tempdir().map_err(DemoError::Dir)?;
+            (temporary.path().to_path_buf(), Some(temporary))
+        }
     };
     // The signer key beside the store, never inside it: the store is what one hands over.
     let at = LedgerDir { data_dir: dir.join("store"), signer_key: Some(dir.join("checkpoint.key")) };
@@ -81,17 +85,12 @@ pub fn run(out: &mut dyn Write, keep: Option<&std::path::Path>) -> Result<(), De
     answer_questions(out, &ledger)?;
     verify(out, &ledger)?;
     drop(ledger);
-    match keep {
-        Some(_) => {
-            let data = at.data_dir.display();
-            writeln!(
-                out,
-                "\nThe store is kept at {data} (its key beside it); run the commands above with --data-dir {data}."
-            )?;
-        }
-        None => {
-            std::fs::remove_dir_all(&dir).ok();
-        }
+    if keep.is_some() {
+        let data = at.data_dir.display();
+        writeln!(
+            out,
+            "\nThe store is kept at {data} (its key beside it); run the commands above with --data-dir {data}."
+        )?;
     }
     writeln!(out, "\nDone in {:.1} s.", started.elapsed().as_secs_f64())?;
     Ok(())
@@ -183,13 +182,4 @@ fn kept_dir(dir: &std::path::Path) -> std::io::Result<PathBuf> {
     }
     std::fs::create_dir_all(dir)?;
     Ok(dir.to_path_buf())
-}
-
-fn temporary_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("evidence-demo-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

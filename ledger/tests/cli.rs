@@ -432,20 +432,29 @@ fn settings_out_of_range_unsafe_key_files_and_a_byte_order_mark_get_a_sentence()
 #[test]
 fn a_closed_pipe_or_a_full_device_on_standard_output_is_no_panic() {
     let bin = env!("CARGO_BIN_EXE_evidence");
+    // The demo's temporary store goes with it, even when it stops early.
+    let tmp = tempfile::tempdir().unwrap();
     // The reader goes away after one line: a quiet stop with the status of a closed pipe.
     let out = std::process::Command::new("bash")
         .args(["-c", &format!("'{bin}' demo 2>err.txt | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}; cat err.txt")])
         .current_dir(tempfile::tempdir().unwrap().path())
+        .env("TMPDIR", tmp.path())
         .output()
         .unwrap();
     let text = stdout(&out);
     assert_eq!(text.lines().next(), Some("141"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
     // A full device: one sentence, status 1.
-    let out = std::process::Command::new("bash").args(["-c", &format!("'{bin}' demo >/dev/full")]).output().unwrap();
+    let out = std::process::Command::new("bash")
+        .args(["-c", &format!("'{bin}' demo >/dev/full")])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("cannot write to standard output: No space left on device"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "the stopped demos left {left:?} behind");
 }
 
 #[test]
