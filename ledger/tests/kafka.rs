@@ -96,7 +96,11 @@ impl Serve {
                     if let Some(n) = field(&line, "duplicates") {
                         d.fetch_add(n, Ordering::SeqCst);
                     }
-                } else if line.contains("WARN") || line.contains("ERROR") || line.contains("Partitions") {
+                } else if line.contains("WARN")
+                    || line.contains("ERROR")
+                    || line.contains("Partitions")
+                    || line.contains("Progress.")
+                {
                     eprintln!("serve: {line}");
                 }
             }
