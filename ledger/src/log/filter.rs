@@ -71,15 +71,9 @@ impl IdFilter {
     }
 
     /// An empty filter for `capacity` keys that hashes as this one, so that a key's
-    /// [`IdFilter::hash`] serves both.
-    pub(crate) fn grown(&self, capacity: u64) -> Self {
+    /// [`IdFilter::hash`] serves both (the filter built or grown beside it).
+    pub(crate) fn sibling(&self, capacity: u64) -> Self {
         Self::with_key(capacity, self.key)
-    }
-
-    /// An empty filter of the same size that hashes as this one: keys added to either can be
-    /// merged into the other ([`IdFilter::merge`]).
-    pub(crate) fn twin(&self) -> Self {
-        Self::with_key(self.capacity, self.key)
     }
 
     /// The filter as kept in the store, saying that it holds the index keys of the first
@@ -120,17 +114,6 @@ impl IdFilter {
         }
         filter.len = len;
         Some((filter, covered))
-    }
-
-    /// Adds every key of `other`, a [`IdFilter::twin`] of this one.
-    pub(crate) fn merge(&mut self, other: &IdFilter) {
-        debug_assert_eq!(self.bits.len(), other.bits.len(), "twins have the same size");
-        for (mine, theirs) in self.bits.iter_mut().zip(&other.bits) {
-            for (m, t) in mine.iter_mut().zip(theirs) {
-                *m |= t;
-            }
-        }
-        self.len += other.len;
     }
 
     /// The key's hash, from which its probes follow. Computing it is most of the cost of a

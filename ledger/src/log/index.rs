@@ -23,14 +23,13 @@
 //!
 //! 5. The Bloom filter is built from every index key in the store, which takes seconds on a
 //!    store of millions of entries; [`Index::open`] leaves that to a thread of its own. Until
-//!    it is done every lookup reads the index (exact, only slower), and the keys recorded
-//!    meanwhile go into an empty twin of the filter, merged into it when it is done. A build
-//!    that fails leaves every lookup reading the index until the filter is next rebuilt.
+//!    it is done every lookup reads the index (exact, only slower); the hashes of the keys
+//!    recorded meanwhile are kept with the build and added to the filter when it is taken. A
+//!    build that fails leaves every lookup reading the index until the filter is next rebuilt.
 //!    A filter that fills up (more keys than it was sized for) is grown the same way: a filter
 //!    sized for twice the log, hashing as the full one, is built on that thread from the store
 //!    (once every pending key is in it), while the full one goes on answering (it never
-//!    forgets a key, it only guesses more often); the keys recorded meanwhile are kept and
-//!    added to the new one when it is taken. Appends never wait for it.
+//!    forgets a key, it only guesses more often). Appends never wait for it.
 //! 6. A clean close keeps a complete filter in the store with the size of the log it covers
 //!    ([`META_ID_FILTER`]), when the log grew since it opened (finishing the filter's build
 //!    first, if it is still running); [`Index::open`] takes it back
@@ -183,6 +182,8 @@ fn write_behind<S: Storage>(store: &S, shared: Arc<Shared>, batches: Receiver<Ar
 struct Building {
     thread: JoinHandle<Result<IdFilter, LogError>>,
     stop: Arc<AtomicBool>,
+    /// The hashes of the keys recorded since the build began, for the built filter.
+    recorded: Vec<u64>,
 }
 
 /// Starts building, into `filter`, a filter of every index key in `store`.
@@ -201,7 +202,7 @@ fn build_filter<S: Storage>(store: Arc<S>, mut filter: IdFilter) -> Result<Build
             Ok(filter)
         })
         .map_err(|e| LogError::Storage(StorageError::from(e)))?;
-    Ok(Building { thread, stop })
+    Ok(Building { thread, stop, recorded: Vec::new() })
 }
 
 /// The `(source, id)` index with its filter and its writer thread (see the module docs).
@@ -212,8 +213,6 @@ pub(crate) struct Index<S: Storage> {
     /// Whether `filter` holds every key of the index; if not, every lookup reads the index.
     complete: bool,
     building: Option<Building>,
-    /// While a bigger filter is built for a full one: the hashes recorded since it began.
-    growing: Option<Vec<u64>>,
     /// The log's size as last recorded, and whether it grew since the index opened.
     size: u64,
     grew: bool,
@@ -234,7 +233,7 @@ impl<S: Storage> Index<S> {
             Some(filter) => (filter, true, None),
             None => {
                 let filter = IdFilter::with_capacity(filter_capacity(size))?;
-                let building = build_filter(Arc::clone(&store), filter.twin())?;
+                let building = build_filter(Arc::clone(&store), filter.sibling(filter_capacity(size)))?;
                 (filter, false, Some(building))
             }
         };
@@ -247,18 +246,7 @@ impl<S: Storage> Index<S> {
                 .spawn(move || write_behind(&*store, shared, rx))
                 .map_err(|e| LogError::Storage(StorageError::from(e)))?
         };
-        Ok(Index {
-            store,
-            filter,
-            complete,
-            building,
-            growing: None,
-            size,
-            grew: false,
-            shared,
-            tx: Some(tx),
-            writer: Some(writer),
-        })
+        Ok(Index { store, filter, complete, building, size, grew: false, shared, tx: Some(tx), writer: Some(writer) })
     }
 
     /// What the index holds for `(source, id)`. Safe to call from several threads.
@@ -305,8 +293,8 @@ impl<S: Storage> Index<S> {
         for item in &items {
             self.filter.insert_hashed(item.hash);
         }
-        if let Some(growing) = &mut self.growing {
-            growing.extend(items.iter().map(|i| i.hash));
+        if let Some(building) = &mut self.building {
+            building.recorded.extend(items.iter().map(|i| i.hash));
         }
         if self.building.as_ref().is_some_and(|b| b.thread.is_finished()) {
             self.finish_building();
@@ -328,42 +316,39 @@ impl<S: Storage> Index<S> {
     /// (step 5). It is built from the store, so everything pending goes there first; if that
     /// cannot be, the full filter stays (it never forgets a key; it only guesses more often).
     fn grow(&mut self, end: u64) {
-        let bigger = self.filter.grown(filter_capacity(end));
+        let bigger = self.filter.sibling(filter_capacity(end));
         match self.settle().and_then(|()| build_filter(Arc::clone(&self.store), bigger)) {
             Ok(building) => {
                 tracing::info!(message = "The id filter is full; a bigger one is being built.", entries = end);
-                (self.building, self.growing) = (Some(building), Some(Vec::new()));
+                self.building = Some(building);
             }
             Err(e) => tracing::warn!(message = "The id filter is full and could not be rebuilt.", error = %e),
         }
     }
 
-    /// Takes the finished filter build, with the keys recorded while it ran.
+    /// Takes the finished filter build, with the keys recorded while it ran. A filter that
+    /// was complete (one being grown) stays, and goes on answering, if the build failed.
     fn finish_building(&mut self) {
         let Some(building) = self.building.take() else { return };
-        let growing = self.growing.take();
-        match (building.thread.join(), growing) {
-            (Ok(Ok(mut built)), Some(recorded)) => {
-                for hash in recorded {
+        let growing = self.complete;
+        match building.thread.join() {
+            Ok(Ok(mut built)) => {
+                for hash in building.recorded {
                     built.insert_hashed(hash);
                 }
-                self.filter = built;
-                tracing::info!(message = "Id filter grown.");
-            }
-            (Ok(Ok(mut built)), None) => {
-                built.merge(&self.filter);
                 (self.filter, self.complete) = (built, true);
-                tracing::debug!(message = "Id filter built.");
+                if growing {
+                    tracing::info!(message = "Id filter grown.");
+                } else {
+                    tracing::debug!(message = "Id filter built.");
+                }
             }
-            // Growing: the full filter, still complete, goes on answering.
-            (Ok(Err(e)), Some(_)) => tracing::warn!(message = "The id filter could not be grown.", error = %e),
-            (Err(_), Some(_)) => tracing::warn!(message = "The id filter's thread panicked while growing it."),
-            (Ok(Err(e)), None) => {
+            Ok(Err(e)) if growing => tracing::warn!(message = "The id filter could not be grown.", error = %e),
+            Err(_) if growing => tracing::warn!(message = "The id filter's thread panicked while growing it."),
+            Ok(Err(e)) => {
                 tracing::warn!(message = "The id filter could not be built; every lookup reads the index.", error = %e)
             }
-            (Err(_), None) => {
-                tracing::warn!(message = "The id filter's thread panicked; every lookup reads the index.")
-            }
+            Err(_) => tracing::warn!(message = "The id filter's thread panicked; every lookup reads the index."),
         }
     }
 

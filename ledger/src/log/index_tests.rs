@@ -94,7 +94,7 @@ fn a_full_filter_is_grown_on_its_thread_while_it_goes_on_answering() {
     let mut index = Index::open(Arc::new(indexed_store(n)), n, |_| std::iter::empty()).unwrap();
     built(&mut index);
     // A filter sized for fewer keys than the index holds: full.
-    let mut full = index.filter.grown(1 << 16);
+    let mut full = index.filter.sibling(1 << 16);
     for i in 0..n {
         full.insert(&id_key("src", &format!("e{i}")));
     }
@@ -115,7 +115,7 @@ fn a_full_filter_is_grown_on_its_thread_while_it_goes_on_answering() {
     // Once built, it holds every key, those recorded while it was built too.
     index.settle().unwrap();
     built(&mut index);
-    assert!(!index.filter.is_full() && index.growing.is_none());
+    assert!(!index.filter.is_full() && index.building.is_none());
     for (id, want) in
         [("e0", Some(0)), ("e69999", Some(69_999)), ("new-1", Some(n)), ("new-2", Some(n + 1)), ("absent", None)]
     {

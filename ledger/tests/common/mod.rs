@@ -64,15 +64,25 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Waits for `child` to exit, failing with `what` if it takes longer than `limit`.
+/// Waits for `child` to exit, failing with `what` if it takes longer than `limit` (the child
+/// is killed then).
 pub fn wait_exit(child: &mut std::process::Child, limit: std::time::Duration, what: &str) -> std::process::ExitStatus {
+    wait_within(child, limit).unwrap_or_else(|| panic!("{what} within {limit:?}"))
+}
+
+/// The child's exit status, or `None` (and the child killed) if it runs past `limit`.
+fn wait_within(child: &mut std::process::Child, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
     let deadline = std::time::Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return status;
+            return Some(status);
         }
-        assert!(std::time::Instant::now() < deadline, "{what} within {limit:?}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
@@ -86,20 +96,11 @@ pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .expect("the command runs");
-    let deadline = std::time::Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{cmd:?} did not end within {limit:?}; it printed: {}",
-                String::from_utf8_lossy(&std::fs::read(&err).unwrap_or_default())
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let Some(status) = wait_within(&mut child, limit) else {
+        panic!(
+            "{cmd:?} did not end within {limit:?}; it printed: {}",
+            String::from_utf8_lossy(&std::fs::read(&err).unwrap_or_default())
+        );
     };
     Output { status, stdout: std::fs::read(&out).unwrap(), stderr: std::fs::read(&err).unwrap() }
 }
