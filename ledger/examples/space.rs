@@ -1,6 +1,7 @@
 //! What each part of a stopped store takes: the bytes of keys and values under each key
 //! prefix of `store::keyspace` (views by table), against the size of the database's files,
-//! and the entries file beside them (entry segments and checkpoints; sled holds their places).
+//! and the entries file beside them (entry segments and checkpoints; sled holds their places)
+//! and the index's files (its runs and its kept filter).
 //!
 //! `cargo run --release -p evidence-ledger --example space -- DATA_DIR`
 
@@ -23,7 +24,8 @@ fn main() {
     }
     let entries_file = dir.join("log").join(evidence_verifier::layout::ENTRIES_FILE);
     let entries = std::fs::metadata(&entries_file).map_or(0, |m| m.len());
-    let files: u64 = walk(&dir.join("log")) - entries;
+    let index = walk(&dir.join("log").join(evidence_ledger::store::FILES_DIR));
+    let files: u64 = walk(&dir.join("log")) - entries - index;
     let logical: u64 = parts.values().map(|p| p.1).sum();
     println!("{:<8} {:>10} {:>14}", "prefix", "keys", "bytes");
     for (name, (keys, bytes)) in &parts {
@@ -33,7 +35,9 @@ fn main() {
         "keys and values in sled {logical} bytes; sled's files {files} bytes ({:.2}x)",
         files as f64 / logical as f64
     );
-    println!("entries file (segments and checkpoints) {entries} bytes; all files {} bytes", files + entries);
+    println!("entries file (segments and checkpoints) {entries} bytes");
+    println!("index files (runs, kept filter) {index} bytes");
+    println!("all files {} bytes", files + entries + index);
 }
 
 fn walk(dir: &std::path::Path) -> u64 {

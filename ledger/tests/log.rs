@@ -184,45 +184,54 @@ fn a_batch_committed_while_the_index_writer_fails_is_still_accepted() {
     let v = Validator::default();
     let mut gated = gated_log();
     let (log, gate) = (&mut gated.log, &gated.gate);
-    // The writer holds the first batch at the gate and the second waits in its queue, so the
-    // third batch's hand-over waits too, after its commit. Only then does the store fail.
-    log.append(&batch(&v, (0..10).map(|i| (i, sample_event(i))))).unwrap();
-    log.append(&batch(&v, (10..20).map(|i| (i, sample_event(i))))).unwrap();
-    let committed = gate.commits();
-    let failing = {
-        let gate = Arc::clone(gate);
-        std::thread::spawn(move || {
-            gate.wait_for_commits(committed + 1);
-            gate.set(true, true);
-        })
-    };
-    let r = log.append(&batch(&v, (20..30).map(|i| (i, sample_event(i))))).unwrap();
-    failing.join().unwrap();
-    let expected: Vec<Outcome> = (20..30).map(|seq| Outcome::Accepted { seq }).collect();
+    // A batch of a whole run's worth of entries: the index writer writes its run, and is
+    // held at the gate. The next batch is committed and handed over meanwhile; only then
+    // does the store fail under the writer.
+    const RUN: u64 = 1 << 16;
+    log.append(&batch(&v, (0..RUN).map(|i| (i, sample_event(i))))).unwrap();
+    let r = log.append(&batch(&v, (RUN..RUN + 10).map(|i| (i, sample_event(i))))).unwrap();
+    let expected: Vec<Outcome> = (RUN..RUN + 10).map(|seq| Outcome::Accepted { seq }).collect();
     assert_eq!(r.outcomes, expected);
-    assert_eq!(log.size(), 30);
-    let err = log.append(&batch(&v, [(30, sample_event(30))])).unwrap_err().to_string();
+    gate.set(true, true);
+    let err = log.settle_index().unwrap_err().to_string();
     assert!(err.contains("the (source, id) index could not be written"), "{err}");
-    assert_eq!(log.size(), 30);
+    assert_eq!(log.size(), RUN + 10);
+    let err = log.append(&batch(&v, [(RUN + 10, sample_event(RUN + 10))])).unwrap_err().to_string();
+    assert!(err.contains("the (source, id) index could not be written"), "{err}");
+    assert_eq!(log.size(), RUN + 10);
 }
 
-/// Rewinds the stored `(source, id)` index of the store in `dir` to cover only the first
-/// `keep` entries (its keys for later entries deleted, its watermark set to `keep`, or removed
-/// when `keep` is `None`), as a crash between a batch's commit and its index write leaves it.
+/// The runs of the stored `(source, id)` index, as `(start, end)`.
+fn index_runs(store: &SledStorage) -> Vec<(u64, u64)> {
+    let be = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap());
+    store.range(b"J", b"K").map(|item| item.unwrap().0).map(|k| (be(&k[1..9]), be(&k[9..17]))).collect()
+}
+
+/// Rewinds the stored `(source, id)` index of the store in `dir` to cover only the runs that
+/// end at or before `keep` (their watermark set to match), as a crash before a run's write
+/// leaves it; `None` removes its hash key, as a store of the format before the runs has none.
 fn rewind_index(dir: &std::path::Path, keep: Option<u64>) {
     let store = SledStorage::open(dir).unwrap();
     let mut wb = WriteBatch::default();
-    for item in store.range(b"i", b"j") {
-        let (key, value) = item.unwrap();
-        let seq = u64::from_be_bytes(value[..8].try_into().unwrap());
-        if keep.is_none_or(|keep| seq >= keep) {
-            wb.delete(key.to_vec());
+    let Some(keep) = keep else {
+        wb.delete(&b"mindexkey"[..]);
+        // A key of the format before the runs, which the rebuild deletes.
+        wb.put(&b"i\x00\x03srcold"[..], [0u8; 40]);
+        store.commit(wb).unwrap();
+        return;
+    };
+    let mut end = 0;
+    for (start, stop) in index_runs(&store) {
+        if stop > keep {
+            let mut key = b"J".to_vec();
+            key.extend_from_slice(&start.to_be_bytes());
+            key.extend_from_slice(&stop.to_be_bytes());
+            wb.delete(key);
+        } else {
+            end = stop;
         }
     }
-    match keep {
-        Some(keep) => wb.put(&b"mindexed"[..], keep.to_be_bytes()),
-        None => wb.delete(&b"mindexed"[..]),
-    }
+    wb.put(&b"mindexed"[..], end.to_be_bytes());
     store.commit(wb).unwrap();
 }
 
@@ -232,7 +241,14 @@ fn an_index_behind_the_entries_is_rebuilt_from_them_on_open() {
     let v = Validator::default();
     let open = || Log::open(SledStorage::open(dir.path()).unwrap(), vec![signer()], policy(100));
     let events = || batch(&v, (0..250).map(|i| (i, sample_event(i))));
-    open().unwrap().append(&events()).unwrap();
+    {
+        // Two runs: the first 100 entries, settled, and the rest, written on close.
+        let mut log = open().unwrap();
+        log.append(&batch(&v, (0..100).map(|i| (i, sample_event(i))))).unwrap();
+        log.settle_index().unwrap();
+        log.append(&events()).unwrap();
+    }
+    assert_eq!(index_runs(&SledStorage::open(dir.path()).unwrap()), [(0, 100), (100, 250)]);
     for keep in [Some(100), Some(0), None] {
         rewind_index(dir.path(), keep);
         let mut log = open().unwrap();
@@ -241,10 +257,14 @@ fn an_index_behind_the_entries_is_rebuilt_from_them_on_open() {
         let expected: Vec<Outcome> = (0..250).map(|seq| Outcome::Duplicate { seq }).collect();
         assert_eq!(report.outcomes, expected, "index rewound to {keep:?}");
         assert_eq!(log.size(), 250);
+        drop(log);
+        let store = SledStorage::open(dir.path()).unwrap();
+        assert_eq!(index_runs(&store).last().map(|r| r.1), Some(250), "re-indexed to the end");
+        assert!(store.range(b"i", b"j").next().is_none(), "the index of the older format is gone");
     }
     // Other content under a re-indexed (source, id) is a conflict with the right entry.
     let changed = changed(200);
-    rewind_index(dir.path(), Some(100));
+    rewind_index(dir.path(), Some(0));
     let mut log = open().unwrap();
     let report = log.append(&batch(&v, [(1, changed)])).unwrap();
     let Outcome::Quarantined { reason } = &report.outcomes[0] else { panic!("{:?}", report.outcomes) };
@@ -253,8 +273,14 @@ fn an_index_behind_the_entries_is_rebuilt_from_them_on_open() {
     // An index claiming more entries than the log holds is damage, not something to trust.
     let store = SledStorage::open(dir.path()).unwrap();
     let mut wb = WriteBatch::default();
+    let mut key = b"J".to_vec();
+    key.extend_from_slice(&250u64.to_be_bytes());
+    key.extend_from_slice(&251u64.to_be_bytes());
+    // A run of no pairs: its record is the count (0) and the hash of its empty file.
+    wb.put(key, [&0u64.to_be_bytes()[..], blake3::hash(b"").as_bytes()].concat());
     wb.put(&b"mindexed"[..], 251u64.to_be_bytes());
     store.commit(wb).unwrap();
+    store.write_file(&format!("run-{:020}-{:020}", 250, 251), &mut std::iter::empty()).unwrap();
     drop(store);
     let err = open().unwrap_err();
     assert!(err.to_string().contains("the (source, id) index covers 251 entries but the log holds 250"), "{err}");
@@ -272,8 +298,6 @@ struct Gate {
 struct GateState {
     open: bool,
     fail: bool,
-    /// Durable commits so far (the log's own batches).
-    commits: usize,
 }
 
 impl Gate {
@@ -281,17 +305,6 @@ impl Gate {
         let mut state = self.state.lock().unwrap();
         (state.open, state.fail) = (open, fail);
         self.changed.notify_all();
-    }
-
-    fn commits(&self) -> usize {
-        self.state.lock().unwrap().commits
-    }
-
-    fn wait_for_commits(&self, n: usize) {
-        let mut state = self.state.lock().unwrap();
-        while state.commits < n {
-            state = self.changed.wait(state).unwrap();
-        }
     }
 }
 
@@ -320,6 +333,8 @@ macro_rules! reads_from_inner {
         fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<Pair<Self>>, StorageError> {
             self.inner.last_in(from, to)
         }
+
+        evidence_ledger::files_from!(inner);
     };
 }
 
@@ -332,10 +347,7 @@ impl Storage for GatedStore {
     reads_from_inner!();
 
     fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
-        self.inner.commit(batch)?;
-        self.gate.state.lock().unwrap().commits += 1;
-        self.gate.changed.notify_all();
-        Ok(())
+        self.inner.commit(batch)
     }
 
     fn apply(&self, batch: WriteBatch) -> Result<(), StorageError> {

@@ -366,6 +366,7 @@ mod tests {
         fn apply(&self, batch: WriteBatch) -> Result<(), StorageError> {
             self.live.apply(batch)
         }
+        crate::files_from!(live);
     }
 
     fn signer() -> SignerKey {

@@ -50,7 +50,7 @@ fn le_u64(bytes: &[u8]) -> Option<u64> {
 }
 
 /// A random hash key, from the operating system (as the log's signer keys are).
-fn random_key() -> Result<[u8; 32], LogError> {
+pub(crate) fn random_key() -> Result<[u8; 32], LogError> {
     let mut key = [0; 32];
     getrandom::getrandom(&mut key).map_err(|e| {
         LogError::Storage(StorageError::new(StorageErrorKind::Other, format!("no randomness for the id filter: {e}")))
@@ -60,12 +60,13 @@ fn random_key() -> Result<[u8; 32], LogError> {
 
 impl IdFilter {
     /// An empty filter for `capacity` keys, with a new random hash key.
+    #[cfg(test)]
     pub(crate) fn with_capacity(capacity: u64) -> Result<Self, LogError> {
         Ok(Self::with_key(capacity, random_key()?))
     }
 
     /// An empty filter for `capacity` keys that hashes as every filter made with `key`.
-    fn with_key(capacity: u64, key: [u8; 32]) -> Self {
+    pub(crate) fn with_key(capacity: u64, key: [u8; 32]) -> Self {
         let capacity = capacity.max(1 << 16);
         IdFilter { bits: vec![[0; BLOCK_WORDS]; blocks_for(capacity) as usize], capacity, len: 0, key }
     }
@@ -74,6 +75,11 @@ impl IdFilter {
     /// [`IdFilter::hash`] serves both (the filter built or grown beside it).
     pub(crate) fn sibling(&self, capacity: u64) -> Self {
         Self::with_key(capacity, self.key)
+    }
+
+    /// The key its hashes are made with.
+    pub(crate) fn key(&self) -> &[u8; 32] {
+        &self.key
     }
 
     /// The filter as kept in the store, saying that it holds the index keys of the first
@@ -138,6 +144,7 @@ impl IdFilter {
     }
 
     /// Adds a key.
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, key: &[u8]) {
         self.insert_hashed(self.hash(key));
     }

@@ -3,82 +3,63 @@
 //! conflict.
 //!
 //! The index is derived from the entries (each entry holds its event, and so its source and
-//! id), so it is written behind the log rather than in the log's own batch: one sled key per
-//! event was the largest single cost of an append.
+//! id), so it is written behind the log rather than in the log's own batch. What is stored is
+//! a pair `(hash, seq)` per entry, in sorted runs (`log::runs`); a lookup that finds the
+//! hash reads the entry back to compare its source and id, so dedup is exact.
 //! 1. [`super::Log`]'s append commits a batch of entries (flushed), then hands the batch's
 //!    index entries to [`Index::record`]. They are held in memory ("pending") and queued for a
-//!    writer thread, which applies them with the index watermark `m indexed` (the number of
-//!    entries indexed) in one atomic batch, and only then drops them from pending.
-//! 2. A lookup ([`Index::lookup`]) consults the Bloom filter, then pending, then the store, in
-//!    that order: a key leaves pending only after it is in the store, so every committed entry
+//!    writer thread, which writes them as a run once [`RUN_ENTRIES`] are held (or when asked:
+//!    [`Index::settle`], a clean close), with the index watermark `m indexed` (the number of
+//!    entries indexed), and only then drops them from pending.
+//! 2. A lookup ([`Index::lookup`]) consults the Bloom filter, then pending, then the runs, in
+//!    that order: a key leaves pending only after its run is in place, so every committed entry
 //!    is found, by one or the other. Dedup stays exact.
-//! 3. An index batch is applied only after its entries were flushed, so the store never
-//!    indexes an entry it does not hold. A crash loses at most the index batches not yet on
-//!    disk; [`Index::open`] rebuilds them from the entries past the watermark before the log
-//!    accepts anything.
-//! 4. At most two batches wait for the writer thread; a third waits in `record`. If the store
-//!    fails under the writer thread (or the thread panics), the keys stay pending (lookups
-//!    stay exact) and the log refuses the next batch with the error; a batch already
-//!    committed stays accepted. Reopening rebuilds the index from the entries.
+//! 3. A run is written only after its entries were flushed, so the store never indexes an
+//!    entry it does not hold. A crash loses at most what was pending; [`Index::open`] rebuilds
+//!    it from the entries past the watermark before the log accepts anything.
+//! 4. If the store fails under the writer thread (or the thread panics), the keys stay pending
+//!    (lookups stay exact) and the log refuses the next batch with the error; a batch already
+//!    committed stays accepted. Reopening rebuilds the index from the entries. While more than
+//!    [`MAX_PENDING`] entries wait for the writer, [`Index::record`] waits.
 //!
-//! 5. The Bloom filter is built from every index key in the store, which takes seconds on a
-//!    store of millions of entries; [`Index::open`] leaves that to a thread of its own. Until
-//!    it is done every lookup reads the index (exact, only slower); the hashes of the keys
-//!    recorded meanwhile are kept with the build and added to the filter when it is taken. A
-//!    build that fails leaves every lookup reading the index until the filter is next rebuilt.
-//!    A filter that fills up (more keys than it was sized for) is grown the same way: a filter
-//!    sized for twice the log, hashing as the full one, is built on that thread from the store
-//!    (once every pending key is in it), while the full one goes on answering (it never
-//!    forgets a key, it only guesses more often). Appends never wait for it.
-//! 6. A clean close keeps a complete filter in the store with the size of the log it covers
-//!    ([`META_ID_FILTER`]), when the log grew since it opened (finishing the filter's build
+//! 5. The Bloom filter is built from every hash in the runs, which takes a while on a store of
+//!    millions of entries; [`Index::open`] leaves that to a thread of its own. Until it is done
+//!    every lookup reads the index (exact, only slower); the hashes of the keys recorded
+//!    meanwhile (and those pending when it began) are kept with the build and added to the
+//!    filter when it is taken. A build that fails leaves every lookup reading the index until
+//!    the filter is next rebuilt. A filter that fills up (more keys than it was sized for) is
+//!    grown the same way: a filter sized for twice the log is built on that thread, while the
+//!    full one goes on answering (it never forgets a key, it only guesses more often). Appends
+//!    never wait for it.
+//! 6. A clean close keeps a complete filter in a file with the size of the log it covers
+//!    ([`FILTER_FILE`]: a value this large in sled was rewritten whole with its neighbours), when the log grew since it opened (finishing the filter's build
 //!    first, if it is still running); [`Index::open`] takes it back
 //!    instead of building one only when it covers exactly the log it opens. A log that grew
 //!    after it (a crash, an older binary) or a damaged one has its filter rebuilt as above.
+//! 7. The hash is keyed with a random key kept in the store ([`META_INDEX_KEY`]), so that
+//!    producers cannot choose ids that collide. A store without one (new, or written before the
+//!    runs, whose index was one key per event) has its index deleted and rebuilt on open.
 //!
-//! A clean close ([`Drop`]) stops a filter build, writes the pending batches, keeps the
-//! filter (step 6) and flushes.
+//! A clean close ([`Drop`]) stops a filter build, writes what is pending as a run, stops a
+//! merge, keeps the filter (step 6) and flushes.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use evidence_verifier::entry::EntryRef;
-
 use super::error::LogError;
 use super::filter::IdFilter;
-use crate::store::keyspace::{prefix_end, INDEX, META_ID_FILTER, META_INDEXED};
+use super::reindex::{catch_up, hash_key, id_key, indexed, kept_filter, reset, FILTER_FILE};
+use super::runs::{Run, Runs, RUN_ENTRIES};
 use crate::store::{Storage, StorageError, StorageErrorKind, WriteBatch};
 
-/// Entries re-indexed per store batch when catching up on open.
-const CATCH_UP_BATCH: usize = 4096;
+/// Entries that may wait for the writer thread before [`Index::record`] waits for it.
+const MAX_PENDING: usize = 8 * RUN_ENTRIES as usize;
 
-/// The index key of `(source, id)`: `i` + source length (u16 BE) + source + id.
-fn id_key(source: &str, id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(3 + source.len() + id.len());
-    k.push(INDEX);
-    k.extend_from_slice(&(source.len() as u16).to_be_bytes());
-    k.extend_from_slice(source.as_bytes());
-    k.extend_from_slice(id.as_bytes());
-    k
-}
-
-/// The index value: seq (u64 BE) + blake3 event digest.
-fn id_value(seq: u64, digest: &[u8; 32]) -> [u8; 40] {
-    let mut v = [0; 40];
-    v[..8].copy_from_slice(&seq.to_be_bytes());
-    v[8..].copy_from_slice(digest);
-    v
-}
-
-fn parse_id_value(v: &[u8]) -> Result<(u64, [u8; 32]), LogError> {
-    let bad = || LogError::Damaged("malformed (source, id) index value".into());
-    let seq = u64::from_be_bytes(v.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
-    let digest = v.get(8..40).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
-    Ok((seq, digest))
-}
+/// Reads back the index key and event digest of entry `seq` (to confirm a hash the runs hold).
+pub(crate) type Resolve = Arc<dyn Fn(u64) -> Result<(Vec<u8>, [u8; 32]), LogError> + Send + Sync>;
 
 /// What the index says about one incoming event.
 pub(crate) struct Lookup {
@@ -118,8 +99,10 @@ impl Pending {
 
 #[derive(Default)]
 struct Queue {
-    /// Oldest first; the writer thread removes the front once it is in the store.
+    /// Oldest first; the writer thread removes them from the front once their run is written.
     pending: VecDeque<Arc<Pending>>,
+    /// The entries in `pending`.
+    held: usize,
     /// Why the writer thread stopped.
     failed: Option<StorageError>,
 }
@@ -141,6 +124,10 @@ impl Shared {
         self.lock().failed.get_or_insert(reason);
         self.changed.notify_all();
     }
+
+    fn wait<'a>(&self, queue: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
+        self.changed.wait(queue).unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Marks the writer stopped if its thread ends by a panic, so that nothing waits for it.
@@ -154,60 +141,130 @@ impl Drop for PanicGuard {
     }
 }
 
-/// The writer thread: writes each batch's keys, then the watermark, in order, then drops it
-/// from pending; stops at the first store error, leaving that batch and the later ones
-/// pending. Each key is a write of its own ([`Storage::apply_each`]), which never holds
-/// readers back; a crash before the watermark leaves keys that re-indexing from the
-/// watermark writes again, with the same values.
-fn write_behind<S: Storage>(store: &S, shared: Arc<Shared>, batches: Receiver<Arc<Pending>>) {
+/// What the writer thread is sent.
+enum Job {
+    /// A committed batch's index entries.
+    Batch(Arc<Pending>),
+    /// Write what is held now, however little.
+    Write,
+}
+
+/// The writer thread: holds each batch until [`RUN_ENTRIES`] are held (or it is told to
+/// write, or the channel closes), writes them as a run, then drops them from pending and
+/// wakes the merger; stops at the first store error, leaving them pending.
+fn write_behind<S: Storage>(store: &S, runs: &Runs, shared: Arc<Shared>, jobs: Receiver<Job>, merger: &Merger) {
     let guard = PanicGuard(shared);
-    for batch in batches {
-        let mut wb = WriteBatch::default();
-        for item in &batch.items {
-            wb.put(item.key.as_slice(), id_value(item.seq, &item.digest));
+    let mut held: Vec<Arc<Pending>> = Vec::new();
+    let mut count = 0;
+    let write = |held: &mut Vec<Arc<Pending>>, count: &mut usize| -> Result<(), LogError> {
+        let Some(last) = held.last() else { return Ok(()) };
+        let pairs = held.iter().flat_map(|b| b.items.iter().map(|i| (i.hash, i.seq))).collect();
+        runs.write(store, runs.end(), last.end, pairs)?;
+        let mut queue = guard.0.lock();
+        for batch in held.drain(..) {
+            let front = queue.pending.pop_front();
+            debug_assert!(front.is_some_and(|f| Arc::ptr_eq(&f, &batch)), "index batches are written in order");
         }
-        // The watermark last, a write of its own: one key needs no batch.
-        wb.put(META_INDEXED, batch.end.to_be_bytes());
-        if let Err(e) = store.apply_each(wb) {
-            guard.0.fail(e);
-            return;
-        }
-        let front = guard.0.lock().pending.pop_front();
-        debug_assert!(front.is_some_and(|f| Arc::ptr_eq(&f, &batch)), "index batches are written in order");
+        queue.held -= std::mem::take(count);
+        drop(queue);
         guard.0.changed.notify_all();
+        merger.wake();
+        Ok(())
+    };
+    for job in jobs.iter().map(Some).chain([None]) {
+        let due = match job {
+            Some(Job::Batch(batch)) => {
+                count += batch.items.len();
+                held.push(batch);
+                count as u64 >= RUN_ENTRIES
+            }
+            Some(Job::Write) | None => true,
+        };
+        if due {
+            if let Err(e) = write(&mut held, &mut count) {
+                guard.0.fail(match e {
+                    LogError::Storage(e) => e,
+                    other => StorageError::new(StorageErrorKind::Other, other.to_string()),
+                });
+                return;
+            }
+        }
     }
 }
 
-/// The filter being built from the store's index keys (step 5 of the module docs).
+/// Wakes the merge thread, or stops it.
+#[derive(Default)]
+struct Merger {
+    due: Mutex<bool>,
+    changed: Condvar,
+    stop: AtomicBool,
+}
+
+impl Merger {
+    fn wake(&self) {
+        *self.due.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        self.changed.notify_all();
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wake();
+    }
+
+    /// The merge thread: merges what is due whenever a run was written, until stopped. A
+    /// merge that fails is logged and tried again after the next run; what it left is deleted
+    /// on the next open.
+    fn run<S: Storage>(&self, store: &S, runs: &Runs) {
+        loop {
+            let mut due = self.due.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            while !*due {
+                due = self.changed.wait(due).unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            *due = false;
+            drop(due);
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if let Err(e) = runs.merge_due(store, &self.stop) {
+                tracing::warn!(message = "Could not merge the index's runs; tried again later.", error = %e);
+            }
+        }
+    }
+}
+
+/// The filter being built from the index's runs (step 5 of the module docs).
 struct Building {
     thread: JoinHandle<Result<IdFilter, LogError>>,
     stop: Arc<AtomicBool>,
-    /// The hashes of the keys recorded since the build began, for the built filter.
+    /// The hashes of the keys pending when the build began and recorded since, for the
+    /// built filter.
     recorded: Vec<u64>,
 }
 
-/// Starts building, into `filter`, a filter of every index key in `store`.
-fn build_filter<S: Storage>(store: Arc<S>, mut filter: IdFilter) -> Result<Building, LogError> {
+/// Starts building, into `filter`, a filter of every hash in `runs` (held while it reads).
+fn build_filter<S: Storage>(store: Arc<S>, runs: Vec<Arc<Run>>, mut filter: IdFilter) -> Result<Building, LogError> {
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
         .name("evidence-filter".into())
         .spawn(move || {
-            for (n, item) in store.range(&[INDEX], &prefix_end(INDEX)).enumerate() {
-                if n % 4096 == 0 && stopped.load(Ordering::Relaxed) {
-                    break;
-                }
-                filter.insert(item?.0.as_ref());
-            }
+            Runs::hashes(&*store, &runs, &stopped, |hash| filter.insert_hashed(hash))?;
             Ok(filter)
         })
         .map_err(|e| LogError::Storage(StorageError::from(e)))?;
     Ok(Building { thread, stop, recorded: Vec::new() })
 }
 
-/// The `(source, id)` index with its filter and its writer thread (see the module docs).
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, LogError> {
+    std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| LogError::Storage(StorageError::from(e)))
+}
+
+/// The `(source, id)` index with its filter and its writer and merge threads (see the module
+/// docs).
 pub(crate) struct Index<S: Storage> {
     store: Arc<S>,
+    runs: Arc<Runs>,
+    resolve: Resolve,
     /// The filter; while `building`, only of the keys recorded since the index opened.
     filter: IdFilter,
     /// Whether `filter` holds every key of the index; if not, every lookup reads the index.
@@ -217,36 +274,72 @@ pub(crate) struct Index<S: Storage> {
     size: u64,
     grew: bool,
     shared: Arc<Shared>,
-    tx: Option<SyncSender<Arc<Pending>>>,
+    tx: Option<Sender<Job>>,
     writer: Option<JoinHandle<()>>,
+    merger: Arc<Merger>,
+    merging: Option<JoinHandle<()>>,
 }
 
 impl<S: Storage> Index<S> {
     /// Opens the index of a log of `size` entries: re-indexes the entries past the watermark
-    /// (read through `entries(from)`), starts building the filter and starts the writer thread.
-    pub(crate) fn open<I>(store: Arc<S>, size: u64, entries: impl FnOnce(u64) -> I) -> Result<Self, LogError>
+    /// (read through `entries(from)`), starts building the filter and starts the writer and
+    /// merge threads. `resolve` reads an entry's key back for a lookup.
+    pub(crate) fn open<I>(
+        store: Arc<S>,
+        size: u64,
+        entries: impl FnOnce(u64) -> I,
+        resolve: Resolve,
+    ) -> Result<Self, LogError>
     where
         I: Iterator<Item = Result<(u64, Vec<u8>), LogError>>,
     {
-        catch_up(&*store, size, entries)?;
-        let (filter, complete, building) = match kept_filter(&*store, size) {
+        let key = hash_key(&*store)?;
+        let runs = match Runs::load(&*store, indexed(&*store)?)? {
+            Some(runs) => runs,
+            None => {
+                tracing::warn!(message = "The (source, id) index's runs do not cover what it says; it is rebuilt.");
+                reset(&*store, key)?;
+                Runs::default()
+            }
+        };
+        let runs = Arc::new(runs);
+        let hasher = IdFilter::with_key(filter_capacity(size), key);
+        catch_up(&*store, &runs, size, entries, &hasher)?;
+        let (filter, complete, building) = match kept_filter(&*store, size, &key) {
             Some(filter) => (filter, true, None),
             None => {
-                let filter = IdFilter::with_capacity(filter_capacity(size))?;
-                let building = build_filter(Arc::clone(&store), filter.sibling(filter_capacity(size)))?;
-                (filter, false, Some(building))
+                let building =
+                    build_filter(Arc::clone(&store), runs.snapshot(), hasher.sibling(filter_capacity(size)))?;
+                (hasher, false, Some(building))
             }
         };
         let shared = Arc::new(Shared::default());
-        let (tx, rx) = sync_channel::<Arc<Pending>>(1);
+        let merger = Arc::new(Merger::default());
+        let (tx, rx) = channel::<Job>();
         let writer = {
-            let (store, shared) = (Arc::clone(&store), Arc::clone(&shared));
-            std::thread::Builder::new()
-                .name("evidence-index".into())
-                .spawn(move || write_behind(&*store, shared, rx))
-                .map_err(|e| LogError::Storage(StorageError::from(e)))?
+            let (store, runs, shared, merger) =
+                (Arc::clone(&store), Arc::clone(&runs), Arc::clone(&shared), Arc::clone(&merger));
+            spawn("evidence-index", move || write_behind(&*store, &runs, shared, rx, &merger))?
         };
-        Ok(Index { store, filter, complete, building, size, grew: false, shared, tx: Some(tx), writer: Some(writer) })
+        let merging = {
+            let (store, runs, merger) = (Arc::clone(&store), Arc::clone(&runs), Arc::clone(&merger));
+            spawn("evidence-merge", move || merger.run(&*store, &runs))?
+        };
+        Ok(Index {
+            store,
+            runs,
+            resolve,
+            filter,
+            complete,
+            building,
+            size,
+            grew: false,
+            shared,
+            tx: Some(tx),
+            writer: Some(writer),
+            merger,
+            merging: Some(merging),
+        })
     }
 
     /// What the index holds for `(source, id)`. Safe to call from several threads.
@@ -254,11 +347,11 @@ impl<S: Storage> Index<S> {
         let key = id_key(source, id);
         let hash = self.filter.hash(&key);
         let stored = if !self.complete || self.filter.may_contain_hashed(hash) {
-            // Pending first: a key leaves pending only once it is in the store.
+            // Pending first: a key leaves pending only once its run is in place.
             let pending = self.shared.lock().pending.iter().find_map(|p| p.get(&key, hash));
             match pending {
                 Some(found) => Some(found),
-                None => self.store.get(&key)?.map(|b| parse_id_value(b.as_ref())).transpose()?,
+                None => self.in_runs(&key, hash)?,
             }
         } else {
             None
@@ -266,9 +359,16 @@ impl<S: Storage> Index<S> {
         Ok(Lookup { key, hash, stored })
     }
 
-    /// Puts what the writer has applied on disk (an empty durable commit).
-    fn flush(&self) -> Result<(), LogError> {
-        Ok(self.store.commit(WriteBatch::default())?)
+    /// The entry the runs hold for `key`: of the entries whose key has its hash, the one
+    /// whose key it is.
+    fn in_runs(&self, key: &[u8], hash: u64) -> Result<Option<(u64, [u8; 32])>, LogError> {
+        for seq in self.runs.seqs(&*self.store, hash)? {
+            let (stored, digest) = (self.resolve)(seq)?;
+            if stored == key {
+                return Ok(Some((seq, digest)));
+            }
+        }
+        Ok(None)
     }
 
     /// Fails if the writer thread has stopped (on a store error, or a panic).
@@ -301,8 +401,15 @@ impl<S: Storage> Index<S> {
         }
         items.sort_unstable_by_key(|i| i.hash);
         let batch = Arc::new(Pending { items, end });
-        self.shared.lock().pending.push_back(Arc::clone(&batch));
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
+        {
+            let mut queue = self.shared.lock();
+            while queue.held >= MAX_PENDING && queue.failed.is_none() {
+                queue = self.shared.wait(queue);
+            }
+            queue.held += batch.items.len();
+            queue.pending.push_back(Arc::clone(&batch));
+        }
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(Job::Batch(batch)).is_ok());
         if !sent {
             self.shared.fail(StorageError::new(StorageErrorKind::Other, "the index writer has stopped"));
             return;
@@ -313,13 +420,17 @@ impl<S: Storage> Index<S> {
     }
 
     /// Starts building a filter for twice the log of `end` entries in place of the full one
-    /// (step 5). It is built from the store, so everything pending goes there first; if that
-    /// cannot be, the full filter stays (it never forgets a key; it only guesses more often).
+    /// (step 5), from the runs and what is pending; if that cannot be, the full filter stays
+    /// (it never forgets a key; it only guesses more often).
     fn grow(&mut self, end: u64) {
         let bigger = self.filter.sibling(filter_capacity(end));
-        match self.settle().and_then(|()| build_filter(Arc::clone(&self.store), bigger)) {
-            Ok(building) => {
+        // Pending first, then the runs: a batch leaves pending only after its run is in place.
+        let pending: Vec<u64> =
+            self.shared.lock().pending.iter().flat_map(|p| p.items.iter().map(|i| i.hash)).collect();
+        match build_filter(Arc::clone(&self.store), self.runs.snapshot(), bigger) {
+            Ok(mut building) => {
                 tracing::info!(message = "The id filter is full; a bigger one is being built.", entries = end);
+                building.recorded = pending;
                 self.building = Some(building);
             }
             Err(e) => tracing::warn!(message = "The id filter is full and could not be rebuilt.", error = %e),
@@ -352,8 +463,11 @@ impl<S: Storage> Index<S> {
         }
     }
 
-    /// Waits until every recorded batch is in the store, and flushes it.
+    /// Writes what is pending as a run, waits until it is written, and flushes.
     pub(crate) fn settle(&self) -> Result<(), LogError> {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Job::Write);
+        }
         let mut queue = self.shared.lock();
         loop {
             if let Some(e) = &queue.failed {
@@ -361,17 +475,17 @@ impl<S: Storage> Index<S> {
             }
             if queue.pending.is_empty() {
                 drop(queue);
-                return self.flush();
+                return Ok(self.store.commit(WriteBatch::default())?);
             }
-            queue = self.shared.changed.wait(queue).unwrap_or_else(std::sync::PoisonError::into_inner);
+            queue = self.shared.wait(queue);
         }
     }
 }
 
 impl<S: Storage> Drop for Index<S> {
     fn drop(&mut self) {
-        // The filter's builder holds the store: it ends first. When the log grew, the build
-        // is finished (on a store of millions of entries a short run ends before it), so that
+        // The filter's builder holds runs: it ends first. When the log grew, the build is
+        // finished (on a store of millions of entries a short run ends before it), so that
         // the filter can be kept and the next open need not build it again; otherwise stopped.
         if self.grew && self.check().is_ok() {
             self.finish_building();
@@ -379,126 +493,34 @@ impl<S: Storage> Drop for Index<S> {
             building.stop.store(true, Ordering::Relaxed);
             let _ = building.thread.join();
         }
-        // Closing the channel ends the writer's loop once it has written what is queued.
+        // Closing the channel ends the writer's loop once it has written what is held.
         drop(self.tx.take());
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
-        let mut last = WriteBatch::default();
-        if self.complete && self.grew && self.check().is_ok() {
-            last.put(META_ID_FILTER, self.filter.to_bytes(self.size));
+        self.merger.stop();
+        if let Some(merging) = self.merging.take() {
+            let _ = merging.join();
         }
-        if let Err(e) = self.store.commit(last) {
+        if let Err(e) = self.runs.sweep(&*self.store) {
+            tracing::warn!(message = "Could not delete merged index runs; the next open does.", error = %e);
+        }
+        if let Err(e) = self.store.commit(WriteBatch::default()) {
             tracing::warn!(message = "Could not flush the index on close; it is rebuilt on open.", error = %e);
+            return;
         }
-    }
-}
-
-/// The filter a clean close kept ([`META_ID_FILTER`]), if it covers exactly the log of `size`
-/// entries and is intact.
-fn kept_filter<S: Storage>(store: &S, size: u64) -> Option<IdFilter> {
-    let kept = match store.get(META_ID_FILTER) {
-        Ok(kept) => kept?,
-        Err(e) => {
-            tracing::warn!(message = "The kept id filter could not be read; it is rebuilt.", error = %e);
-            return None;
-        }
-    };
-    match IdFilter::from_bytes(kept.as_ref()) {
-        Some((filter, covered)) if covered == size => Some(filter),
-        Some((_, covered)) => {
-            tracing::debug!(
-                message = "The kept id filter is of another size of the log; it is rebuilt.",
-                covered,
-                size
-            );
-            None
-        }
-        None => {
-            tracing::warn!(message = "The kept id filter is damaged; it is rebuilt.");
-            None
+        // After the flush: the filter is taken back only for the log it covers.
+        if self.complete && self.grew && self.check().is_ok() {
+            let mut bytes = std::iter::once(Ok(self.filter.to_bytes(self.size)));
+            if let Err(e) = self.store.write_file(FILTER_FILE, &mut bytes) {
+                tracing::warn!(message = "Could not keep the id filter; the next open builds it.", error = %e);
+            }
         }
     }
 }
 
 fn failed(reason: &StorageError) -> LogError {
     LogError::IndexStopped(reason.clone())
-}
-
-/// The number of entries the stored index covers.
-fn indexed<S: Storage>(store: &S) -> Result<u64, LogError> {
-    match store.get(META_INDEXED)? {
-        // A store without a watermark is re-indexed from its first entry (idempotent).
-        None => Ok(0),
-        Some(v) => v
-            .as_ref()
-            .try_into()
-            .map(u64::from_be_bytes)
-            .map_err(|_| LogError::Damaged("malformed index watermark".into())),
-    }
-}
-
-/// Re-indexes the entries from the watermark to `size`.
-fn catch_up<S: Storage, I>(store: &S, size: u64, entries: impl FnOnce(u64) -> I) -> Result<(), LogError>
-where
-    I: Iterator<Item = Result<(u64, Vec<u8>), LogError>>,
-{
-    #[derive(serde::Deserialize)]
-    struct Names {
-        source: String,
-        id: String,
-    }
-    let from = indexed(store)?;
-    if from > size {
-        return Err(LogError::Damaged(format!(
-            "the (source, id) index covers {from} entries but the log holds {size}; run evidence-verify"
-        )));
-    }
-    if from == size {
-        return Ok(());
-    }
-    let mut wb = WriteBatch::default();
-    let mut expected = from;
-    let mut after_damage = false;
-    for record in entries(from) {
-        let (seq, record) = match record {
-            Ok(pair) => pair,
-            // A damaged entry cannot be indexed; reading it stopped appends (`verified`).
-            Err(LogError::BadEntry { seq, problem }) if seq >= expected => {
-                tracing::warn!(message = "A damaged entry is left out of the (source, id) index.", seq, %problem);
-                (expected, after_damage) = (seq + 1, true);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        // A segment whose framing broke hides the entries after the break: skip them too.
-        if seq > expected && after_damage {
-            expected = seq;
-        }
-        if seq != expected {
-            return Err(LogError::Damaged(format!("re-indexing: entry {expected} is missing (the next is {seq})")));
-        }
-        let entry = EntryRef::decode(&record).map_err(|e| LogError::Damaged(format!("entry {seq}: {e}")))?;
-        let names: Names = serde_json::from_slice(entry.event)
-            .map_err(|e| LogError::Damaged(format!("entry {seq}: the event has no source and id: {e}")))?;
-        wb.put(id_key(&names.source, &names.id), id_value(seq, entry.digest));
-        expected = seq + 1;
-        if wb.len() >= CATCH_UP_BATCH {
-            wb.put(META_INDEXED, expected.to_be_bytes());
-            store.commit(std::mem::take(&mut wb))?;
-        }
-    }
-    if after_damage {
-        expected = size;
-    }
-    wb.put(META_INDEXED, expected.to_be_bytes());
-    store.commit(wb)?;
-    let now = indexed(store)?;
-    if now != size {
-        return Err(LogError::Damaged(format!("re-indexing stopped at entry {now} of {size}")));
-    }
-    tracing::info!(message = "Index caught up from the entries.", from, to = size);
-    Ok(())
 }
 
 /// Keys a filter for a log of `size` entries is made for: twice the log.

@@ -5,8 +5,8 @@
 //!
 //! Files: `append` (the [`evidence_ingest::Sink`]), `checkpoint`, `keys` (key continuity and
 //! rotation), `proof`, `quarantine`, `verified` (entries read back and checked; damage stops
-//! appends), `entries` (positions and gaps), `tree` (Merkle tiles), `index` and `filter` (the
-//! `(source, id)` index), `cosigned` (witness cosignatures beside the checkpoints). This module owns
+//! appends), `entries` (positions and gaps), `tree` (Merkle tiles), `index`, `runs`, `reindex` and
+//! `filter` (the `(source, id)` index), `cosigned` (witness cosignatures beside the checkpoints). This module owns
 //! every key below and nothing else: it never reads or writes the views (`v`).
 //!
 //! Key space (prefixes from [`crate::store::keyspace`]; `e` and `c` are shared with the
@@ -17,13 +17,13 @@
 //! | `e` + first seq (u64 BE) | segment: up to 32 consecutive entry records ([`evidence_verifier::layout`]; with sled, the value is in the entries file and sled holds its place) |
 //! | `c` + tree size (u64 BE) | signed checkpoint note |
 //! | `n` + level (u8) + tile (u64 BE) | 64 Merkle node hashes (`tree`) |
-//! | `i` + source length (u16 BE) + source + id | seq (u64 BE) + blake3 event digest (32); written behind the log (`index`) |
+//! | `J` + start (u64 BE) + end (u64 BE) | a run of the `(source, id)` index: the first hash of each 4 KiB chunk of its file `index/run-<start>-<end>` (`(hash, seq)` pairs sorted by hash); written behind the log (`runs`) |
 //! | `q` + number (u64 BE) | quarantine record, JSON ([`QuarantineRecord`]) |
 //! | `Q` + first 16 bytes of blake3(origin, 0, raw bytes) | quarantine number: the same bad record is kept once |
 //! | `p` + source name | next source offset (i64 BE) |
 //! | `g` + source name | offsets the source skipped, summed (u64 BE) |
 //! | `w` + tree size (u64 BE) + witness name | a witness's cosignature line of that checkpoint (`cosigned`) |
-//! | `m` + name | metadata: `origin`, `counters` (JSON), `deadletters` (outbox cursor, u64 BE), `indexed` (entries the index covers, u64 BE), `keys` (verifier keys signed with, JSON; `keys`) |
+//! | `m` + name | metadata: `origin`, `counters` (JSON), `deadletters` (outbox cursor, u64 BE), `indexed` (entries the index covers, u64 BE), `indexkey` (the index's hash key), `idfilter` (the index's Bloom filter, kept on close), `keys` (verifier keys signed with, JSON; `keys`) |
 //!
 //! Durability, step by step, for [`Log::append`] (the `Sink` implementation):
 //! 1. Each valid event is looked up in the `(source, id)` index (and among the batch's own
@@ -40,7 +40,7 @@
 //!    return, and only then is anything in it "accepted"; the in-memory head (size, chain,
 //!    frontier) moves only after the commit succeeds. Then the new entries' index entries are
 //!    handed to the index (`index`), which finds them at once and writes them to the store on a
-//!    thread of its own, behind the log; a crash before they reach the disk is repaired on
+//!    thread of its own, behind the log, in runs of 65,536; a crash before they reach the disk is repaired on
 //!    open, from the entries.
 //! 4. A checkpoint is cut when `checkpoint_every` entries have been appended since the last
 //!    one, or `checkpoint_interval` has passed with new entries. Its tree size is always one
@@ -72,6 +72,8 @@ mod keys;
 mod proof;
 mod quarantine;
 mod read;
+mod reindex;
+mod runs;
 mod tree;
 mod verified;
 
@@ -92,10 +94,11 @@ pub use self::checkpoint::CheckpointPolicy;
 use self::entries::read_by_source;
 pub use self::entries::read_position;
 pub use self::error::LogError;
-use self::index::Index;
+use self::index::{Index, Resolve};
 pub use self::proof::{ConsistencyProof, InclusionProof};
 pub use self::quarantine::{Conflict, QuarantineRecord, RawEncoding};
 pub use self::read::{Extension, InclusionPaths, LogAt};
+use self::reindex::entry_key;
 pub use self::tree::ProofError;
 use self::tree::{TileWriter, TreeReader};
 use self::verified::{read_entries, read_entries_where, Damage};
@@ -282,13 +285,26 @@ impl<S: Storage> Log<S> {
         let latest = latest_checkpoint(&store, size)?;
         let store = Arc::new(store);
         // Re-indexing reads entries too: damage it meets stops appends like any other read.
-        let index = Index::open(Arc::clone(&store), size, |from| {
-            read_entries(&*store, from).inspect(|r| {
-                if let Err(e) = r {
-                    damage.note(&*store, e);
-                }
+        let resolve: Resolve = {
+            let store = Arc::clone(&store);
+            Arc::new(move |seq| match read_entries(&*store, seq).next() {
+                Some(Ok((at, record))) if at == seq => entry_key(seq, &record),
+                Some(Err(e)) => Err(e),
+                _ => Err(LogError::Damaged(format!("entry {seq}, named by the (source, id) index, is missing"))),
             })
-        })?;
+        };
+        let index = Index::open(
+            Arc::clone(&store),
+            size,
+            |from| {
+                read_entries(&*store, from).inspect(|r| {
+                    if let Err(e) = r {
+                        damage.note(&*store, e);
+                    }
+                })
+            },
+            resolve,
+        )?;
         Ok(Log {
             store,
             signers,
@@ -315,7 +331,8 @@ impl<S: Storage> Log<S> {
     }
 
     /// Waits until the `(source, id)` index, which is written behind the log, has caught up
-    /// with every committed batch, and flushes it. Appends never need this (a lagging index
+    /// with every committed batch (writing what it holds as a run, however small), and
+    /// flushes it. Appends never need this (a lagging index
     /// is caught up on open); it is for measuring all the work of appends, and for a copy of
     /// the store that needs no catching up.
     pub fn settle_index(&self) -> Result<(), LogError> {

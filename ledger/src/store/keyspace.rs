@@ -8,12 +8,14 @@
 //! | `e` + first seq | [`crate::log`] (format: `evidence_verifier::layout`) | entry segments (in sled: where each is in the entries file) |
 //! | `c` + tree size | [`crate::log`] (format: `evidence_verifier::layout`) | signed checkpoints (in sled: where each is in the entries file) |
 //! | `n` + level + tile | `log::tree` | Merkle node tiles (a full one, in sled: where it is in the entries file) |
-//! | `i` + source + id | `log::index` | the `(source, id)` index |
+//! | `J` + start + end | `log::runs` | the `(source, id)` index: a run of `(hash, seq)` pairs of the entries `[start, end)` (its record: the chunks' first hashes) |
+//! | `j` + start + end + chunk | `log::runs` | the `(source, id)` index: a run's chunk of 256 pairs |
+//! | `i` + source + id | none | the `(source, id)` index of stores written before the runs: deleted on open |
 //! | `q` + number | `log::quarantine` | quarantine records |
 //! | `Q` + digest | `log::quarantine` | quarantine numbers by content (each bad record once) |
 //! | `p` + source | [`crate::log`] | source positions (next offsets) |
 //! | `g` + source | [`crate::log`] | offsets each source skipped (gaps, u64 BE, cumulative) |
-//! | `m` + name | [`crate::log`], `log::index` | metadata: [`META_ORIGIN`], [`META_COUNTERS`], [`META_DEAD_LETTERS`], [`META_INDEXED`], [`META_ID_FILTER`], [`META_KEYS`], [`META_DAMAGED`]; `store` (the sled engine): [`META_ENTRIES_END`] |
+//! | `m` + name | [`crate::log`], `log::index` | metadata: [`META_ORIGIN`], [`META_COUNTERS`], [`META_DEAD_LETTERS`], [`META_INDEXED`], [`META_INDEX_KEY`], [`META_ID_FILTER`], [`META_KEYS`], [`META_DAMAGED`]; `store` (the sled engine): [`META_ENTRIES_END`] |
 //! | `v` + table | [`crate::governance`] (read by [`crate::query`]) | views, alerts and their watermark: the tables `VIEW_*` |
 //! | `a` + number | `governance::outbox` (read by the SIEM sinks) | the alert outbox: every opening, update and resolution of an alert, in order |
 //! | `d` + sink name | `governance::outbox` (written by each SIEM sink) | each sink's cursor in the outbox |
@@ -31,8 +33,13 @@ pub const NODE: u8 = evidence_verifier::layout::TILE;
 /// The bytes of a full tile (64 hashes of 32 bytes): never rewritten once written, so the sled
 /// engine keeps it in the entries file (`store::filed`).
 pub const FULL_TILE_BYTES: usize = 64 * 32;
-/// The `(source, id)` index.
-pub const INDEX: u8 = b'i';
+/// The `(source, id)` index of stores written before the runs (one key per event): deleted
+/// on open, the index rebuilt from the entries.
+pub const LEGACY_INDEX: u8 = b'i';
+/// The `(source, id)` index's runs (their records).
+pub const INDEX_RUN: u8 = b'J';
+/// The `(source, id)` index's chunks of runs.
+pub const INDEX_CHUNK: u8 = b'j';
 /// Quarantine records by number.
 pub const QUARANTINE: u8 = b'q';
 /// Quarantine numbers by content digest.
@@ -54,11 +61,13 @@ pub const SINK_CURSORS: u8 = b'd';
 pub const COSIGNATURE: u8 = b'w';
 
 /// Every top-level prefix.
-pub const PREFIXES: [u8; 13] = [
+pub const PREFIXES: [u8; 15] = [
     ENTRY,
     CHECKPOINT,
     NODE,
-    INDEX,
+    LEGACY_INDEX,
+    INDEX_RUN,
+    INDEX_CHUNK,
     QUARANTINE,
     QUARANTINE_SEEN,
     POSITION,
@@ -78,8 +87,10 @@ pub const META_COUNTERS: &[u8] = b"mcounters";
 pub const META_DEAD_LETTERS: &[u8] = b"mdeadletters";
 /// Entries the stored `(source, id)` index covers (u64 BE).
 pub const META_INDEXED: &[u8] = b"mindexed";
-/// The `(source, id)` index's Bloom filter as the log last closed cleanly, with the entries it
-/// covers (`log::filter`); taken back on open only when it covers the whole log.
+/// The key of the `(source, id)` index's hash (32 bytes): the runs hold hashes made with it.
+pub const META_INDEX_KEY: &[u8] = b"mindexkey";
+/// Where stores written before the index's runs kept its Bloom filter: deleted when such a
+/// store is re-indexed (the filter is now kept in a file, `log::reindex`).
 pub const META_ID_FILTER: &[u8] = b"midfilter";
 
 /// The verifier keys the log has signed with, oldest first (JSON array).
@@ -92,11 +103,12 @@ pub const META_DAMAGED: &[u8] = b"mdamaged";
 pub const META_ENTRIES_END: &[u8] = b"mentriesend";
 
 /// Every metadata key.
-pub const METAS: [&[u8]; 8] = [
+pub const METAS: [&[u8]; 9] = [
     META_ORIGIN,
     META_COUNTERS,
     META_DEAD_LETTERS,
     META_INDEXED,
+    META_INDEX_KEY,
     META_ID_FILTER,
     META_KEYS,
     META_DAMAGED,

@@ -10,6 +10,7 @@ use super::{Pair, Storage, StorageError, WriteBatch};
 #[derive(Debug, Default)]
 pub struct MemStorage {
     map: RwLock<BTreeMap<Vec<u8>, Arc<[u8]>>>,
+    files: RwLock<BTreeMap<String, Arc<[u8]>>>,
 }
 
 impl Storage for MemStorage {
@@ -49,4 +50,37 @@ impl Storage for MemStorage {
     fn apply(&self, batch: WriteBatch) -> Result<(), StorageError> {
         self.commit(batch)
     }
+
+    fn write_file(
+        &self,
+        name: &str,
+        parts: &mut dyn Iterator<Item = Result<Vec<u8>, StorageError>>,
+    ) -> Result<(), StorageError> {
+        let mut bytes = Vec::new();
+        for part in parts {
+            bytes.extend_from_slice(&part?);
+        }
+        self.files.write().expect("not poisoned").insert(name.to_string(), Arc::from(bytes));
+        Ok(())
+    }
+
+    fn read_file(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        let files = self.files.read().expect("not poisoned");
+        let file = files.get(name).ok_or_else(|| no_file(name))?;
+        let from = (offset as usize).min(file.len());
+        Ok(file[from..(from + len).min(file.len())].to_vec())
+    }
+
+    fn remove_file(&self, name: &str) -> Result<(), StorageError> {
+        self.files.write().expect("not poisoned").remove(name);
+        Ok(())
+    }
+
+    fn file_names(&self) -> Result<Vec<String>, StorageError> {
+        Ok(self.files.read().expect("not poisoned").keys().cloned().collect())
+    }
+}
+
+fn no_file(name: &str) -> StorageError {
+    StorageError::from(std::io::Error::new(std::io::ErrorKind::NotFound, format!("no file {name}")))
 }

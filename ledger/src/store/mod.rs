@@ -19,13 +19,21 @@
 //! 500 keys per round of intake, several milliseconds) would hold back every query for that
 //! long. It suits keys that are rewritten idempotently behind a watermark written last.
 //!
+//! Beside its keys a store keeps files of derived data that is written once, read in place and
+//! deleted whole ([`Storage::write_file`]; the index's runs): the sled engine keeps them in a
+//! directory beside the database, where a deleted file gives its space back at once, which sled
+//! does only for keys it gets round to cleaning. A file is durable once `write_file` returns, and
+//! is named by keys written after it, so a crash leaves at most files no key names.
+//!
 //! This module owns bytes and their durability; it knows nothing of entries, views or events.
 
 mod filed;
+mod files;
 pub mod keyspace;
 mod mem;
 mod sled;
 
+pub use self::files::FILES_DIR;
 pub use self::mem::MemStorage;
 pub use self::sled::{cache_bytes, sled_config, SledStorage, LOCK_FILE};
 use crate::error::ErrorKind;
@@ -145,6 +153,44 @@ pub trait Storage: Send + Sync + 'static {
     fn apply_each(&self, batch: WriteBatch) -> Result<(), StorageError> {
         self.apply(batch)
     }
+    /// Writes the file `name` (a plain file name) from `parts`, in order, replacing any file of
+    /// that name; durable when it returns. If a part is an error, nothing is written and that
+    /// error is returned.
+    fn write_file(
+        &self,
+        name: &str,
+        parts: &mut dyn Iterator<Item = Result<Vec<u8>, StorageError>>,
+    ) -> Result<(), StorageError>;
+    /// Up to `len` bytes of the file `name` from `offset` (fewer at its end).
+    fn read_file(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError>;
+    /// Deletes the file `name`, if there is one.
+    fn remove_file(&self, name: &str) -> Result<(), StorageError>;
+    /// The names of the files there are.
+    fn file_names(&self) -> Result<Vec<String>, StorageError>;
+}
+
+/// Forwards [`Storage`]'s file methods to the store in the field `$inner`, for a store that
+/// wraps another and changes only how keys are written.
+#[macro_export]
+macro_rules! files_from {
+    ($inner:ident) => {
+        fn write_file(
+            &self,
+            name: &str,
+            parts: &mut dyn Iterator<Item = Result<Vec<u8>, $crate::store::StorageError>>,
+        ) -> Result<(), $crate::store::StorageError> {
+            self.$inner.write_file(name, parts)
+        }
+        fn read_file(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, $crate::store::StorageError> {
+            self.$inner.read_file(name, offset, len)
+        }
+        fn remove_file(&self, name: &str) -> Result<(), $crate::store::StorageError> {
+            self.$inner.remove_file(name)
+        }
+        fn file_names(&self) -> Result<Vec<String>, $crate::store::StorageError> {
+            self.$inner.file_names()
+        }
+    };
 }
 
 /// A key and its value.

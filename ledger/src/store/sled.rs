@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::filed::{filed, to_file, EntriesFile};
+use super::files::Files;
 use super::{Pair, Storage, StorageError, StorageErrorKind, WriteBatch};
 
 /// The lock file inside the sled directory: held exclusively by the process that has the
@@ -50,6 +51,8 @@ pub fn sled_config(path: &Path) -> sled::Config {
 pub struct SledStorage {
     db: sled::Db,
     entries: Arc<EntriesFile>,
+    /// Files of derived data (the index's runs), in `index/`.
+    files: Arc<Files>,
     /// Held while any clone is alive; dropped after the database handle.
     _lock: Arc<File>,
     /// For [`SledStorage::open_copy`]: the temporary directory the copy lives in.
@@ -130,7 +133,8 @@ impl SledStorage {
             match config.open() {
                 Ok(db) => {
                     let entries = Arc::new(EntriesFile::open(&db, path)?);
-                    return Ok(SledStorage { db, entries, _lock: lock, _copy: None, failed: Arc::default() });
+                    let files = Arc::new(Files::open(path)?);
+                    return Ok(SledStorage { db, entries, files, _lock: lock, _copy: None, failed: Arc::default() });
                 }
                 Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::Other && tries < 250 => {
                     tries += 1;
@@ -199,6 +203,26 @@ impl Storage for SledStorage {
 
     fn apply_each(&self, batch: WriteBatch) -> Result<(), StorageError> {
         self.noting_failure(self.apply_each_unnoted(batch))
+    }
+
+    fn write_file(
+        &self,
+        name: &str,
+        parts: &mut dyn Iterator<Item = Result<Vec<u8>, StorageError>>,
+    ) -> Result<(), StorageError> {
+        self.files.write(name, parts)
+    }
+
+    fn read_file(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        self.files.read(name, offset, len)
+    }
+
+    fn remove_file(&self, name: &str) -> Result<(), StorageError> {
+        self.files.remove(name)
+    }
+
+    fn file_names(&self) -> Result<Vec<String>, StorageError> {
+        self.files.names()
     }
 }
 
