@@ -10,7 +10,7 @@ use super::error::LogError;
 use super::filter::{random_key, IdFilter};
 use super::runs::{Runs, RUN_ENTRIES};
 use crate::store::keyspace::{prefix_end, LEGACY_INDEX, META_ID_FILTER, META_INDEXED, META_INDEX_KEY};
-use crate::store::{Storage, StorageError, StorageErrorKind, WriteBatch};
+use crate::store::{read_file_pieces, Storage, StorageError, WriteBatch};
 
 /// The index key of `(source, id)`: source length (u16 BE) + source + id. It is hashed, and
 /// compared with the key of the entry a hash names.
@@ -42,21 +42,9 @@ pub(crate) const FILTER_FILE: &str = "idfilter";
 
 /// The whole of the file `name`; `None` if there is none.
 pub(crate) fn read_whole<S: Storage>(store: &S, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
-    const PIECE: usize = 4 << 20;
     let mut whole = Vec::new();
-    loop {
-        match store.read_file(name, whole.len() as u64, PIECE) {
-            Ok(piece) => {
-                let last = piece.len() < PIECE;
-                whole.extend_from_slice(&piece);
-                if last {
-                    return Ok(Some(whole));
-                }
-            }
-            Err(e) if e.kind == StorageErrorKind::Io(std::io::ErrorKind::NotFound) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-    }
+    let found = read_file_pieces(store, name, |_, piece| whole.extend_from_slice(piece))?;
+    Ok(found.then_some(whole))
 }
 
 /// The filter a clean close kept ([`FILTER_FILE`]), if it covers exactly the log of `size`

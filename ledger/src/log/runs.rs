@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::error::LogError;
 use crate::store::keyspace::{prefix_end, INDEX_RUN, META_INDEXED};
-use crate::store::{Storage, StorageError, StorageErrorKind, WriteBatch};
+use crate::store::{read_file_pieces, Storage, StorageError, StorageErrorKind, WriteBatch};
 
 /// Pairs per chunk: 4 KiB.
 const CHUNK: usize = 256;
@@ -107,28 +107,20 @@ impl Run {
     fn load<S: Storage>(&mut self, store: &S) -> Result<Option<()>, LogError> {
         let chunks = self.pairs.div_ceil(CHUNK as u64) as usize;
         let (fences_at, len) = (self.pairs * PAIR as u64, self.pairs * PAIR as u64 + chunks as u64 * 8);
-        let mut hasher = blake3::Hasher::new();
-        let mut at = 0;
-        loop {
-            let piece = match store.read_file(&self.file(), at, 1 << 20) {
-                Ok(piece) => piece,
-                Err(e) if e.kind == StorageErrorKind::Io(std::io::ErrorKind::NotFound) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            };
-            hasher.update(&piece);
-            let end = at + piece.len() as u64;
-            if end > fences_at {
-                let from = fences_at.saturating_sub(at) as usize;
-                self.fences.extend(piece[from..].chunks(8).filter(|f| f.len() == 8).map(be_u64));
-            }
-            if piece.len() < 1 << 20 {
-                break;
-            }
-            at = end;
+        let (file, mut hasher) = (self.file(), blake3::Hasher::new());
+        let fences = &mut self.fences;
+        let found = read_file_pieces(store, &file, |at, piece| {
+            hasher.update(piece);
+            // Pieces and the fences both start at multiples of 8 bytes: no fence is split.
+            let from = fences_at.saturating_sub(at).min(piece.len() as u64) as usize;
+            fences.extend(piece[from..].chunks_exact(8).map(be_u64));
+        })?;
+        if !found {
+            return Ok(None);
         }
         let whole = hasher.count() == len && self.fences.len() == chunks;
         if !whole || *hasher.finalize().as_bytes() != self.sum {
-            tracing::warn!(message = "An index run's file is not the one its record names; the index is rebuilt.", file = %self.file());
+            tracing::warn!(message = "An index run's file is not the one its record names; the index is rebuilt.", %file);
             return Ok(None);
         }
         Ok(Some(()))
@@ -136,7 +128,7 @@ impl Run {
 }
 
 fn damaged(what: impl std::fmt::Display) -> LogError {
-    LogError::Damaged(format!("the (source, id) index: {what}; delete its keys to rebuild it"))
+    LogError::Damaged(format!("the (source, id) index: {what}; delete the store's log/index directory to rebuild it"))
 }
 
 fn be_u64(bytes: &[u8]) -> u64 {

@@ -91,6 +91,36 @@ impl From<std::io::Error> for StorageError {
     }
 }
 
+impl StorageError {
+    /// Whether it says that there is no such file.
+    pub fn is_not_found(&self) -> bool {
+        self.kind == StorageErrorKind::Io(std::io::ErrorKind::NotFound)
+    }
+}
+
+/// Reads the file `name` from start to end, a piece of at most 1 MiB at a time, handing each
+/// piece to `each` with its offset; `Ok(false)` if there is no such file.
+pub fn read_file_pieces<S: Storage + ?Sized>(
+    store: &S,
+    name: &str,
+    mut each: impl FnMut(u64, &[u8]),
+) -> Result<bool, StorageError> {
+    const PIECE: usize = 1 << 20;
+    let mut at = 0;
+    loop {
+        let piece = match store.read_file(name, at, PIECE) {
+            Ok(piece) => piece,
+            Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        each(at, &piece);
+        if piece.len() < PIECE {
+            return Ok(true);
+        }
+        at += piece.len() as u64;
+    }
+}
+
 /// Puts and deletes applied together by [`Storage::commit`].
 #[derive(Clone, Debug, Default)]
 pub struct WriteBatch {
