@@ -250,10 +250,23 @@ impl LedgerDir {
             }
             opened => opened,
         };
-        let store = store.map_err(|source| OpenError::Storage { path: store_path, source })?;
+        let store = store.map_err(|source| OpenError::Storage { path: store_path.clone(), source })?;
         let log = match signer {
             Some(signer) => Log::open(store, vec![signer], policy),
-            None => Log::open_reader(store, policy),
+            None => match Log::open_reader(store, policy) {
+                // Opening may write the index's runs (re-indexing what a crash or a failed
+                // write left unindexed): a reader on a full disk reads a copy instead.
+                Err(LogError::Storage(e)) if e.kind == StorageErrorKind::FullDisk => {
+                    tracing::warn!(
+                        message = "The disk holding the store is full; reading a temporary copy of it instead.",
+                        store = %store_path.display()
+                    );
+                    let copy = SledStorage::open_copy(&store_path)
+                        .map_err(|source| OpenError::Storage { path: store_path, source })?;
+                    Log::open_reader(copy, policy)
+                }
+                opened => opened,
+            },
         };
         log.map_err(|source| OpenError::Log { path: self.data_dir.clone(), source })
     }
