@@ -3,7 +3,7 @@
 
 use evidence_schemas::{Rejection, Validator};
 
-use crate::sink::{Batch, Origin, Outcome, Position, Record, Sink, Verdict};
+use crate::sink::{Batch, BatchReport, Origin, Outcome, Position, Record, Sink, Verdict};
 
 /// Counts of what became of the records an intake handled.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,6 +30,9 @@ impl Totals {
         self.accepted + self.duplicates + self.quarantined
     }
 }
+
+/// A batch handed to a sink and what became of each of its records.
+pub type Appended = (Batch, BatchReport);
 
 /// A record as a source read it: where from, its bytes, and the source's own rejection if any.
 pub type Incoming = (Origin, Vec<u8>, Option<Rejection>);
@@ -105,12 +108,30 @@ impl<'v> Intake<'v> {
         }
         // On error the batch stays pending: nothing of it was stored.
         let result = sink.append(&self.pending)?;
-        for (record, outcome) in self.pending.records.iter().zip(&result.outcomes) {
+        let batch = std::mem::take(&mut self.pending);
+        self.settled(&(batch, result), &mut report);
+        Ok(())
+    }
+
+    /// Hands the pending batch to the sink without waiting for the disk
+    /// ([`Sink::append_unsettled`]) and returns it with its outcomes, for [`Intake::settled`]
+    /// once the sink has settled it. On error the batch stays pending: nothing of it was
+    /// stored.
+    pub fn flush_unsettled<S: Sink>(&mut self, sink: &mut S) -> Result<Option<Appended>, S::Error> {
+        if self.idle() {
+            return Ok(None);
+        }
+        let report = sink.append_unsettled(&self.pending)?;
+        Ok(Some((std::mem::take(&mut self.pending), report)))
+    }
+
+    /// Counts what became of a batch now durable, calling `report` with each record and its
+    /// outcome.
+    pub fn settled(&mut self, (batch, result): &Appended, mut report: impl FnMut(&Record, &Outcome)) {
+        for (record, outcome) in batch.records.iter().zip(&result.outcomes) {
             self.totals.count(outcome);
             report(record, outcome);
         }
-        self.pending = Batch::default();
-        Ok(())
     }
 
     /// Hands the pending batch over whole ([`Sink::append_owned`]: no copy when the sink passes
@@ -137,6 +158,12 @@ impl<'v> Intake<'v> {
 /// comes with a rejection was refused by the source itself (an empty message, a line over the
 /// size limit) and is kept with the bytes given.
 pub fn validate_many(validator: &Validator, records: Vec<Incoming>) -> Vec<Record> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    validate_on(validator, records, threads)
+}
+
+/// Like [`validate_many`], on at most `threads` threads: with one, on this thread.
+pub fn validate_on(validator: &Validator, records: Vec<Incoming>, threads: usize) -> Vec<Record> {
     if records.is_empty() {
         return Vec::new();
     }
@@ -147,7 +174,12 @@ pub fn validate_many(validator: &Validator, records: Vec<Incoming>) -> Vec<Recor
             Err(rejection) => Verdict::Rejected { rejection, raw },
         },
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if threads <= 1 {
+        return records
+            .into_iter()
+            .map(|(origin, raw, refused)| Record { origin, verdict: verdict(raw, refused) })
+            .collect();
+    }
     let chunk = records.len().div_ceil(threads).max(64);
     let mut chunks: Vec<Vec<Incoming>> = Vec::new();
     let mut rest = records;
@@ -178,7 +210,6 @@ mod tests {
     use evidence_schemas::Limits;
 
     use super::*;
-    use crate::sink::BatchReport;
 
     /// A sink that takes batches only whole, as the writer's does, and keeps them.
     #[derive(Default)]

@@ -144,4 +144,23 @@ pub trait Sink {
     fn append_owned(&mut self, batch: Batch) -> Result<BatchReport, Self::Error> {
         self.append(&batch)
     }
+
+    /// Stores a batch atomically, perhaps not yet durably: its outcomes may be told only once
+    /// the second [`Sink::settle`] after it returns, or [`Sink::settle_all`]. A sink that can
+    /// put a batch on disk while the caller prepares the next one does so (by default the
+    /// batch is appended durably at once).
+    fn append_unsettled(&mut self, batch: &Batch) -> Result<BatchReport, Self::Error> {
+        self.append(batch)
+    }
+
+    /// Waits until every batch appended before the previous call is durable, and starts
+    /// putting the ones appended since on disk.
+    fn settle(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// Waits until every batch appended so far is durable.
+    fn settle_all(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }

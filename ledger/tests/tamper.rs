@@ -549,3 +549,39 @@ fn the_entries_file_is_audited_in_place() {
     assert!(stdout(&out).contains("entries:          10100"), "{}", stdout(&out));
     assert!(!stdout(&out).contains("torn write"), "the open cut it off: {}", stdout(&out));
 }
+
+/// A batch appended unsettled (`evidence ingest`) is read back and checked after the flush
+/// that settles it, and a checkpoint then reads back only what no flush checked: damage that
+/// reached the store before that read is found there, stops appends, and is never signed.
+#[test]
+fn damage_to_an_unsettled_batch_is_found_when_it_settles_and_never_signed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = Validator::default();
+    let policy = CheckpointPolicy { every_entries: 1_000_000, interval: Duration::from_secs(3600) };
+    let mut log = Log::open(SledStorage::open(&tmp.path().join(LOG_DIR)).unwrap(), vec![signer()], policy).unwrap();
+    let batch = |range: std::ops::Range<u64>| Batch {
+        records: range
+            .map(|i| Record {
+                origin: Origin::File { path: "events.ndjson".into(), line: i + 1 },
+                verdict: Verdict::Valid(Box::new(v.validate(sample_event(i).as_bytes()).unwrap())),
+            })
+            .collect(),
+        positions: vec![],
+    };
+    log.append_unsettled(&batch(0..100)).unwrap();
+    log.settle().unwrap();
+    log.append_unsettled(&batch(100..200)).unwrap();
+    // Entry 150 is damaged in the store before its flush reads it back.
+    edit_segment(log.store(), 150, |records, at| {
+        let n = records[at].len();
+        records[at][n - 20] ^= 0x01;
+    });
+    log.settle().unwrap();
+    assert!(log.damage().is_none(), "the batch holding it is still being flushed");
+    log.settle_all().unwrap();
+    assert_eq!(log.damage().map(|(seq, _)| *seq), Some(150), "{:?}", log.damage());
+    assert!(log.checkpoint_now().is_err(), "a checkpoint over entry 150 must not be signed");
+    assert_eq!(log.checkpoints().count(), 0);
+    let err = log.append_unsettled(&batch(200..210)).unwrap_err().to_string();
+    assert!(err.contains("appends are stopped: entry 150 is damaged"), "{err}");
+}

@@ -206,7 +206,7 @@ fn names_are_capped_by_the_contract_and_long_ones_never_share_a_view() {
     let lines = [submit("s1", &vetted), submit("s2", &other), vet("v1", &vetted)];
     for (seq, line) in lines.iter().enumerate() {
         let event = evidence_schemas::parse_validated(line.as_bytes()).unwrap();
-        views.project(seq as u64, &event, &evidence_ledger::governance::NoHistory);
+        views.project(seq as u64, &std::sync::Arc::new(event), &evidence_ledger::governance::NoHistory);
     }
     views.save(&store).unwrap();
     let base: query::ArtifactName = "model/base@1".parse().unwrap();
@@ -251,7 +251,7 @@ fn an_entry_the_views_cannot_apply_raises_its_own_alert_and_projection_goes_on()
     // Stored bytes the current contract no longer reads back, as an older ledger could hold.
     let forged = |id: &str, canonical: Vec<u8>| {
         let mut valid = validator.validate(lines[0].as_bytes()).unwrap();
-        valid.event.id = id.into();
+        std::sync::Arc::make_mut(&mut valid.event).id = id.into();
         valid.digest = *blake3::hash(&canonical).as_bytes();
         valid.canonical = canonical;
         valid

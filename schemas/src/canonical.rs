@@ -33,12 +33,25 @@ fn has_fraction(value: &Value) -> bool {
     }
 }
 
+/// A string as RFC 8785 writes it: as it is between quotes when nothing in it needs an escape
+/// (nearly every string of an event), else as serde_json escapes it.
+fn write_str(s: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        return serde_json::to_writer(&mut *out, s);
+    }
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+    Ok(())
+}
+
 fn write(value: &Value, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Number(n) => write!(out, "{n}").map_err(serde_json::Error::io)?,
-        Value::String(s) => serde_json::to_writer(&mut *out, s)?,
+        Value::String(s) => write_str(s, out)?,
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -61,7 +74,7 @@ fn write(value: &Value, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
                 if i > 0 {
                     out.push(b',');
                 }
-                serde_json::to_writer(&mut *out, name)?;
+                write_str(name, out)?;
                 out.push(b':');
                 write(item, out)?;
             }

@@ -32,6 +32,11 @@ pub(crate) fn parse(text: &str, problems: &mut Vec<Problem>) -> Result<Value, se
 /// Appends `key` to a JSON pointer, escaped as RFC 6901 says.
 fn push_token(path: &mut String, key: &str) {
     path.push('/');
+    // Nearly every key has neither: one copy.
+    if !key.bytes().any(|b| b == b'~' || b == b'/') {
+        path.push_str(key);
+        return;
+    }
     for c in key.chars() {
         match c {
             '~' => path.push_str("~0"),

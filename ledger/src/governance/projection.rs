@@ -105,11 +105,13 @@ impl Views {
     /// Projects entry `seq` (which must be the watermark), reading earlier entries back from
     /// `history` where a re-judgement needs them. Returns the alerts it opened or resolved,
     /// as they stand after it.
-    pub fn project(&mut self, seq: u64, ev: &Event, history: &dyn History) -> Vec<Alert> {
+    /// A gateway request is kept (shared, not copied) for the rungs that re-count its key.
+    pub fn project(&mut self, seq: u64, shared: &Arc<Event>, history: &dyn History) -> Vec<Alert> {
         debug_assert_eq!(seq, self.watermark, "entries are projected in order");
         let mut changed = Vec::new();
+        let ev = &**shared;
         match &ev.data {
-            EventData::ProxyRequest(d) => self.request(seq, ev, d, &mut changed),
+            EventData::ProxyRequest(d) => self.request(seq, shared, d, &mut changed),
             _ => {
                 self.state.apply(seq, ev, &mut self.pending, false);
                 self.rejudge(seq, ev, history, &mut changed);
@@ -145,13 +147,13 @@ impl Views {
     /// A gateway request: counted into its traffic summaries (and kept in [`Recent`]), judged
     /// by the traffic rules on the evidence so far (weighed by its time), counted into its
     /// folds, and the drift rule run on its window.
-    fn request(&mut self, seq: u64, ev: &Event, d: &ProxyRequest, changed: &mut Vec<Alert>) {
+    fn request(&mut self, seq: u64, shared: &Arc<Event>, d: &ProxyRequest, changed: &mut Vec<Alert>) {
+        let ev = &**shared;
         self.requests.count(ev, d);
         let Some(env) = &ev.env else {
             return self.state.apply(seq, ev, &mut self.pending, false);
         };
         let at = ev.time.timestamp_micros();
-        let shared = Arc::new(ev.clone());
         for kind in Traffic::ALL {
             let Some((name, variant)) = kind.of(d) else { continue };
             let summary = traffic::summary_key(kind, &d.app, &env.0, &name);
@@ -160,7 +162,7 @@ impl Views {
             let open = &self.open;
             let key = (kind, d.app.as_str(), env.0.as_str(), name.as_str());
             traffic::count(&mut self.state, (seq, at), &summary, key, variant, || open.alerts_within(&scope()));
-            self.recent.push(summary, seq, &shared);
+            self.recent.push(summary, seq, shared);
             let Some(hit) = rules::judge_request(&self.state, self.state.policy(), (seq, ev), d, env, kind) else {
                 continue;
             };

@@ -152,7 +152,7 @@ impl<S: Storage> Ledger<S> {
             alerts.extend(match EntryRef::decode(&record) {
                 Err(e) => vec![self.views.skip(seq, received(0), &e.to_string())],
                 Ok(entry) => match evidence_schemas::parse_validated(entry.event) {
-                    Ok(event) => self.views.project(seq, &event, &Replay(&self.log)),
+                    Ok(event) => self.views.project(seq, &std::sync::Arc::new(event), &Replay(&self.log)),
                     Err(e) => vec![self.views.skip(seq, received(entry.received_micros), &e.to_string())],
                 },
             });
@@ -206,6 +206,22 @@ impl<S: Storage> Sink for Ledger<S> {
         let report = self.log.append(batch)?;
         self.project(batch, &report, first, true);
         Ok(report)
+    }
+
+    fn append_unsettled(&mut self, batch: &Batch) -> Result<BatchReport, LogError> {
+        let first = self.log.size();
+        let report = self.log.append_unsettled(batch)?;
+        // The views are saved with the batch, and on disk with the flush that settles it.
+        self.project(batch, &report, first, true);
+        Ok(report)
+    }
+
+    fn settle(&mut self) -> Result<(), LogError> {
+        self.log.settle()
+    }
+
+    fn settle_all(&mut self) -> Result<(), LogError> {
+        self.log.settle_all()
     }
 }
 

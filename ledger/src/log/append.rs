@@ -34,6 +34,18 @@ const SEGMENT_ENTRIES: usize = 32;
 /// events/s without, `examples/slices`).
 const HELPED: usize = 256;
 
+/// [`HELPED`], on a machine of more than two cores; on two or fewer, no batch is helped. There
+/// the intake validates on the other core, so a helper waits for a time slice while the writer
+/// waits for the helper: `evidence ingest` of gateway requests spent 1.6 s of its 12 s in
+/// lookups with a helper and 0.7 s without, and ran 4-6% faster.
+fn helped() -> usize {
+    static FROM: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *FROM.get_or_init(|| match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+        cores if cores > 2 => HELPED,
+        _ => usize::MAX,
+    })
+}
+
 fn now_micros() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
@@ -112,7 +124,7 @@ fn write_entries(head: &mut Head, first: u64, now: i64, new: &NewEntries<'_>, wb
             wb.put(segment_key(first + (n * SEGMENT_ENTRIES) as u64), pack_segment(&value));
         }
     };
-    let tiles_wb = if new.len() < HELPED {
+    let tiles_wb = if new.len() < helped() {
         let tiles_wb = encode(tx);
         seal(wb);
         tiles_wb
@@ -213,7 +225,7 @@ impl<S: Storage> Log<S> {
         let one = |events: &[&ValidEvent]| -> Result<Vec<Lookup>, LogError> {
             events.iter().map(|v| self.index.lookup(&v.event.source, &v.event.id)).collect()
         };
-        if valid.len() < HELPED {
+        if valid.len() < helped() {
             return one(&valid);
         }
         let (left, right) = valid.split_at(valid.len() / 2);
@@ -305,7 +317,7 @@ impl<S: Storage> Log<S> {
         Ok(())
     }
 
-    fn checkpoint_if_due(&mut self) {
+    pub(super) fn checkpoint_if_due(&mut self) {
         if let Err(error) = self.maybe_checkpoint() {
             tracing::error!(message = "Failed to cut a checkpoint; the batch is stored, the next one retries.", %error);
         }

@@ -63,8 +63,9 @@ impl<S: Storage> Log<S> {
         if self.signers.is_empty() {
             return Err(LogError::NoSigner);
         }
-        // Never sign over damage: the entries this checkpoint adds are read back and checked.
-        let from = self.latest.as_ref().map_or(0, |c| c.size);
+        // Never sign over damage: the entries this checkpoint adds are read back and checked,
+        // but for those a flush read back and checked already (`settle`).
+        let from = self.latest.as_ref().map_or(0, |c| c.size).max(self.checked).min(size);
         if let Some(e) = self.entries(from).take((size - from) as usize).find_map(Result::err) {
             return Err(e);
         }

@@ -6,7 +6,8 @@
 //! Files: `append` (the [`evidence_ingest::Sink`]), `checkpoint`, `keys` (key continuity and
 //! rotation), `proof`, `quarantine`, `verified` (entries read back and checked; damage stops
 //! appends), `entries` (positions and gaps), `tree` (Merkle tiles), `index`, `runs`, `reindex` and
-//! `filter` (the `(source, id)` index), `cosigned` (witness cosignatures beside the checkpoints). This module owns
+//! `filter` (the `(source, id)` index), `cosigned` (witness cosignatures beside the checkpoints),
+//! `settle` (flushing behind the writer, for `evidence ingest`). This module owns
 //! every key below and nothing else: it never reads or writes the views (`v`).
 //!
 //! Key space (prefixes from [`crate::store::keyspace`]; `e` and `c` are shared with the
@@ -42,6 +43,9 @@
 //!    handed to the index (`index`), which finds them at once and writes them to the store on a
 //!    thread of its own, behind the log, in runs of 65,536; a crash before they reach the disk is repaired on
 //!    open, from the entries.
+//!    [`Log::append_unsettled`] stops before the flush: a thread of its own flushes while the
+//!    writer appends the next batch, then reads the flushed entries back and checks them, and
+//!    [`Log::settle`] waits for it before the batch may be reported (`settle`).
 //! 4. A checkpoint is cut when `checkpoint_every` entries have been appended since the last
 //!    one, or `checkpoint_interval` has passed with new entries. Its tree size is always one
 //!    already flushed; before signing, the new root is proven consistent with the previous
@@ -54,7 +58,8 @@
 //! first damaged entry any read meets stops appends and checkpoints ([`Log::damage`]), is
 //! marked in the store so later processes refuse too, and is re-checked on open (a repaired
 //! store appends again); opening also checks the last segment, and a checkpoint re-reads the
-//! entries it is about to sign.
+//! entries it is about to sign (but for those the flush behind [`Log::append_unsettled`] read
+//! back and checked already).
 //!
 //! A crash at any point leaves either the whole batch or none of it (and an index that covers
 //! a prefix of the entries, caught up on open); re-sending the same events after a restart
@@ -74,6 +79,7 @@ mod quarantine;
 mod read;
 mod reindex;
 mod runs;
+mod settle;
 mod tree;
 mod verified;
 
@@ -169,6 +175,13 @@ pub struct Log<S: Storage> {
     checkpoint_failure: Option<String>,
     /// The first damaged entry met: appends stop.
     damage: Damage,
+    /// Flushes behind [`Log::append_unsettled`] (`settle`); started on first use.
+    flusher: Option<self::settle::Flusher>,
+    /// Batches were appended unsettled since the last flush was asked for.
+    unsettled: bool,
+    /// Entries below this were read back and checked after their flush (`settle`): a
+    /// checkpoint need not read them again.
+    checked: u64,
 }
 
 impl<S: Storage> std::fmt::Debug for Log<S> {
@@ -317,6 +330,9 @@ impl<S: Storage> Log<S> {
             last_cut: Instant::now(),
             checkpoint_failure: None,
             damage,
+            flusher: None,
+            unsettled: false,
+            checked: 0,
         })
     }
 

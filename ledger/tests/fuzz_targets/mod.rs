@@ -32,7 +32,7 @@ pub fn validator_target(data: &[u8]) {
     assert_eq!(again.canonical, valid.canonical, "canonical form is stable");
     assert_eq!(again.digest, valid.digest);
     let read = parse_validated(&valid.canonical).expect("an accepted event reads back from its canonical bytes");
-    assert_eq!(read, valid.event);
+    assert_eq!(read, *valid.event);
 }
 
 /// Accepts every valid record, quarantines every rejected one.

@@ -237,8 +237,9 @@ macro_rules! event_types {
         }
 
         impl EventData {
-            /// Reads `data` as the object of event type `ty`.
-            pub fn from_value(ty: EventType, data: &Value) -> Result<Self, serde_json::Error> {
+            /// Reads `data` as the object of event type `ty`, moving its strings rather than
+            /// copying them.
+            pub fn from_value(ty: EventType, data: Value) -> Result<Self, serde_json::Error> {
                 Ok(match ty {
                     $(EventType::$variant => EventData::$variant($data::deserialize(data)?),)*
                 })
