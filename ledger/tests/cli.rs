@@ -874,7 +874,13 @@ fn version_and_colour_and_progress_only_on_a_terminal() {
     assert!(piped.status.success(), "{}", stderr(&piped));
     assert_eq!(stdout(&piped).trim(), "accepted 60000, duplicate 0, quarantined 0");
     assert!(!stderr(&piped).contains("events:"), "no progress in a pipe: {}", stderr(&piped));
-    let shown = on_a_terminal(&format!("{bin} --data-dir {} ingest --file {}", b.display(), events.display()));
+    // Fed through a pipe that pauses half-way, so that it runs past the first second however
+    // fast the ingest is.
+    let shown = on_a_terminal(&format!(
+        "(head -n 30000 {events}; sleep 1.5; tail -n 30000 {events}) | {bin} --data-dir {} ingest --file -",
+        b.display(),
+        events = events.display()
+    ));
     let text = stdout(&shown);
     assert!(text.contains("events: accepted ") && text.contains("events/s)"), "a progress line: {text:?}");
     let last = text.rsplit('\r').find(|l| !l.trim().is_empty()).unwrap();
