@@ -66,7 +66,7 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) -> std::i
             return Ok(any.then_some(len));
         }
         any = true;
-        let (part, done) = match chunk.iter().position(|b| *b == b'\n') {
+        let (part, done) = match memchr::memchr(b'\n', chunk) {
             Some(i) => (&chunk[..i], Some(i + 1)),
             None => (chunk, None),
         };

@@ -75,6 +75,10 @@ fn repeated(lookups: &[Lookup]) -> Vec<bool> {
 /// size in this order.
 type NewEntries<'b> = Vec<(&'b Record, &'b ValidEvent)>;
 
+/// Segment values as written, each with the sequence number of its first entry, before
+/// compression.
+pub(super) type Written = Vec<(u64, Vec<u8>)>;
+
 /// One segment value with its entry records' places in it, encoded but not yet chained.
 type Unchained = (Vec<u8>, Vec<Range<usize>>);
 
@@ -85,7 +89,10 @@ type Unchained = (Vec<u8>, Vec<Range<usize>>);
 /// the tree's, so a helper thread does them, segment by segment, handing each finished segment
 /// to this thread, which only chains it (the chain is sequential) and writes its chain hashes
 /// in place. A small batch does both in turn on this thread.
-fn write_entries(head: &mut Head, first: u64, now: i64, new: &NewEntries<'_>, wb: &mut WriteBatch) {
+///
+/// Returns the segments as written, before compression, for the check after their flush
+/// (`settle`).
+fn write_entries(head: &mut Head, first: u64, now: i64, new: &NewEntries<'_>, wb: &mut WriteBatch) -> Written {
     let (tree, tiles, mut chain) = (&mut head.tree, &mut head.tiles, head.chain);
     let (tx, rx) = std::sync::mpsc::channel::<Unchained>();
     // The sender is passed in and dropped when `encode` returns, which ends `seal`'s loop.
@@ -115,13 +122,16 @@ fn write_entries(head: &mut Head, first: u64, now: i64, new: &NewEntries<'_>, wb
         tiles.flush(&mut tiles_wb);
         tiles_wb
     };
+    let mut written = Written::new();
     let mut seal = |wb: &mut WriteBatch| {
         for (n, (mut value, records)) in rx.iter().enumerate() {
             for range in records {
                 chain = chain_next(&chain, &value[range.start + LEAF_OFFSET..range.end]);
                 value[range.start + CHAIN_RANGE.start..range.start + CHAIN_RANGE.end].copy_from_slice(&chain);
             }
-            wb.put(segment_key(first + (n * SEGMENT_ENTRIES) as u64), pack_segment(&value));
+            let at = first + (n * SEGMENT_ENTRIES) as u64;
+            wb.put(segment_key(at), pack_segment(&value));
+            written.push((at, value));
         }
     };
     let tiles_wb = if new.len() < helped() {
@@ -137,6 +147,7 @@ fn write_entries(head: &mut Head, first: u64, now: i64, new: &NewEntries<'_>, wb
     };
     head.chain = chain;
     wb.extend(tiles_wb);
+    written
 }
 
 /// One batch in the making: the head it advances, its write batch, and what it found.
@@ -150,6 +161,8 @@ struct Pass<'b, 's, S: Storage> {
     fresh: Vec<Item>,
     /// The new entries.
     new: NewEntries<'b>,
+    /// Their segments as written.
+    written: Written,
 }
 
 impl<'b, S: Storage> Pass<'b, '_, S> {
@@ -252,6 +265,7 @@ impl<S: Storage> Log<S> {
             in_batch: HashMap::new(),
             fresh: Vec::with_capacity(lookups.len()),
             new: Vec::with_capacity(lookups.len()),
+            written: Written::new(),
         };
         let mut outcomes = Vec::with_capacity(batch.records.len());
         let mut lookups = lookups.into_iter().zip(repeated);
@@ -270,7 +284,7 @@ impl<S: Storage> Log<S> {
             outcomes.push(outcome);
         }
         if !pass.new.is_empty() {
-            write_entries(&mut pass.head, self.head.size, now, &pass.new, &mut pass.wb);
+            pass.written = write_entries(&mut pass.head, self.head.size, now, &pass.new, &mut pass.wb);
         }
         for position in &batch.positions {
             pass.wb.put(position_key(&position.source), position.next.to_be_bytes());
@@ -324,6 +338,11 @@ impl<S: Storage> Log<S> {
     }
 
     fn append_with(&mut self, batch: &Batch, durable: bool) -> Result<BatchReport, LogError> {
+        self.append_written(batch, durable).map(|(report, _)| report)
+    }
+
+    /// Appends as [`Log::append_with`] does; also returns the batch's segments as written.
+    pub(super) fn append_written(&mut self, batch: &Batch, durable: bool) -> Result<(BatchReport, Written), LogError> {
         if !self.can_sign() {
             return Err(LogError::NoSigner);
         }
@@ -333,7 +352,7 @@ impl<S: Storage> Log<S> {
         self.index.check()?;
         let now = now_micros();
         let (pass, outcomes) = self.prepare(batch, now)?;
-        let Pass { head, wb, fresh, .. } = pass;
+        let Pass { head, wb, fresh, written, .. } = pass;
         match (wb.is_empty(), durable) {
             (false, true) => self.store.commit(wb)?,
             (false, false) => self.store.apply(wb)?,
@@ -352,6 +371,6 @@ impl<S: Storage> Log<S> {
         if durable {
             self.checkpoint_if_due();
         }
-        Ok(BatchReport { outcomes })
+        Ok((BatchReport { outcomes }, written))
     }
 }

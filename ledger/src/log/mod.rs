@@ -182,6 +182,8 @@ pub struct Log<S: Storage> {
     /// Entries below this were read back and checked after their flush (`settle`): a
     /// checkpoint need not read them again.
     checked: u64,
+    /// Segments appended unsettled since the last flush was asked for, as written.
+    written: self::append::Written,
 }
 
 impl<S: Storage> std::fmt::Debug for Log<S> {
@@ -333,6 +335,7 @@ impl<S: Storage> Log<S> {
             flusher: None,
             unsettled: false,
             checked: 0,
+            written: Vec::new(),
         })
     }
 
