@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use evidence_schemas::Rejection;
 
-use crate::intake::{validate_on, Appended, Incoming, Intake};
+use crate::intake::{validate_on, validation_threads, Appended, Incoming, Intake};
 use crate::sink::{Origin, Outcome, Record, Sink};
 
 /// Where the lines come from, for their origins.
@@ -97,10 +97,7 @@ pub fn ingest_lines<S: Sink>(
     mut report: impl FnMut(&Record, &Outcome),
 ) -> Result<(), FileError<S::Error>> {
     let (validator, batch_size) = (intake.validator(), intake.batch_size());
-    // Validation leaves the appending thread a core of its own: it is the pipeline's longer
-    // stage, and with two cores, two validating threads took turns with it (one on the reading
-    // thread ran `evidence ingest` of gateway requests 5-10% faster).
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).clamp(1, 8);
+    let threads = validation_threads();
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<(u64, Vec<Record>)>>(1);
         // Batches reported go back to the reading thread to be dropped there, where they were

@@ -41,7 +41,7 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
-use crate::intake::{validate_many, Incoming, Intake, Totals};
+use crate::intake::{validate_on, validation_threads, Incoming, Intake, Totals};
 use crate::sink::{Origin, Position, Sink};
 
 /// How often progress is logged.
@@ -447,8 +447,9 @@ where
         }
         let check = Arc::clone(&validator);
         let raw = received.raw;
-        let records =
-            tokio::task::spawn_blocking(move || validate_many(&check, raw)).await.expect("validation does not panic");
+        let records = tokio::task::spawn_blocking(move || validate_on(&check, raw, validation_threads()))
+            .await
+            .expect("validation does not panic");
         settle(&mut storing, &mut held, &mut progress, &consumer, &mut reached).await?;
         let (owned, after_batch) = held.take().expect("the sink is back after every batch");
         let positions: Vec<Position> = received

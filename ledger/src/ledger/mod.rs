@@ -282,6 +282,26 @@ impl<S: Storage> Ledger<S> {
         result.map(|()| BatchReport { outcomes })
     }
 
+    /// Appends consecutive batches as [`Ledger::append_slices`] does, but unsettled
+    /// ([`Log::append_unsettled`]): none of them may be acknowledged before the next
+    /// [`Sink::settle`] but one returns, or [`Sink::settle_all`]. A round that runs longer than
+    /// [`DURABLE_EVERY`] settles on the way, so that its slices reach the disk as it goes.
+    pub fn append_slices_unsettled(&mut self, batches: &[Batch]) -> Result<BatchReport, LogError> {
+        let mut outcomes = Vec::with_capacity(batches.iter().map(|b| b.records.len()).sum());
+        let mut since = std::time::Instant::now();
+        for (n, batch) in batches.iter().enumerate() {
+            let first = self.log.size();
+            let report = self.log.append_unsettled(batch)?;
+            self.project(batch, &report, first, false);
+            outcomes.extend(report.outcomes);
+            if n + 1 < batches.len() && since.elapsed() >= self.durable_every {
+                self.settle()?;
+                since = std::time::Instant::now();
+            }
+        }
+        Ok(BatchReport { outcomes })
+    }
+
     /// Saves the views (to be flushed with the log's next flush); a failure leaves them
     /// behind, to catch up.
     fn save_views(&mut self) {

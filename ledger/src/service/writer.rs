@@ -1,7 +1,9 @@
 //! The one writer. A thread owns the [`Ledger`]; HTTP intake and Kafka hand it batches through
 //! one bounded queue and wait for their answers. Each round takes every batch waiting (up to
 //! [`MAX_GROUP`] records) and appends them with one flush: group commit, so many producers
-//! share one fsync. Within a round the records are applied in atomic slices, each projected
+//! share one fsync. The flush runs behind the writer ([`Ledger::append_slices_unsettled`]):
+//! while batches wait, the next round is appended as the last one is flushed, and a round is
+//! answered once its flush has returned (at once when nothing waits behind it). Within a round the records are applied in atomic slices, each projected
 //! into the views on its own: of at most [`super::pace::SLICE`] while readers ask questions
 //! (so that no single store batch holds them back for long) or rounds run slow, wider
 //! otherwise ([`super::pace`]). It publishes what readers need ([`Published`]) after each
@@ -15,7 +17,7 @@
 //! finishes the batches queued, cuts a checkpoint and hands the ledger back.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -240,19 +242,33 @@ fn run<S: Storage>(
 ) -> Result<Ledger<S>, LogError> {
     let mut failure = None;
     let mut last_upkeep = Instant::now();
+    let mut held: Option<Held> = None;
     loop {
-        let first = match jobs.recv_timeout(Duration::from_secs(1)) {
+        // A round held back while it is flushed is answered at once when nothing waits behind
+        // it: its producers wait for no later one.
+        let next = match jobs.try_recv() {
+            Ok(job) => Ok(job),
+            Err(TryRecvError::Empty) => {
+                failure = answer_held(&mut ledger, &mut held).or(failure);
+                jobs.recv_timeout(Duration::from_secs(1))
+            }
+            Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+        };
+        let first = match next {
             Ok(job) => Some(job),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let idle = first.is_none();
         match first {
-            Some(Job::Task(task)) => task(&mut ledger),
+            Some(Job::Task(task)) => {
+                failure = answer_held(&mut ledger, &mut held).or(failure);
+                task(&mut ledger)
+            }
             Some(Job::Stop) => break,
             Some(Job::Batch { batch, reply }) => {
                 let stop;
-                (failure, stop) = round(&mut ledger, (batch, reply), jobs, &mut pace, published);
+                (failure, stop) = round(&mut ledger, (batch, reply), jobs, &mut pace, published, &mut held);
                 if stop {
                     break;
                 }
@@ -265,10 +281,59 @@ fn run<S: Storage>(
         }
         *published.write().expect("published lock") = Published::of(&ledger, failure.clone());
     }
+    failure = answer_held(&mut ledger, &mut held).or(failure);
     upkeep(&mut ledger);
     ledger.checkpoint_now()?;
     *published.write().expect("published lock") = Published::of(&ledger, failure);
     Ok(ledger)
+}
+
+/// A round appended and being flushed while the next one is appended
+/// ([`Ledger::append_slices_unsettled`]): answered once it is settled.
+struct Held {
+    slices: Vec<Batch>,
+    sizes: Vec<usize>,
+    replies: Vec<Sender<Reply>>,
+    report: BatchReport,
+}
+
+impl Held {
+    /// Answers each batch of the round: its outcomes if the round is on disk, else the
+    /// failure. Returns the failure.
+    fn answer(self, settled: Result<(), String>) -> Option<String> {
+        match settled {
+            Ok(()) => {
+                count(self.slices.iter().flat_map(|s| &s.records), &self.report);
+                let mut outcomes = self.report.outcomes.into_iter();
+                for (size, reply) in self.sizes.into_iter().zip(self.replies) {
+                    let _ = reply.send(Ok(BatchReport { outcomes: outcomes.by_ref().take(size).collect() }));
+                }
+                None
+            }
+            Err(message) => {
+                refuse(self.replies, &message);
+                Some(message)
+            }
+        }
+    }
+}
+
+/// Puts every round appended on disk and answers the one held back, if any. Returns the
+/// failure.
+fn answer_held<S: Storage>(ledger: &mut Ledger<S>, held: &mut Option<Held>) -> Option<String> {
+    let held = held.take()?;
+    held.answer(ledger.settle_all().map_err(|e| e.to_string()))
+}
+
+/// Refuses each batch of a round that failed.
+fn refuse(replies: Vec<Sender<Reply>>, message: &str) {
+    tracing::error!(
+        message = "Failed to append a round; none of it is acknowledged (what was stored is a duplicate when sent again).",
+        error = %message
+    );
+    for reply in replies {
+        let _ = reply.send(Err(message.to_string()));
+    }
 }
 
 /// Appends `first` and every batch waiting behind it as one durable batch, publishes the log
@@ -281,6 +346,7 @@ fn round<S: Storage>(
     jobs: &Receiver<Job<S>>,
     pace: &mut Pace,
     published: &RwLock<Published>,
+    held: &mut Option<Held>,
 ) -> (Option<String>, bool) {
     let started = Instant::now();
     let mut records = first.0.records.len();
@@ -323,52 +389,46 @@ fn round<S: Storage>(
     }
     // Sources' positions move with the round's last slice, after every record before them.
     slices.last_mut().expect("one slice at least").positions = positions;
-    let failure = append_group(ledger, &slices, sizes, replies, started, published);
+    let mut failure = append_group(ledger, slices, sizes, replies, started, published, held);
     pace.record(records, started.elapsed());
     if let Some(task) = task {
+        failure = answer_held(ledger, held).or(failure);
         task(ledger);
     }
     (failure, stop)
 }
 
-/// Appends a round's slices, publishes the result, then answers each batch of `sizes`.
+/// Appends a round's slices unsettled and publishes the result; then settles the round before
+/// it, and answers that one, while this one is flushed (held back in `held`, answered at the
+/// next round or as soon as nothing waits). Returns the failure.
 fn append_group<S: Storage>(
     ledger: &mut Ledger<S>,
-    slices: &[Batch],
+    slices: Vec<Batch>,
     sizes: Vec<usize>,
     replies: Vec<Sender<Reply>>,
     started: Instant,
     published: &RwLock<Published>,
+    held: &mut Option<Held>,
 ) -> Option<String> {
-    let result = ledger.append_slices(slices);
+    let appended = ledger.append_slices_unsettled(&slices);
+    // The round before this one is on disk once this returns, and this one's flush starts.
+    let settled = ledger.settle().map_err(|e| e.to_string());
+    let failure = appended.as_ref().err().map(ToString::to_string).or_else(|| settled.clone().err());
     // Readers see the round before its producers hear of it: whoever was answered finds what
     // it sent in the status (read your writes).
-    let failure = result.as_ref().err().map(ToString::to_string);
-    *published.write().expect("published lock") = Published::of(ledger, failure);
-    let records = || slices.iter().flat_map(|s| &s.records);
+    *published.write().expect("published lock") = Published::of(ledger, failure.clone());
     metrics::histogram!("evidence_append_batch_seconds").record(started.elapsed().as_secs_f64());
-    metrics::histogram!("evidence_append_batch_events").record(records().count() as f64);
-    match result {
-        Ok(report) => {
-            count(records(), &report);
-            let mut outcomes = report.outcomes.into_iter();
-            for (size, reply) in sizes.into_iter().zip(replies) {
-                let _ = reply.send(Ok(BatchReport { outcomes: outcomes.by_ref().take(size).collect() }));
-            }
-            None
-        }
-        Err(error) => {
-            let message = error.to_string();
-            tracing::error!(
-                message = "Failed to append a round; none of it is acknowledged (what was stored is a duplicate when sent again).",
-                error = %message
-            );
-            for reply in replies {
-                let _ = reply.send(Err(message.clone()));
-            }
-            Some(message)
-        }
+    metrics::histogram!("evidence_append_batch_events")
+        .record(slices.iter().map(|s| s.records.len()).sum::<usize>() as f64);
+    if let Some(before) = held.take() {
+        before.answer(settled.clone());
     }
+    match (appended, settled) {
+        (Ok(report), Ok(())) => *held = Some(Held { slices, sizes, replies, report }),
+        (Err(error), _) => refuse(replies, &error.to_string()),
+        (Ok(_), Err(message)) => refuse(replies, &message),
+    }
+    failure
 }
 
 /// Counts each record by its source and outcome: tallied here first, then one increment a
@@ -452,7 +512,10 @@ mod tests {
             let published = Arc::clone(&published);
             std::thread::spawn(move || {
                 let mut pace = Pace::new(Arc::new(Reads::default()));
-                round(&mut ledger, (request(&v, 0, 10), reply), &jobs, &mut pace, &published);
+                let mut round_held = None;
+                round(&mut ledger, (request(&v, 0, 10), reply), &jobs, &mut pace, &published, &mut round_held);
+                // Nothing waits behind it: the round is settled and answered at once.
+                assert_eq!(super::answer_held(&mut ledger, &mut round_held), None);
                 // The writer's upkeep after the round: the answer must not wait for it.
                 held.recv().unwrap();
             })
@@ -515,8 +578,11 @@ mod tests {
         }
         let mut pace = Pace::new(Arc::new(Reads::default()));
         let published = RwLock::new(Published::of(&ledger, None));
-        let (failure, stop) = round(&mut ledger, first.unwrap(), &jobs, &mut pace, &published);
+        let mut held = None;
+        let (failure, stop) = round(&mut ledger, first.unwrap(), &jobs, &mut pace, &published, &mut held);
         assert_eq!((failure, stop), (None, false));
+        assert!(answers[0].try_recv().is_err(), "a round is answered only once it is on disk");
+        assert_eq!(super::answer_held(&mut ledger, &mut held), None);
         for answer in &mut answers[..2] {
             assert_eq!(answer.try_recv().expect("answered in the round").unwrap().outcomes.len(), 500);
         }
