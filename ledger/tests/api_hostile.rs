@@ -189,7 +189,9 @@ fn a_thousand_idle_connections_neither_stop_others_nor_stay_open() {
 
 #[test]
 fn producers_retrying_through_sigkills_lose_and_duplicate_nothing() {
-    const TOTAL: u64 = 200_000;
+    // Enough that the producers are still posting after ten SIGKILLs however fast the
+    // service is (200,000 ended before the tenth once a round's flush overlapped the next).
+    const TOTAL: u64 = 400_000;
     const PER_REQUEST: u64 = 500;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("ledger");
@@ -213,7 +215,7 @@ fn producers_retrying_through_sigkills_lose_and_duplicate_nothing() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(150 + seed % 1000));
+        std::thread::sleep(Duration::from_millis(100 + seed % 600));
         server.child.kill().unwrap();
         server.child.wait().unwrap();
         rounds += 1;
