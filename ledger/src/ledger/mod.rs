@@ -229,20 +229,21 @@ impl<S: Storage> Sink for Ledger<S> {
         self.log.settle()
     }
 
+    /// The views are saved first, and reach the disk with the flush this starts if one is due
+    /// (else with the next one: they catch up from their watermark).
     fn settle_all(&mut self) -> Result<(), LogError> {
         self.save_views();
-        self.log.settle_all()?;
-        // The views saved since the last flush asked for.
-        self.log.flush()
+        self.log.settle_all()
     }
 }
 
 impl<S: Storage> Ledger<S> {
     /// Appends consecutive batches as one durable round: each is applied atomically and
-    /// projected on its own, one flush at the end puts them all on disk before this returns
-    /// (then a checkpoint is cut if due), and the views are saved once, after it; a round that
-    /// runs longer than [`DURABLE_EVERY`] also saves and flushes what it has done so far on
-    /// the way. The outcomes are the batches', in order.
+    /// projected on its own, the views are saved once, and one flush at the end puts them all
+    /// on disk before this returns (then a checkpoint is cut if due); a round that runs longer
+    /// than [`DURABLE_EVERY`] also saves and flushes what it has done so far on the way. The
+    /// outcomes are the batches', in order. [`Ledger::append_slices_unsettled`], then
+    /// [`Sink::settle_all`].
     ///
     /// Smaller atomic batches are for readers: sled holds back every read of the store while
     /// a batch applies, for a few milliseconds per 500 events. If a batch fails, the ones
@@ -250,42 +251,16 @@ impl<S: Storage> Ledger<S> {
     /// caller acknowledges none of them, and what was stored is found as duplicates when it
     /// is sent again.
     pub fn append_slices(&mut self, batches: &[Batch]) -> Result<BatchReport, LogError> {
-        let mut outcomes = Vec::with_capacity(batches.iter().map(|b| b.records.len()).sum());
-        let mut result = Ok(());
-        let mut since_durable = std::time::Instant::now();
-        for (n, batch) in batches.iter().enumerate() {
-            let first = self.log.size();
-            match self.log.append_unflushed(batch) {
-                Ok(report) => {
-                    self.project(batch, &report, first, false);
-                    outcomes.extend(report.outcomes);
-                }
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-            if n + 1 < batches.len() && since_durable.elapsed() >= self.durable_every {
-                self.save_views();
-                if let Err(e) = self.log.flush() {
-                    result = Err(e);
-                    break;
-                }
-                since_durable = std::time::Instant::now();
-            }
-        }
-        if !outcomes.is_empty() {
-            let flushed = self.log.flush();
-            result = result.and(flushed);
-            self.save_views();
-        }
-        result.map(|()| BatchReport { outcomes })
+        let appended = self.append_slices_unsettled(batches);
+        let settled = self.settle_all();
+        appended.and_then(|report| settled.map(|()| report))
     }
 
     /// Appends consecutive batches as [`Ledger::append_slices`] does, but unsettled
     /// ([`Log::append_unsettled`]): none of them may be acknowledged before the next
     /// [`Sink::settle`] but one returns, or [`Sink::settle_all`]. A round that runs longer than
-    /// [`DURABLE_EVERY`] settles on the way, so that its slices reach the disk as it goes.
+    /// [`DURABLE_EVERY`] puts the slices done so far on disk on the way (`settle_all`), so that
+    /// a crash in it redoes at most that much.
     pub fn append_slices_unsettled(&mut self, batches: &[Batch]) -> Result<BatchReport, LogError> {
         let mut outcomes = Vec::with_capacity(batches.iter().map(|b| b.records.len()).sum());
         let mut since = std::time::Instant::now();
@@ -295,7 +270,7 @@ impl<S: Storage> Ledger<S> {
             self.project(batch, &report, first, false);
             outcomes.extend(report.outcomes);
             if n + 1 < batches.len() && since.elapsed() >= self.durable_every {
-                self.settle()?;
+                self.settle_all()?;
                 since = std::time::Instant::now();
             }
         }
