@@ -17,7 +17,8 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn count(&mut self, outcome: &Outcome) {
+    /// Counts one record's outcome.
+    pub fn count(&mut self, outcome: &Outcome) {
         match outcome {
             Outcome::Accepted { .. } => self.accepted += 1,
             Outcome::Duplicate { .. } => self.duplicates += 1,

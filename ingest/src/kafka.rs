@@ -23,11 +23,12 @@
 //! it becomes a rejected record, quarantined by the sink with its reason and coordinates, and
 //! the partition moves on.
 //!
-//! The loop runs until `shutdown` resolves: it then stops reading, stores the batch in hand,
-//! commits its offsets and returns. The sink is called on a blocking thread, one batch at a
-//! time and in order; while it stores one, the next is received and validated.
+//! The loop runs until `shutdown` resolves: it then stops reading, stores the batches in hand,
+//! commits their offsets and returns. Batches are submitted to the sink in order
+//! ([`Sink::submit`]), up to [`IN_FLIGHT`] at a time, and their offsets committed in that
+//! order once each is stored; while the sink stores them, the next is received and validated.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,8 +42,8 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
-use crate::intake::{validate_on, validation_threads, Incoming, Intake, Totals};
-use crate::sink::{Origin, Position, Sink};
+use crate::intake::{validate_on, validation_threads, Incoming, Totals};
+use crate::sink::{Batch, BatchReport, Origin, Position, Record, Sink};
 
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -257,46 +258,107 @@ fn offsets(next: &HashMap<(String, i32), i64>) -> TopicPartitionList {
     tpl
 }
 
-/// A batch being stored on a blocking thread (the sink and the hook go with it), and the
-/// next offset of each partition it reaches.
-struct Storing<S: Sink, F> {
-    task: tokio::task::JoinHandle<(S, F, Result<Progress, S::Error>)>,
+/// Batches handed to the sink and not yet stored, at most. serve's writer flushes a batch
+/// while it appends the next and answers it once that one is appended, so with one batch in
+/// flight it always found its queue empty and appended and flushed each batch on its own; two
+/// or three let the next batch wait in its queue (three measured within noise of two on
+/// `ops/bench/kafka`, and keep the writer fed when validation runs late).
+const IN_FLIGHT: usize = 3;
+
+/// A batch submitted to the sink and waited for on a blocking thread, with the next offset of
+/// each partition it reaches and the offsets it skipped.
+struct Storing<E> {
+    task: tokio::task::JoinHandle<Result<BatchReport, E>>,
     next: HashMap<(String, i32), i64>,
+    lost: u64,
 }
 
-impl<S: Sink, F> Storing<S, F> {
-    /// Waits for the batch to be stored, then commits its offsets to the group: the sink, the
-    /// hook and the progress after it, or the sink's error.
-    async fn finish<C: ConsumerContext>(
-        self,
-        consumer: &StreamConsumer<C>,
-        reached: &mut HashMap<(String, i32), i64>,
-    ) -> Result<(S, F, Progress), KafkaSourceError<S::Error>> {
-        let (owned, after_batch, result) = self.task.await.expect("the batch task does not panic");
-        let progress = result.map_err(KafkaSourceError::Sink)?;
-        reached.extend(self.next.iter().map(|(k, v)| (k.clone(), *v)));
-        // The batch is durable: now tell the group.
-        if let Err(error) = consumer.commit(&offsets(&self.next), CommitMode::Async) {
-            tracing::warn!(message = "Failed to commit group offsets (the ledger's positions stand).", %error);
-        }
-        Ok((owned, after_batch, progress))
-    }
-}
-
-/// Waits for the batch being stored, if any ([`Storing::finish`]): the sink and the hook are
-/// `held` again, and `progress` is what they reached.
-async fn settle<S: Sink, F, C: ConsumerContext>(
-    storing: &mut Option<Storing<S, F>>,
-    held: &mut Option<(S, F)>,
+/// Waits for the oldest batches submitted until at most `keep` remain, in the order submitted,
+/// and commits each one's offsets to the group once it is stored; `progress` counts them.
+async fn settle<E: std::error::Error + 'static, C: ConsumerContext>(
+    storing: &mut VecDeque<Storing<E>>,
+    keep: usize,
     progress: &mut Progress,
     consumer: &StreamConsumer<C>,
     reached: &mut HashMap<(String, i32), i64>,
-) -> Result<(), KafkaSourceError<S::Error>> {
-    if let Some(last) = storing.take() {
-        let (owned, after_batch, now) = last.finish(consumer, reached).await?;
-        (*held, *progress) = (Some((owned, after_batch)), now);
+) -> Result<(), KafkaSourceError<E>> {
+    while storing.len() > keep {
+        let Some(oldest) = storing.pop_front() else { break };
+        let report = oldest.task.await.expect("waiting for a batch does not panic").map_err(KafkaSourceError::Sink)?;
+        for outcome in &report.outcomes {
+            progress.totals.count(outcome);
+        }
+        progress.batches += 1;
+        progress.skipped += oldest.lost;
+        reached.extend(oldest.next.iter().map(|(k, v)| (k.clone(), *v)));
+        // The batch is durable: now tell the group.
+        if let Err(error) = consumer.commit(&offsets(&oldest.next), CommitMode::Async) {
+            tracing::warn!(message = "Failed to commit group offsets (the ledger's positions stand).", %error);
+        }
     }
     Ok(())
+}
+
+/// How long a batch being received may go on filling once the batch before it is validated
+/// and waits to be handed to the sink: under a backlog a batch fills long before, and a
+/// trickle's batch waits no full batch wait behind the next one.
+const CUT_AFTER_VALIDATED: Duration = Duration::from_millis(10);
+
+/// A batch validated on a blocking thread while the next one is received, with the next
+/// offset and the offsets skipped of each partition it read.
+struct Validating {
+    records: tokio::sync::oneshot::Receiver<Vec<Record>>,
+    done: Option<Vec<Record>>,
+    next: HashMap<(String, i32), i64>,
+    skipped: HashMap<(String, i32), u64>,
+}
+
+impl Validating {
+    /// Validates `received` on a blocking thread.
+    fn start(validator: &Arc<Validator>, received: Received) -> Self {
+        let (tx, records) = tokio::sync::oneshot::channel();
+        let (check, raw) = (Arc::clone(validator), received.raw);
+        tokio::task::spawn_blocking(move || {
+            let _ = tx.send(validate_on(&check, raw, validation_threads()));
+        });
+        Validating { records, done: None, next: received.next, skipped: received.skipped }
+    }
+
+    /// Completes once the batch in `this` is validated (keeping its records); never when
+    /// there is none, or it was seen validated already.
+    async fn ready(this: &mut Option<Validating>) {
+        match this {
+            Some(v) if v.done.is_none() => {
+                v.done = Some((&mut v.records).await.expect("validation does not panic"));
+            }
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// Waits for the batch to be validated and submits it to `sink` (waiting for room there),
+    /// after every batch submitted before it: it joins `storing`.
+    async fn submit<S: Sink>(self, sink: &mut S, storing: &mut VecDeque<Storing<S::Error>>)
+    where
+        S::Error: Send + 'static,
+    {
+        let records = match self.done {
+            Some(records) => records,
+            None => self.records.await.expect("validation does not panic"),
+        };
+        let positions: Vec<Position> = self
+            .next
+            .iter()
+            .map(|(at, next)| Position {
+                source: position_name(&at.0, at.1),
+                next: *next,
+                skipped: self.skipped.get(at).copied().unwrap_or(0),
+            })
+            .collect();
+        // Handed over whole: the writer's sink takes it to its thread without a copy.
+        let pending = tokio::task::block_in_place(|| sink.submit(Batch { records, positions }));
+        let task = tokio::task::spawn_blocking(pending);
+        storing.push_back(Storing { task, next: self.next, lost: self.skipped.values().sum() });
+    }
 }
 
 /// One batch as received: the records, the next offset and the offsets skipped of each
@@ -309,13 +371,16 @@ struct Received {
 }
 
 /// Receives one batch: up to `batch_size` records, or what came within `batch_wait` of the
-/// first one (or within a second, when none came), or what came before `shutdown`.
+/// first one (or within a second, when none came), or what came before `shutdown`. Once the
+/// batch before, `validating`, is validated, the batch is cut within [`CUT_AFTER_VALIDATED`]
+/// (at once if nothing came yet).
 async fn receive<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
     config: &KafkaConfig,
     resumed: &Resumed,
     compacted: &HashSet<String>,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    validating: &mut Option<Validating>,
 ) -> Received {
     let mut out = Received {
         raw: Vec::with_capacity(config.batch_size),
@@ -355,27 +420,35 @@ async fn receive<C: ConsumerContext + 'static>(
                         until.as_mut().reset(tokio::time::Instant::now() + config.batch_wait);
                     }
                 }
+            },
+            () = Validating::ready(validating) => {
+                // The batch before is ready for the sink: this one is cut soon, or now if
+                // nothing came yet, so that the one before waits for no full batch wait.
+                if out.raw.is_empty() {
+                    break;
+                }
+                let soon = tokio::time::Instant::now() + CUT_AFTER_VALIDATED;
+                if soon < until.deadline() {
+                    until.as_mut().reset(soon);
+                }
             }
         }
     }
     out
 }
 
-/// Consumes until `shutdown` resolves. `after_batch` runs on a blocking thread after each
-/// stored batch and at least once a second when idle, with the sink: checkpoints, dead-letter
-/// forwarding and progress logs hang there.
-pub async fn run<S, F>(
+/// Consumes until `shutdown` resolves, handing batches to `sink` ([`Sink::submit`]), at most
+/// [`IN_FLIGHT`] at a time, and returns it with the progress made.
+pub async fn run<S>(
     config: KafkaConfig,
     validator: Arc<Validator>,
-    sink: S,
+    mut sink: S,
     positions: Positions,
-    after_batch: F,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(S, Progress), KafkaSourceError<S::Error>>
 where
     S: Sink + Send + 'static,
     S::Error: Send,
-    F: FnMut(&mut S, &Progress) + Send + 'static,
 {
     let mut client = ClientConfig::new();
     client
@@ -404,8 +477,8 @@ where
         Some(owned) => own(&consumer, &config.topics, owned)?,
     }
 
-    let mut held = Some((sink, after_batch));
-    let mut storing: Option<Storing<S, F>> = None;
+    let mut storing: VecDeque<Storing<S::Error>> = VecDeque::new();
+    let mut validating: Option<Validating> = None;
     let mut progress = Progress::default();
     let mut reached: HashMap<(String, i32), i64> = HashMap::new();
     let started = Instant::now();
@@ -428,65 +501,29 @@ where
             );
             (last_log, last_accepted) = (Instant::now(), progress.totals.accepted);
         }
-        // While the last batch is stored, the next one is received and validated.
-        let received = receive(&consumer, &config, &resumed, &compacted, &mut shutdown).await;
+        // While the batches submitted are stored and the last one received is validated, the
+        // next one is received.
+        let received = receive(&consumer, &config, &resumed, &compacted, &mut shutdown, &mut validating).await;
         stopping = received.stopping;
+        let cut = validating.is_some();
+        if let Some(before) = validating.take() {
+            settle(&mut storing, IN_FLIGHT - 1, &mut progress, &consumer, &mut reached).await?;
+            before.submit(&mut sink, &mut storing).await;
+        }
         if received.raw.is_empty() {
-            settle(&mut storing, &mut held, &mut progress, &consumer, &mut reached).await?;
-            // Idle: let the hook run (time-based checkpoints, progress logs) and wait again.
-            let (mut owned, mut after_batch) = held.take().expect("the sink is back after every batch");
-            let now = progress;
-            let (owned, after_batch) = tokio::task::spawn_blocking(move || {
-                after_batch(&mut owned, &now);
-                (owned, after_batch)
-            })
-            .await
-            .expect("the idle task does not panic");
-            held = Some((owned, after_batch));
+            if !cut {
+                // Idle: nothing comes behind the batches in flight, so wait for them.
+                settle(&mut storing, 0, &mut progress, &consumer, &mut reached).await?;
+            }
             continue;
         }
-        let check = Arc::clone(&validator);
-        let raw = received.raw;
-        let records = tokio::task::spawn_blocking(move || validate_on(&check, raw, validation_threads()))
-            .await
-            .expect("validation does not panic");
-        settle(&mut storing, &mut held, &mut progress, &consumer, &mut reached).await?;
-        let (owned, after_batch) = held.take().expect("the sink is back after every batch");
-        let positions: Vec<Position> = received
-            .next
-            .iter()
-            .map(|(at, next)| Position {
-                source: position_name(&at.0, at.1),
-                next: *next,
-                skipped: received.skipped.get(at).copied().unwrap_or(0),
-            })
-            .collect();
-        let lost: u64 = received.skipped.values().sum();
-        let (validator, before) = (Arc::clone(&validator), progress);
-        let task = tokio::task::spawn_blocking(move || {
-            let (mut owned, mut after_batch) = (owned, after_batch);
-            let mut intake = Intake::new(&validator, records.len());
-            intake.add(records);
-            for p in positions {
-                intake.reach(p);
-            }
-            // Handed over whole: the writer's sink takes it to its thread without a copy.
-            let result = intake.flush_owned(&mut owned).map(|()| {
-                let t = intake.totals();
-                let mut now = before;
-                now.totals.accepted += t.accepted;
-                now.totals.duplicates += t.duplicates;
-                now.totals.quarantined += t.quarantined;
-                now.batches += 1;
-                now.skipped += lost;
-                after_batch(&mut owned, &now);
-                now
-            });
-            (owned, after_batch, result)
-        });
-        storing = Some(Storing { task, next: received.next });
+        validating = Some(Validating::start(&validator, received));
     }
-    settle(&mut storing, &mut held, &mut progress, &consumer, &mut reached).await?;
+    if let Some(last) = validating.take() {
+        settle(&mut storing, IN_FLIGHT - 1, &mut progress, &consumer, &mut reached).await?;
+        last.submit(&mut sink, &mut storing).await;
+    }
+    settle(&mut storing, 0, &mut progress, &consumer, &mut reached).await?;
     // A last synchronous commit, so that the group's offsets match the ledger's positions once
     // the source stopped: a partition handed to another ledger starts there.
     if !reached.is_empty() {
@@ -501,5 +538,5 @@ where
         quarantined = progress.totals.quarantined,
         skipped_offsets = progress.skipped
     );
-    Ok((held.expect("the sink is back").0, progress))
+    Ok((sink, progress))
 }

@@ -12,4 +12,4 @@ pub mod kafka;
 pub mod sink;
 
 pub use intake::{Intake, Totals};
-pub use sink::{Batch, BatchReport, Origin, Outcome, Position, Record, Sink, Verdict};
+pub use sink::{Batch, BatchReport, Origin, Outcome, Pending, Position, Record, Sink, Verdict};

@@ -163,4 +163,18 @@ pub trait Sink {
     fn settle_all(&mut self) -> Result<(), Self::Error> {
         Ok(())
     }
+
+    /// Hands a batch over whole, to be stored after every batch submitted before it, and
+    /// returns how to wait for its report ([`Pending`]), so that a source can hand over the
+    /// next batch while this one is stored (a sink that stores on another thread overlaps
+    /// them; by default the batch is stored at once, [`Sink::append_owned`]). Waiting gives
+    /// what `append_owned` would have.
+    fn submit(&mut self, batch: Batch) -> Pending<Self::Error> {
+        let result = self.append_owned(batch);
+        Box::new(move || result)
+    }
 }
+
+/// A batch submitted to a sink ([`Sink::submit`]): calling it waits until the batch is stored
+/// and gives its report, or why it was not stored.
+pub type Pending<E> = Box<dyn FnOnce() -> Result<BatchReport, E> + Send>;

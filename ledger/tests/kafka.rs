@@ -562,6 +562,88 @@ fn the_service_runs_on_the_in_memory_engine_too() {
     ledger.log().audit().unwrap();
 }
 
+/// The Kafka source hands a batch to its sink before the batch before it is stored, so that
+/// serve's writer appends one while it flushes the other. The sink here stores a batch only
+/// once a later one was handed over (or every record was): a source that waited for each
+/// batch before handing over the next would find every batch refused after 20 s.
+#[test]
+fn the_kafka_source_hands_over_a_batch_before_the_one_before_is_stored() {
+    use evidence_ingest::kafka::KafkaConfig;
+    use evidence_ingest::{Batch, BatchReport, Outcome, Pending, Sink};
+    use std::sync::{Condvar, Mutex};
+
+    const TOTAL: usize = 600;
+    /// Batches and records handed over so far, and records stored.
+    type Counts = Arc<(Mutex<(usize, usize, usize)>, Condvar)>;
+    struct Gate(Counts);
+    impl Sink for Gate {
+        type Error = std::io::Error;
+        fn append(&mut self, batch: &Batch) -> Result<BatchReport, std::io::Error> {
+            self.submit(batch.clone())()
+        }
+        fn submit(&mut self, batch: Batch) -> Pending<std::io::Error> {
+            let counts = Arc::clone(&self.0);
+            let n = batch.records.len();
+            let this = {
+                let mut c = counts.0.lock().unwrap();
+                c.0 += 1;
+                c.1 += n;
+                counts.1.notify_all();
+                c.0
+            };
+            Box::new(move || {
+                let (lock, changed) = &*counts;
+                let (mut c, waited) = changed
+                    .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(20), |c| c.0 == this && c.1 < TOTAL)
+                    .unwrap();
+                if waited.timed_out() {
+                    return Err(std::io::Error::other(format!(
+                        "batch {this} stored only once the next is handed over"
+                    )));
+                }
+                c.2 += n;
+                changed.notify_all();
+                Ok(BatchReport { outcomes: (0..n).map(|i| Outcome::Accepted { seq: i as u64 }).collect() })
+            })
+        }
+    }
+
+    let broker = Broker::start(&[("overlap", 1)]);
+    assert_eq!(produce(&broker.addr, "overlap", 1, events(0..TOTAL as u64)), TOTAL);
+    let counts: Counts = Arc::default();
+    let config = KafkaConfig {
+        brokers: broker.addr.clone(),
+        topics: vec!["overlap".into()],
+        group: "overlap-test".into(),
+        partitions: Some(vec![0]),
+        batch_size: 100,
+        batch_wait: Duration::from_millis(100),
+        settings: Vec::new(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let stored = Arc::clone(&counts);
+    let all_stored = async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while stored.0.lock().unwrap().2 < TOTAL && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let validator = Arc::new(evidence_schemas::Validator::default());
+    let positions: evidence_ingest::kafka::Positions = Arc::new(|_, _| None);
+    let ran = runtime.block_on(evidence_ingest::kafka::run(
+        config,
+        validator,
+        Gate(Arc::clone(&counts)),
+        positions,
+        all_stored,
+    ));
+    let (_, progress) = ran.expect("every batch stored");
+    assert_eq!(progress.totals.accepted, TOTAL as u64);
+    let c = counts.0.lock().unwrap();
+    assert!(c.0 >= 2, "{} batches", c.0);
+    assert_eq!((c.1, c.2), (TOTAL, TOTAL));
+}
+
 /// The open alerts of a store (drift left out: it counts windows in arrival order), by rule,
 /// app, env, artifact or route, and a fold's count.
 fn open_alerts(data: &std::path::Path) -> Vec<String> {

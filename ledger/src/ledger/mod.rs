@@ -55,6 +55,8 @@ pub struct Ledger<S: Storage> {
     durable_every: std::time::Duration,
     /// When the views were last saved.
     views_saved: std::time::Instant,
+    /// The views' watermark when they were last saved (`u64::MAX` before the first save).
+    saved_watermark: u64,
 }
 
 impl<S: Storage> std::fmt::Debug for Ledger<S> {
@@ -73,7 +75,15 @@ impl<S: Storage> Ledger<S> {
     pub fn open_with(log: Log<S>, on_alert: Option<AlertHook>) -> Result<Self, ViewError> {
         let views = Views::load(log.store())?;
         let views_saved = std::time::Instant::now();
-        let mut ledger = Ledger { log, views, behind: false, on_alert, durable_every: DURABLE_EVERY, views_saved };
+        let mut ledger = Ledger {
+            log,
+            views,
+            behind: false,
+            on_alert,
+            durable_every: DURABLE_EVERY,
+            views_saved,
+            saved_watermark: u64::MAX,
+        };
         ledger.catch_up()?;
         Ok(ledger)
     }
@@ -277,10 +287,45 @@ impl<S: Storage> Ledger<S> {
         Ok(BatchReport { outcomes })
     }
 
+    /// Waits until every batch appended so far is durable, as [`Sink::settle_all`] does, but
+    /// saves the views first only when `readers_wait` (a producer about to hear of its events
+    /// reads them back in the views) or when they are due ([`DURABLE_EVERY`]); otherwise
+    /// [`Ledger::save_views_when_due`] saves them within that time. serve's writer settles so
+    /// whenever its queue runs empty: under Kafka intake that was every round, and saving the
+    /// views each time took about a quarter of its thread.
+    pub fn settle_all_for(&mut self, readers_wait: bool) -> Result<(), LogError> {
+        if readers_wait || self.views_saved.elapsed() >= self.durable_every {
+            self.save_views();
+        }
+        self.log.settle_all()
+    }
+
+    /// Saves the views if they have projected entries since they were last saved and that was
+    /// [`DURABLE_EVERY`] ago; `Some(how long until they are due)` if they have and it was not,
+    /// `None` otherwise.
+    pub fn save_views_when_due(&mut self) -> Option<std::time::Duration> {
+        if self.views.watermark() == self.saved_watermark {
+            return None;
+        }
+        let since = self.views_saved.elapsed();
+        if since >= self.durable_every {
+            self.save_views();
+            return None;
+        }
+        Some(self.durable_every - since)
+    }
+
+    /// Sets how often the views are saved, for tests ([`DURABLE_EVERY`] otherwise).
+    #[cfg(test)]
+    pub(crate) fn set_durable_every(&mut self, every: std::time::Duration) {
+        self.durable_every = every;
+    }
+
     /// Saves the views (to be flushed with the log's next flush); a failure leaves them
     /// behind, to catch up.
     fn save_views(&mut self) {
         self.views_saved = std::time::Instant::now();
+        self.saved_watermark = self.views.watermark();
         if let Err(error) = self.views.save(self.log.store()) {
             tracing::error!(message = "Failed to save the views; they will catch up.", %error);
             self.behind = true;

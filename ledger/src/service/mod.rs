@@ -272,7 +272,7 @@ fn spawn_kafka<S: Storage>(
     let positions: Positions =
         Arc::new(move |topic, partition| read_position(&*store, &position_name(topic, partition)).ok().flatten());
     let sink = WriterSink(writer.clone());
-    tokio::spawn(kafka::run(kafka, Arc::clone(validator), sink, positions, |_: &mut _, _: &_| {}, stopped))
+    tokio::spawn(kafka::run(kafka, Arc::clone(validator), sink, positions, stopped))
 }
 
 /// Runs the service until SIGTERM or SIGINT.

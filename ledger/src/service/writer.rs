@@ -21,7 +21,7 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryR
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use evidence_ingest::{Batch, BatchReport, Origin, Outcome, Record, Sink, Verdict};
+use evidence_ingest::{Batch, BatchReport, Origin, Outcome, Pending, Record, Sink, Verdict};
 use tokio::sync::oneshot::Sender;
 
 use super::pace::{Pace, Reads};
@@ -197,10 +197,19 @@ impl<S: Storage> Sink for WriterSink<S> {
     }
 
     fn append_owned(&mut self, batch: Batch) -> Result<BatchReport, WriterError> {
+        self.submit(batch)()
+    }
+
+    /// Queues the batch (waiting for room) and returns at once: the writer appends batches in
+    /// the order queued, and a source with the next one queued lets it append that one while
+    /// this one's flush runs.
+    fn submit(&mut self, batch: Batch) -> Pending<WriterError> {
+        let stopped = || WriterError("the writer has stopped".into());
         let (reply, rx) = tokio::sync::oneshot::channel();
-        let job = Job::Batch { batch, reply };
-        self.0.queue.send(job).map_err(|_| WriterError("the writer has stopped".into()))?;
-        rx.blocking_recv().map_err(|_| WriterError("the writer has stopped".into()))?.map_err(WriterError)
+        if self.0.queue.send(Job::Batch { batch, reply }).is_err() {
+            return Box::new(move || Err(stopped()));
+        }
+        Box::new(move || rx.blocking_recv().map_err(|_| stopped())?.map_err(WriterError))
     }
 }
 
@@ -250,7 +259,10 @@ fn run<S: Storage>(
             Ok(job) => Ok(job),
             Err(TryRecvError::Empty) => {
                 failure = answer_held(&mut ledger, &mut held).or(failure);
-                jobs.recv_timeout(Duration::from_secs(1))
+                // Views not saved with a round (no producer waited on it) are saved when due,
+                // by the wait's end at the latest.
+                let due = ledger.save_views_when_due();
+                jobs.recv_timeout(due.unwrap_or(Duration::from_secs(1)))
             }
             Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
         };
@@ -282,6 +294,8 @@ fn run<S: Storage>(
         *published.write().expect("published lock") = Published::of(&ledger, failure.clone());
     }
     failure = answer_held(&mut ledger, &mut held).or(failure);
+    // The views reach the disk before the writer hands the ledger back: nothing to catch up.
+    failure = ledger.settle_all_for(true).err().map(|e| e.to_string()).or(failure);
     upkeep(&mut ledger);
     ledger.checkpoint_now()?;
     *published.write().expect("published lock") = Published::of(&ledger, failure);
@@ -318,11 +332,14 @@ impl Held {
     }
 }
 
-/// Puts every round appended on disk and answers the one held back, if any. Returns the
+/// Puts every round appended on disk and answers the one held back, if any, saving the views
+/// first when an HTTP producer waits on it (it may read its events back at once). Returns the
 /// failure.
 fn answer_held<S: Storage>(ledger: &mut Ledger<S>, held: &mut Option<Held>) -> Option<String> {
     let held = held.take()?;
-    held.answer(ledger.settle_all().map_err(|e| e.to_string()))
+    let readers_wait =
+        held.slices.iter().flat_map(|s| s.records.first()).any(|r| matches!(r.origin, Origin::Http { .. }));
+    held.answer(ledger.settle_all_for(readers_wait).map_err(|e| e.to_string()))
 }
 
 /// Refuses each batch of a round that failed.
@@ -470,124 +487,5 @@ fn tally<'a>(records: impl Iterator<Item = &'a Record>, report: &BatchReport) ->
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::mpsc::sync_channel;
-    use std::sync::{Arc, RwLock};
-
-    use evidence_ingest::{Batch, Origin, Record, Verdict};
-    use evidence_schemas::sample::sample_event;
-    use evidence_schemas::Validator;
-    use evidence_verifier::SignerKey;
-
-    use super::{round, Job, Published, Reply};
-    use crate::ledger::Ledger;
-    use crate::log::{CheckpointPolicy, Log};
-    use crate::service::pace::{Pace, Reads};
-    use crate::store::MemStorage;
-
-    /// A request of `n` sample events from `from` on, as HTTP intake submits it.
-    fn request(v: &Validator, from: u64, n: u64) -> Batch {
-        let records = (from..from + n)
-            .map(|i| Record {
-                origin: Origin::Http { token: "producer".into(), peer: "127.0.0.1:1".into(), item: i - from + 1 },
-                verdict: Verdict::Valid(Box::new(v.validate(sample_event(i).as_bytes()).unwrap())),
-            })
-            .collect();
-        Batch { records, positions: Vec::new() }
-    }
-
-    /// A producer that has its answer finds its events in what the writer publishes (the
-    /// status readers get), even while the writer still has upkeep to do after the round.
-    #[test]
-    fn a_round_is_published_before_it_is_answered() {
-        let v = Validator::default();
-        let signer = SignerKey::from_seed("test.example/writer", [7u8; 32]).unwrap();
-        let log = Log::open(MemStorage::default(), vec![signer], CheckpointPolicy::default()).unwrap();
-        let mut ledger = Ledger::open(log).unwrap();
-        let published = Arc::new(RwLock::new(Published::of(&ledger, None)));
-        let (_queue, jobs) = sync_channel::<Job<MemStorage>>(1);
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let (go_on, held) = std::sync::mpsc::channel::<()>();
-        let writer = {
-            let published = Arc::clone(&published);
-            std::thread::spawn(move || {
-                let mut pace = Pace::new(Arc::new(Reads::default()));
-                let mut round_held = None;
-                round(&mut ledger, (request(&v, 0, 10), reply), &jobs, &mut pace, &published, &mut round_held);
-                // Nothing waits behind it: the round is settled and answered at once.
-                assert_eq!(super::answer_held(&mut ledger, &mut round_held), None);
-                // The writer's upkeep after the round: the answer must not wait for it.
-                held.recv().unwrap();
-            })
-        };
-        let answered = answer.blocking_recv().unwrap().unwrap();
-        assert_eq!(answered.outcomes.len(), 10);
-        assert_eq!(published.read().unwrap().size, 10, "answered before the round was published");
-        go_on.send(()).unwrap();
-        writer.join().unwrap();
-    }
-
-    /// Each record is counted under its own source and outcome.
-    #[test]
-    fn records_are_tallied_by_source_and_outcome() {
-        use evidence_ingest::{BatchReport, Outcome};
-        let v = Validator::default();
-        let valid = |i: u64| Verdict::Valid(Box::new(v.validate(sample_event(i).as_bytes()).unwrap()));
-        let rejected = || Verdict::Rejected { rejection: v.validate(b"{}").unwrap_err(), raw: b"{}".to_vec() };
-        let kafka = Origin::Kafka { topic: "t".into(), partition: 0, offset: 0 };
-        let file = Origin::File { path: "f".into(), line: 1 };
-        let http = Origin::Http { token: "p".into(), peer: "127.0.0.1:1".into(), item: 1 };
-        let records = [
-            Record { origin: kafka.clone(), verdict: valid(0) },
-            Record { origin: kafka, verdict: valid(1) },
-            Record { origin: file, verdict: valid(2) },
-            Record { origin: http.clone(), verdict: rejected() },
-            Record { origin: http, verdict: valid(3) },
-        ];
-        let quarantined = || Outcome::Quarantined { reason: "r".into() };
-        let outcomes = vec![
-            Outcome::Accepted { seq: 0 },
-            Outcome::Accepted { seq: 1 },
-            Outcome::Duplicate { seq: 0 },
-            quarantined(),
-            quarantined(),
-        ];
-        let counted = super::tally(records.iter(), &BatchReport { outcomes });
-        assert_eq!(counted, [[2, 0, 0, 0], [0, 0, 1, 1], [0, 1, 0, 0]]);
-    }
-
-    /// Requests of 500 waiting together share a round, and so a flush, up to [`super::MAX_GROUP`]
-    /// records; the rest wait for the next round.
-    #[test]
-    fn two_requests_of_500_share_a_round_and_a_third_waits() {
-        let v = Validator::default();
-        let signer = SignerKey::from_seed("test.example/writer", [7u8; 32]).unwrap();
-        let log = Log::open(MemStorage::default(), vec![signer], CheckpointPolicy::default()).unwrap();
-        let mut ledger = Ledger::open(log).unwrap();
-        let (queue, jobs) = sync_channel::<Job<MemStorage>>(4);
-        let mut answers: Vec<tokio::sync::oneshot::Receiver<Reply>> = Vec::new();
-        let mut first = None;
-        for n in 0..3 {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            answers.push(answer);
-            let batch = request(&v, n * 500, 500);
-            match first {
-                None => first = Some((batch, reply)),
-                Some(_) => queue.send(Job::Batch { batch, reply }).unwrap(),
-            }
-        }
-        let mut pace = Pace::new(Arc::new(Reads::default()));
-        let published = RwLock::new(Published::of(&ledger, None));
-        let mut held = None;
-        let (failure, stop) = round(&mut ledger, first.unwrap(), &jobs, &mut pace, &published, &mut held);
-        assert_eq!((failure, stop), (None, false));
-        assert!(answers[0].try_recv().is_err(), "a round is answered only once it is on disk");
-        assert_eq!(super::answer_held(&mut ledger, &mut held), None);
-        for answer in &mut answers[..2] {
-            assert_eq!(answer.try_recv().expect("answered in the round").unwrap().outcomes.len(), 500);
-        }
-        assert!(answers[2].try_recv().is_err(), "the third request waits for the next round");
-        assert_eq!(ledger.log().size(), 1000);
-        assert!(matches!(jobs.try_recv(), Ok(Job::Batch { .. })), "the third request is still queued");
-    }
-}
+#[path = "writer_tests.rs"]
+mod tests;
