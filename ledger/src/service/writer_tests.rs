@@ -15,6 +15,13 @@ use crate::log::{CheckpointPolicy, Log};
 use crate::service::pace::{Pace, Reads};
 use crate::store::MemStorage;
 
+/// A ledger on an empty in-memory store.
+fn ledger() -> Ledger<MemStorage> {
+    let signer = SignerKey::from_seed("test.example/writer", [7u8; 32]).unwrap();
+    let log = Log::open(MemStorage::default(), vec![signer], CheckpointPolicy::default()).unwrap();
+    Ledger::open(log).unwrap()
+}
+
 /// A request of `n` sample events from `from` on, as HTTP intake submits it.
 fn request(v: &Validator, from: u64, n: u64) -> Batch {
     let records = (from..from + n)
@@ -31,9 +38,7 @@ fn request(v: &Validator, from: u64, n: u64) -> Batch {
 #[test]
 fn a_round_is_published_before_it_is_answered() {
     let v = Validator::default();
-    let signer = SignerKey::from_seed("test.example/writer", [7u8; 32]).unwrap();
-    let log = Log::open(MemStorage::default(), vec![signer], CheckpointPolicy::default()).unwrap();
-    let mut ledger = Ledger::open(log).unwrap();
+    let mut ledger = ledger();
     let published = Arc::new(RwLock::new(Published::of(&ledger, None)));
     let (_queue, jobs) = sync_channel::<Job<MemStorage>>(1);
     let (reply, answer) = tokio::sync::oneshot::channel();
@@ -65,9 +70,7 @@ fn a_round_is_published_before_it_is_answered() {
 fn views_are_saved_before_http_answers_and_when_due_for_kafka() {
     use crate::store::Storage as _;
     let v = Validator::default();
-    let signer = SignerKey::from_seed("test.example/writer", [7u8; 32]).unwrap();
-    let log = Log::open(MemStorage::default(), vec![signer], CheckpointPolicy::default()).unwrap();
-    let mut ledger = Ledger::open(log).unwrap();
+    let mut ledger = ledger();
     ledger.set_durable_every(std::time::Duration::from_secs(3600));
     let saved = |ledger: &Ledger<MemStorage>| {
         let bytes = ledger.log().store().get(crate::governance::keys::WATERMARK).unwrap();
@@ -137,9 +140,7 @@ fn records_are_tallied_by_source_and_outcome() {
 #[test]
 fn two_requests_of_500_share_a_round_and_a_third_waits() {
     let v = Validator::default();
-    let signer = SignerKey::from_seed("test.example/writer", [7u8; 32]).unwrap();
-    let log = Log::open(MemStorage::default(), vec![signer], CheckpointPolicy::default()).unwrap();
-    let mut ledger = Ledger::open(log).unwrap();
+    let mut ledger = ledger();
     let (queue, jobs) = sync_channel::<Job<MemStorage>>(4);
     let mut answers: Vec<tokio::sync::oneshot::Receiver<Reply>> = Vec::new();
     let mut first = None;
