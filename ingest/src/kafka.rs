@@ -363,6 +363,7 @@ impl Validating {
 
 /// One batch as received: the records, the next offset and the offsets skipped of each
 /// partition it read, and whether the source was asked to stop meanwhile.
+#[derive(Default)]
 struct Received {
     raw: Vec<Incoming>,
     next: HashMap<(String, i32), i64>,
@@ -485,7 +486,7 @@ where
     let (mut last_log, mut last_accepted) = (Instant::now(), 0u64);
     tokio::pin!(shutdown);
     let mut stopping = false;
-    while !stopping {
+    loop {
         if last_log.elapsed() >= PROGRESS_EVERY {
             let lag = tokio::task::block_in_place(|| lag(&consumer, &reached));
             let rate = (progress.totals.accepted - last_accepted) as f64 / last_log.elapsed().as_secs_f64();
@@ -503,14 +504,23 @@ where
         }
         // While the batches submitted are stored and the last one received is validated, the
         // next one is received.
-        let received = receive(&consumer, &config, &resumed, &compacted, &mut shutdown, &mut validating).await;
-        stopping = received.stopping;
+        // Once stopping, nothing more is received: the last pass hands over the batch still
+        // being validated.
+        let received = if stopping {
+            Received::default()
+        } else {
+            receive(&consumer, &config, &resumed, &compacted, &mut shutdown, &mut validating).await
+        };
+        stopping |= received.stopping;
         let cut = validating.is_some();
         if let Some(before) = validating.take() {
             settle(&mut storing, IN_FLIGHT - 1, &mut progress, &consumer, &mut reached).await?;
             before.submit(&mut sink, &mut storing).await;
         }
         if received.raw.is_empty() {
+            if stopping {
+                break;
+            }
             if !cut {
                 // Idle: nothing comes behind the batches in flight, so wait for them.
                 settle(&mut storing, 0, &mut progress, &consumer, &mut reached).await?;
@@ -518,10 +528,6 @@ where
             continue;
         }
         validating = Some(Validating::start(&validator, received));
-    }
-    if let Some(last) = validating.take() {
-        settle(&mut storing, IN_FLIGHT - 1, &mut progress, &consumer, &mut reached).await?;
-        last.submit(&mut sink, &mut storing).await;
     }
     settle(&mut storing, 0, &mut progress, &consumer, &mut reached).await?;
     // A last synchronous commit, so that the group's offsets match the ledger's positions once

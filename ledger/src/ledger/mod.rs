@@ -233,17 +233,14 @@ impl<S: Storage> Sink for Ledger<S> {
     /// after a crash. Saving them with each batch of 1,000 gateway requests rewrote the same
     /// traffic summaries every time, a tenth of `evidence ingest`'s time on its writer.
     fn settle(&mut self) -> Result<(), LogError> {
-        if self.views_saved.elapsed() >= self.durable_every {
-            self.save_views();
-        }
+        self.save_views_if(false);
         self.log.settle()
     }
 
     /// The views are saved first, and reach the disk with the flush this starts if one is due
     /// (else with the next one: they catch up from their watermark).
     fn settle_all(&mut self) -> Result<(), LogError> {
-        self.save_views();
-        self.log.settle_all()
+        self.settle_all_for(true)
     }
 }
 
@@ -294,10 +291,15 @@ impl<S: Storage> Ledger<S> {
     /// whenever its queue runs empty: under Kafka intake that was every round, and saving the
     /// views each time took about a quarter of its thread.
     pub fn settle_all_for(&mut self, readers_wait: bool) -> Result<(), LogError> {
-        if readers_wait || self.views_saved.elapsed() >= self.durable_every {
+        self.save_views_if(readers_wait);
+        self.log.settle_all()
+    }
+
+    /// Saves the views if `now`, or if they were last saved [`DURABLE_EVERY`] ago.
+    fn save_views_if(&mut self, now: bool) {
+        if now || self.views_saved.elapsed() >= self.durable_every {
             self.save_views();
         }
-        self.log.settle_all()
     }
 
     /// Saves the views if they have projected entries since they were last saved and that was

@@ -337,8 +337,8 @@ impl Held {
 /// failure.
 fn answer_held<S: Storage>(ledger: &mut Ledger<S>, held: &mut Option<Held>) -> Option<String> {
     let held = held.take()?;
-    let readers_wait =
-        held.slices.iter().flat_map(|s| s.records.first()).any(|r| matches!(r.origin, Origin::Http { .. }));
+    // Every record is looked at: a slice may hold a Kafka batch and then an HTTP request.
+    let readers_wait = held.slices.iter().flat_map(|s| &s.records).any(|r| matches!(r.origin, Origin::Http { .. }));
     held.answer(ledger.settle_all_for(readers_wait).map_err(|e| e.to_string()))
 }
 
