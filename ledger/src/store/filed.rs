@@ -6,11 +6,24 @@
 //! opening sled, and the bulk of a store's bytes stays out of sled's log-structured files,
 //! which keep about three times the live bytes they hold.
 //!
-//! Durability: a batch's frames are written at the committed end of the file and synced
-//! before the sled batch that places them is applied; that batch also moves the committed end
-//! ([`META_ENTRIES_END`]). So whatever sled has, after any crash, points into bytes on disk,
-//! and bytes past the committed end (a batch whose sled half never landed) are cut off when
-//! the store next opens. A store written before the file existed has its values in sled: the
+//! Durability: a batch's frames are written at the committed end of the file before the sled
+//! batch that places them is applied; that batch also moves the committed end
+//! ([`META_ENTRIES_END`]). The file is synced by the next commit ([`EntriesFile::sync`]), just
+//! before sled's flush, and nothing is acknowledged before that commit returns. So after a
+//! process crash (`kill -9`: what was written is in the page cache) whatever sled recovers
+//! points into bytes the file holds, and after a commit whatever sled has flushed points into
+//! bytes on disk. Bytes past the committed end (a batch whose sled half never landed) are cut
+//! off when the store next opens.
+//!
+//! The frames were synced before each sled batch until `evidence serve` applied its rounds in
+//! slices: one `fdatasync` a slice (about 1 ms each, ten a round while readers ask) took 14%
+//! of the writer's time under HTTP intake alone and most of it with readers. What that gave
+//! up: on a power cut (not a process crash), sled may have written a batch it was never asked
+//! to flush, and so never acknowledged, before the file's frames reached the disk. The store
+//! then opens with that batch's entries missing or damaged, says so, and stops appends
+//! ([`crate::log`]'s damage), instead of holding only whole batches. A failed sync is not
+//! retried: the kernel may have dropped the pages it could not write, so every later write
+//! and commit fails until the store is opened again. A store written before the file existed has its values in sled: the
 //! first open writes them into a new file ([`migrate`]), and reads take a value inline as
 //! well as placed, so a migration cut short by a crash loses nothing.
 
@@ -18,6 +31,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::FileExt as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use evidence_verifier::layout::{push_frame, ENTRIES_FILE, ENTRIES_MAGIC, FRAME_HEADER, MAX_FRAME_VALUE};
@@ -88,6 +102,12 @@ pub(super) struct EntriesFile {
     file: File,
     /// The committed end; held while a batch writes its frames and applies its sled half.
     end: Mutex<u64>,
+    /// Frames were written since the last sync.
+    unsynced: AtomicBool,
+    /// A sync failed: nothing more is written (see the module docs).
+    failed: AtomicBool,
+    /// Syncs done, for tests.
+    syncs: AtomicU64,
 }
 
 fn corrupt(message: String) -> StorageError {
@@ -126,7 +146,13 @@ impl EntriesFile {
             file.set_len(end)?;
             file.sync_all()?;
         }
-        Ok(EntriesFile { file, end: Mutex::new(end) })
+        Ok(EntriesFile {
+            file,
+            end: Mutex::new(end),
+            unsynced: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            syncs: AtomicU64::new(0),
+        })
     }
 
     /// The value stored in sled as `stored` for a filed key: read from its place, or as it is
@@ -138,9 +164,39 @@ impl EntriesFile {
         Ok(value.into())
     }
 
+    /// Puts the frames written since the last sync on disk; called by every commit before
+    /// sled's flush. A failure is final for this handle (see the module docs).
+    pub(super) fn sync(&self) -> Result<(), StorageError> {
+        self.usable()?;
+        if self.unsynced.swap(false, Ordering::SeqCst) {
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = self.file.sync_data() {
+                self.failed.store(true, Ordering::SeqCst);
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The syncs done since the file was opened.
+    #[cfg(test)]
+    pub(super) fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
+    fn usable(&self) -> Result<(), StorageError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(StorageError::new(
+                StorageErrorKind::Other,
+                "the entries file could not be synced earlier; open the store again",
+            ));
+        }
+        Ok(())
+    }
+
     /// Applies `ops` with `batch` to `db`: the filed puts and removals are written as frames at
-    /// the committed end and synced, then `batch` (the rest of the ops) is applied with their
-    /// places and the new committed end.
+    /// the committed end (synced by the next commit), then `batch` (the rest of the ops) is
+    /// applied with their places and the new committed end.
     pub(super) fn write(
         &self,
         db: &sled::Db,
@@ -155,6 +211,7 @@ impl EntriesFile {
                 format!("a value of {len} bytes is more than the entries file holds ({MAX_FRAME_VALUE})"),
             ));
         }
+        self.usable()?;
         // A panic while the lock was held left the end where it was: what it wrote is past it.
         let mut end = self.end.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut frames =
@@ -170,7 +227,10 @@ impl EntriesFile {
             }
         }
         let new_end = *end + frames.len() as u64;
-        let written = self.file.write_all_at(&frames, *end).and_then(|()| self.file.sync_data());
+        let written = self.file.write_all_at(&frames, *end);
+        // Marked once written and before sled places them: a commit that finds the mark syncs
+        // after the write, and the commit that makes the batch durable comes after the mark.
+        self.unsynced.store(true, Ordering::SeqCst);
         batch.insert(META_ENTRIES_END, &new_end.to_be_bytes()[..]);
         if let Err(e) = written.map_err(StorageError::from).and_then(|()| Ok(db.apply_batch(batch)?)) {
             // Nothing points at the frames; the next batch writes over them (and an open cuts

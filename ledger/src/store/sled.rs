@@ -191,6 +191,8 @@ impl Storage for SledStorage {
 
     fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
         self.apply(batch)?;
+        // The frames the flushed batches place reach the disk first.
+        self.noting_failure(self.entries.sync())?;
         let flushed = self.db.flush();
         self.failed.store(flushed.is_err(), Ordering::SeqCst);
         flushed?;
@@ -269,5 +271,39 @@ impl SledStorage {
             };
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::keyspace::ENTRY;
+
+    /// serve applies a round in slices and commits once: the entries file is synced by the
+    /// commit, once, not by each slice (an `fdatasync` each took 14% of serve's writer).
+    #[test]
+    fn the_entries_file_is_synced_by_each_commit_not_by_each_batch_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStorage::open(dir.path()).unwrap();
+        for seq in 0u64..3 {
+            let mut batch = WriteBatch::default();
+            batch.put([&[ENTRY][..], &(seq * 32).to_be_bytes()].concat(), vec![seq as u8; 100]);
+            store.apply(batch).unwrap();
+        }
+        assert_eq!(store.entries.syncs(), 0, "applying a batch does not sync the entries file");
+        store.commit(WriteBatch::default()).unwrap();
+        assert_eq!(store.entries.syncs(), 1, "a commit syncs the frames written before it");
+        store.commit(WriteBatch::default()).unwrap();
+        assert_eq!(store.entries.syncs(), 1, "with nothing written since, a commit does not sync again");
+        let mut batch = WriteBatch::default();
+        batch.put([&[ENTRY][..], &96u64.to_be_bytes()].concat(), vec![3u8; 100]);
+        store.commit(batch).unwrap();
+        assert_eq!(store.entries.syncs(), 2, "a commit's own frames are synced by it");
+        drop(store);
+        let store = SledStorage::open(dir.path()).unwrap();
+        for seq in 0u64..4 {
+            let key = [&[ENTRY][..], &(seq * 32).to_be_bytes()].concat();
+            assert_eq!(store.get(&key).unwrap().as_deref(), Some(&vec![seq as u8; 100][..]), "entry segment {seq}");
+        }
     }
 }
