@@ -62,7 +62,8 @@ pub struct SledStorage {
     failed: Arc<AtomicBool>,
 }
 
-/// After a failed write, the last handle is dropped without sled's closing flush.
+/// After a failed write, the last handle is dropped without sled's closing flush; otherwise
+/// the entries file is synced before it.
 ///
 /// sled 0.34 flushes when its last handle goes, and after an I/O error that flush can wait
 /// forever for a write that will never finish (seen on a full disk: `evidence ingest` printed
@@ -74,6 +75,10 @@ impl Drop for SledStorage {
     fn drop(&mut self) {
         if self.failed.load(Ordering::SeqCst) {
             std::mem::forget(self.db.clone());
+        } else {
+            // sled flushes when its last handle goes: the frames it places are synced first
+            // (nothing to do when every write was committed).
+            let _ = self.entries.sync();
         }
     }
 }
