@@ -50,16 +50,25 @@ fn framing(headers: &HeaderMap) -> Result<Framing, Problem> {
     }
 }
 
-/// The raw events of a body.
-fn split(body: &[u8], framing: Framing) -> Result<Vec<Vec<u8>>, Problem> {
+/// The raw events of a body, as slices of it (no copy; a rejected event's bytes are copied
+/// when it is quarantined). NDJSON lines are found with `memchr`: splitting byte by byte and
+/// copying each line took 2.6% of serve's CPU under HTTP intake (`ops/bench/http`).
+fn split(body: &Bytes, framing: Framing) -> Result<Vec<Bytes>, Problem> {
     match framing {
-        Framing::One => Ok(vec![body.to_vec()]),
-        Framing::Lines => Ok(body
-            .split(|&b| b == b'\n')
-            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-            .map(<[u8]>::to_vec)
-            .collect()),
+        Framing::One => Ok(vec![body.clone()]),
+        Framing::Lines => {
+            let mut lines = Vec::new();
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+                let line = &body[start..end];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    lines.push(body.slice(start..start + line.len()));
+                }
+                start = end + 1;
+            }
+            Ok(lines)
+        }
         Framing::Array => {
             let items: Vec<Box<serde_json::value::RawValue>> = serde_json::from_slice(body).map_err(|e| {
                 let detail = format!(
@@ -67,7 +76,7 @@ fn split(body: &[u8], framing: Framing) -> Result<Vec<Vec<u8>>, Problem> {
                 );
                 Problem::bad_request(detail.clone()).with_errors(vec![Invalid { pointer: String::new(), detail }])
             })?;
-            Ok(items.into_iter().map(|raw| raw.get().as_bytes().to_vec()).collect())
+            Ok(items.into_iter().map(|raw| Bytes::copy_from_slice(raw.get().as_bytes())).collect())
         }
     }
 }
@@ -204,14 +213,14 @@ async fn intake<S: Storage>(
     Ok(Json(answer).into_response())
 }
 
-fn validate(validator: &evidence_schemas::Validator, raw: Vec<Vec<u8>>, token: &str, peer: &str) -> Vec<Record> {
+fn validate(validator: &evidence_schemas::Validator, raw: Vec<Bytes>, token: &str, peer: &str) -> Vec<Record> {
     raw.into_iter()
         .enumerate()
         .map(|(i, bytes)| {
             let origin = Origin::Http { token: token.to_string(), peer: peer.to_string(), item: i as u64 + 1 };
             let verdict = match validator.validate(&bytes) {
                 Ok(valid) => Verdict::Valid(Box::new(valid)),
-                Err(rejection) => Verdict::Rejected { rejection, raw: bytes },
+                Err(rejection) => Verdict::Rejected { rejection, raw: bytes.to_vec() },
             };
             Record { origin, verdict }
         })
@@ -287,5 +296,26 @@ fn single_refusal(item: &ItemOutcome) -> Option<Problem> {
             format!("The event conflicts with one in the log and was quarantined: {detail}"),
         )),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines of an NDJSON body as the contract reads them: CRLF or LF, blank and
+    /// whitespace-only lines skipped, the last line with or without its newline.
+    #[test]
+    fn an_ndjson_body_splits_into_its_non_blank_lines() {
+        let lines = |body: &'static [u8]| -> Vec<Vec<u8>> {
+            split(&Bytes::from_static(body), Framing::Lines).unwrap().iter().map(|l| l.to_vec()).collect()
+        };
+        assert_eq!(lines(b"{\"a\":1}\n{\"b\":2}\n"), [b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]);
+        assert_eq!(lines(b"{\"a\":1}\r\n\r\n  \t\n{\"b\":2}"), [b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]);
+        assert_eq!(lines(b" {\"a\":1} \r"), [b" {\"a\":1} ".to_vec()]);
+        assert_eq!(lines(b"\n\r\n"), Vec::<Vec<u8>>::new());
+        assert_eq!(lines(b""), Vec::<Vec<u8>>::new());
+        // A carriage return inside a line is part of it (the validator refuses it).
+        assert_eq!(lines(b"a\rb\nc"), [b"a\rb".to_vec(), b"c".to_vec()]);
     }
 }
