@@ -21,7 +21,9 @@
 //! up: on a power cut (not a process crash), sled may have written a batch it was never asked
 //! to flush, and so never acknowledged, before the file's frames reached the disk. The store
 //! then opens with that batch's entries missing or damaged, says so, and stops appends
-//! ([`crate::log`]'s damage), instead of holding only whole batches. A failed sync is not
+//! ([`crate::log`]'s damage), instead of holding only whole batches.
+//! `EVIDENCE_SYNC_EACH_BATCH=1` ([`sync_each_batch`]) syncs before each batch again, for a
+//! machine where that matters more than the rate. A failed sync is not
 //! retried: the kernel may have dropped the pages it could not write, so every later write
 //! and commit fails until the store is opened again. A store written before the file existed has its values in sled: the
 //! first open writes them into a new file ([`migrate`]), and reads take a value inline as
@@ -108,6 +110,17 @@ pub(super) struct EntriesFile {
     failed: AtomicBool,
     /// Syncs done, for tests.
     syncs: AtomicU64,
+    /// Sync before each sled batch is applied, as before the syncs moved to the commit
+    /// ([`sync_each_batch`]).
+    each_batch: AtomicBool,
+}
+
+/// `EVIDENCE_SYNC_EACH_BATCH=1`: sync the entries file before every sled batch that places
+/// frames, not only before each commit's flush. Slower (one `fdatasync` a slice of serve's
+/// rounds), and a power cut then never leaves sled pointing at frames that are not on disk
+/// (see the module docs).
+pub(super) fn sync_each_batch() -> bool {
+    std::env::var("EVIDENCE_SYNC_EACH_BATCH").is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
 }
 
 fn corrupt(message: String) -> StorageError {
@@ -152,6 +165,7 @@ impl EntriesFile {
             unsynced: AtomicBool::new(false),
             failed: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
+            each_batch: AtomicBool::new(sync_each_batch()),
         })
     }
 
@@ -182,6 +196,12 @@ impl EntriesFile {
     #[cfg(test)]
     pub(super) fn syncs(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Sets whether each batch is synced before sled applies it, for tests.
+    #[cfg(test)]
+    pub(super) fn set_sync_each_batch(&self, each: bool) {
+        self.each_batch.store(each, Ordering::SeqCst);
     }
 
     fn usable(&self) -> Result<(), StorageError> {
@@ -231,8 +251,13 @@ impl EntriesFile {
         // Marked once written and before sled places them: a commit that finds the mark syncs
         // after the write, and the commit that makes the batch durable comes after the mark.
         self.unsynced.store(true, Ordering::SeqCst);
+        let written =
+            written.map_err(StorageError::from).and_then(|()| match self.each_batch.load(Ordering::Relaxed) {
+                true => self.sync(),
+                false => Ok(()),
+            });
         batch.insert(META_ENTRIES_END, &new_end.to_be_bytes()[..]);
-        if let Err(e) = written.map_err(StorageError::from).and_then(|()| Ok(db.apply_batch(batch)?)) {
+        if let Err(e) = written.and_then(|()| Ok(db.apply_batch(batch)?)) {
             // Nothing points at the frames; the next batch writes over them (and an open cuts
             // them off). Cut them now too, so that the file ends where the store does.
             let _ = self.file.set_len(*end);

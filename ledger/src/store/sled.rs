@@ -304,9 +304,17 @@ mod tests {
         batch.put([&[ENTRY][..], &96u64.to_be_bytes()].concat(), vec![3u8; 100]);
         store.commit(batch).unwrap();
         assert_eq!(store.entries.syncs(), 2, "a commit's own frames are synced by it");
+        // EVIDENCE_SYNC_EACH_BATCH: each batch is synced before sled places its frames.
+        store.entries.set_sync_each_batch(true);
+        let mut batch = WriteBatch::default();
+        batch.put([&[ENTRY][..], &128u64.to_be_bytes()].concat(), vec![4u8; 100]);
+        store.apply(batch).unwrap();
+        assert_eq!(store.entries.syncs(), 3, "with EVIDENCE_SYNC_EACH_BATCH, an applied batch is synced");
+        store.commit(WriteBatch::default()).unwrap();
+        assert_eq!(store.entries.syncs(), 3, "and the commit after it has nothing left to sync");
         drop(store);
         let store = SledStorage::open(dir.path()).unwrap();
-        for seq in 0u64..4 {
+        for seq in 0u64..5 {
             let key = [&[ENTRY][..], &(seq * 32).to_be_bytes()].concat();
             assert_eq!(store.get(&key).unwrap().as_deref(), Some(&vec![seq as u8; 100][..]), "entry segment {seq}");
         }
