@@ -16,16 +16,20 @@
 //! off when the store next opens.
 //!
 //! The frames were synced before each sled batch until `evidence serve` applied its rounds in
-//! slices: one `fdatasync` a slice (about 1 ms each, ten a round while readers ask) took 14%
-//! of the writer's time under HTTP intake alone and most of it with readers. What that gave
-//! up: on a power cut (not a process crash), sled may have written a batch it was never asked
-//! to flush, and so never acknowledged, before the file's frames reached the disk. The store
-//! then opens with that batch's entries missing or damaged, says so, and stops appends
+//! slices: one `fdatasync` a slice (about 1 ms; ten a round while readers ask) made serve 28%
+//! slower with readers asking (`ops/bench/http`, same-run comparison). Syncing at the commit
+//! gives up one thing: on a power cut (not a process crash), sled may have written a batch it
+//! was never asked to flush, and so never acknowledged, before the file's frames reached the
+//! disk. The store then
+//! opens with that batch's entries missing or damaged, says so, and stops appends
 //! ([`crate::log`]'s damage), instead of holding only whole batches.
 //! `EVIDENCE_SYNC_EACH_BATCH=1` ([`sync_each_batch`]) syncs before each batch again, for a
-//! machine where that matters more than the rate. A failed sync is not
-//! retried: the kernel may have dropped the pages it could not write, so every later write
-//! and commit fails until the store is opened again. A store written before the file existed has its values in sled: the
+//! machine where that matters more than the rate.
+//!
+//! A failed sync is not retried: the kernel may have dropped the pages it could not write, so
+//! every later write and commit fails until the store is opened again.
+//!
+//! A store written before the file existed has its values in sled: the
 //! first open writes them into a new file ([`migrate`]), and reads take a value inline as
 //! well as placed, so a migration cut short by a crash loses nothing.
 
