@@ -290,11 +290,11 @@ async fn settle<E: std::error::Error + 'static, C: ConsumerContext>(
         }
         progress.batches += 1;
         progress.skipped += oldest.lost;
-        reached.extend(oldest.next.iter().map(|(k, v)| (k.clone(), *v)));
         // The batch is durable: now tell the group.
         if let Err(error) = consumer.commit(&offsets(&oldest.next), CommitMode::Async) {
             tracing::warn!(message = "Failed to commit group offsets (the ledger's positions stand).", %error);
         }
+        reached.extend(oldest.next);
     }
     Ok(())
 }

@@ -297,7 +297,7 @@ impl<S: Storage> Ledger<S> {
 
     /// Saves the views if `now`, or if they were last saved [`DURABLE_EVERY`] ago.
     fn save_views_if(&mut self, now: bool) {
-        if now || self.views_saved.elapsed() >= self.durable_every {
+        if now || self.views_due().is_none() {
             self.save_views();
         }
     }
@@ -309,12 +309,17 @@ impl<S: Storage> Ledger<S> {
         if self.views.watermark() == self.saved_watermark {
             return None;
         }
-        let since = self.views_saved.elapsed();
-        if since >= self.durable_every {
+        let due = self.views_due();
+        if due.is_none() {
             self.save_views();
-            return None;
         }
-        Some(self.durable_every - since)
+        due
+    }
+
+    /// `None` if the views were last saved [`DURABLE_EVERY`] ago or more, else how long until
+    /// then.
+    fn views_due(&self) -> Option<std::time::Duration> {
+        self.durable_every.checked_sub(self.views_saved.elapsed()).filter(|left| !left.is_zero())
     }
 
     /// Sets how often the views are saved, for tests ([`DURABLE_EVERY`] otherwise).

@@ -255,11 +255,8 @@ impl EntriesFile {
         // Marked once written and before sled places them: a commit that finds the mark syncs
         // after the write, and the commit that makes the batch durable comes after the mark.
         self.unsynced.store(true, Ordering::SeqCst);
-        let written =
-            written.map_err(StorageError::from).and_then(|()| match self.each_batch.load(Ordering::Relaxed) {
-                true => self.sync(),
-                false => Ok(()),
-            });
+        let each_batch = self.each_batch.load(Ordering::Relaxed);
+        let written = written.map_err(StorageError::from).and_then(|()| if each_batch { self.sync() } else { Ok(()) });
         batch.insert(META_ENTRIES_END, &new_end.to_be_bytes()[..]);
         if let Err(e) = written.and_then(|()| Ok(db.apply_batch(batch)?)) {
             // Nothing points at the frames; the next batch writes over them (and an open cuts
