@@ -32,7 +32,7 @@ use rdkafka::ClientConfig;
 
 pub use self::config::{ConfigError, HttpConfig, ServeArgs, ServeConfig, ANNOUNCE_FILE, DEFAULT_LISTEN};
 pub use self::dead_letters::DeadLetterError;
-use self::http::Api;
+use self::http::{Api, Validation};
 use self::tokens::{TokenError, Tokens};
 use self::writer::{WriterError, WriterSink};
 use crate::governance::Alert;
@@ -81,6 +81,9 @@ pub enum ServeError {
     /// The writer thread panicked.
     #[error("the writer thread failed: {0}")]
     Writer(String),
+    /// The threads that validate intake bodies could not start.
+    #[error("cannot start the validation threads: {0}")]
+    Validation(std::io::Error),
 }
 
 /// Logs and counts an alert as it is raised (the SIEM sinks read the stored alerts).
@@ -306,7 +309,7 @@ pub fn run_until<S: Storage>(
             store: Arc::clone(&store),
             tokens: Arc::new(tokens(&config)?),
             validator: Arc::clone(&validator),
-            validating: Arc::new(tokio::sync::Semaphore::new(validators())),
+            validation: Validation::start(Arc::clone(&validator), validators()).map_err(ServeError::Validation)?,
             limits: config.http.limits.clone(),
             metrics: metrics_handle(),
             metrics_open: config.http.metrics_open,

@@ -1,6 +1,6 @@
 //! `POST /v1/events`: events from producers over HTTP. One event
 //! (`application/cloudevents+json`), an array (`application/cloudevents-batch+json`) or
-//! NDJSON (`application/x-ndjson`). Every event is validated (on a blocking thread), the
+//! NDJSON (`application/x-ndjson`). Every event is validated (on a validation thread), the
 //! request's records go to the writer as one batch, and the answer comes after the durable
 //! flush: one outcome per event, in order, with `errors` true when any was refused, as a bulk
 //! API does. Rejected events are quarantined like bad input from any source, with their origin
@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use evidence_ingest::{Origin, Outcome, Record, Verdict};
+use evidence_ingest::{Outcome, Record, Verdict};
 use serde::{Deserialize, Serialize};
 
 use super::{Api, Authorized, Invalid, Problem};
@@ -194,15 +194,11 @@ async fn intake<S: Storage>(
     if raw.is_empty() {
         return Err(Problem::bad_request("The body holds no event."));
     }
-    let validator = Arc::clone(&api.validator);
-    let (token, peer) = (token.to_string(), peer.to_string());
-    let permit = Arc::clone(&api.validating).acquire_owned().await.expect("the semaphore is never closed");
-    let records = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        validate(&validator, raw, &token, &peer)
-    })
-    .await
-    .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, format!("validation failed: {e}")))?;
+    let records = api
+        .validation
+        .validate(raw, token, &peer.to_string())
+        .await
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let items = if params.dry_run { dry_run(&records) } else { store(api, records).await? };
     let answer = IntakeAnswer { errors: items.iter().any(ItemOutcome::refused), items };
     if framing == Framing::One {
@@ -211,20 +207,6 @@ async fn intake<S: Storage>(
         }
     }
     Ok(Json(answer).into_response())
-}
-
-fn validate(validator: &evidence_schemas::Validator, raw: Vec<Bytes>, token: &str, peer: &str) -> Vec<Record> {
-    raw.into_iter()
-        .enumerate()
-        .map(|(i, bytes)| {
-            let origin = Origin::Http { token: token.to_string(), peer: peer.to_string(), item: i as u64 + 1 };
-            let verdict = match validator.validate(&bytes) {
-                Ok(valid) => Verdict::Valid(Box::new(valid)),
-                Err(rejection) => Verdict::Rejected { rejection, raw: bytes.to_vec() },
-            };
-            Record { origin, verdict }
-        })
-        .collect()
 }
 
 fn dry_run(records: &[Record]) -> Vec<ItemOutcome> {

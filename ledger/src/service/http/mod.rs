@@ -21,6 +21,7 @@ mod records;
 mod server;
 mod stream;
 mod tls;
+mod validation;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +46,7 @@ use super::tokens::{Caller, Role, Tokens};
 use super::writer::WriterHandle;
 use crate::log::{InclusionProof, LogAt};
 use crate::store::Storage;
+pub use validation::Validation;
 
 /// Limits on what clients may send and hold, each answered with its own status.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,9 +88,9 @@ pub struct Api<S: Storage> {
     pub tokens: Arc<Tokens>,
     /// The event validator.
     pub validator: Arc<Validator>,
-    /// Validations running at once: one per core. More would not validate faster, and every
-    /// extra runnable thread delays the answers to readers.
-    pub validating: Arc<tokio::sync::Semaphore>,
+    /// The threads that validate intake bodies: one a core but one. More would not validate
+    /// faster, and every extra runnable thread delays the answers to readers.
+    pub validation: Validation,
     /// Client limits.
     pub limits: HttpLimits,
     /// The Prometheus registry.
