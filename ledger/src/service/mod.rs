@@ -308,7 +308,6 @@ pub fn run_until<S: Storage>(
             writer: writer.clone(),
             store: Arc::clone(&store),
             tokens: Arc::new(tokens(&config)?),
-            validator: Arc::clone(&validator),
             validation: Validation::start(Arc::clone(&validator), validators()).map_err(ServeError::Validation)?,
             limits: config.http.limits.clone(),
             metrics: metrics_handle(),

@@ -32,7 +32,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use evidence_schemas::Validator;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
@@ -86,8 +85,6 @@ pub struct Api<S: Storage> {
     pub store: Arc<S>,
     /// Bearer tokens.
     pub tokens: Arc<Tokens>,
-    /// The event validator.
-    pub validator: Arc<Validator>,
     /// The threads that validate intake bodies: one a core but one. More would not validate
     /// faster, and every extra runnable thread delays the answers to readers.
     pub validation: Validation,
