@@ -123,7 +123,7 @@ pub(super) struct EntriesFile {
 /// frames, not only before each commit's flush. Slower (one `fdatasync` a slice of serve's
 /// rounds), and a power cut then never leaves sled pointing at frames that are not on disk
 /// (see the module docs).
-pub(super) fn sync_each_batch() -> bool {
+fn sync_each_batch() -> bool {
     std::env::var("EVIDENCE_SYNC_EACH_BATCH").is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
 }
 

@@ -196,7 +196,7 @@ async fn intake<S: Storage>(
     }
     let records = api
         .validation
-        .validate(raw, token, &peer.to_string())
+        .validate(raw, token.to_string(), peer.to_string())
         .await
         .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let items = if params.dry_run { dry_run(&records) } else { store(api, records).await? };

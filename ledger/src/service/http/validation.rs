@@ -56,9 +56,14 @@ impl Validation {
 
     /// The records of `raw`, the events of one request from `token` at `peer`, in order,
     /// once a thread has validated them; waits for room in the queue first.
-    pub async fn validate(&self, raw: Vec<Bytes>, token: &str, peer: &str) -> Result<Vec<Record>, ValidationFailed> {
+    pub async fn validate(
+        &self,
+        raw: Vec<Bytes>,
+        token: String,
+        peer: String,
+    ) -> Result<Vec<Record>, ValidationFailed> {
         let (done, records) = oneshot::channel();
-        let job = Job { raw, token: token.to_string(), peer: peer.to_string(), done };
+        let job = Job { raw, token, peer, done };
         self.queue.send(job).await.map_err(|_| ValidationFailed)?;
         records.await.map_err(|_| ValidationFailed)
     }
@@ -112,7 +117,7 @@ mod tests {
                 tokio::spawn(async move {
                     let bad = Bytes::from_static(b"{\"not\":\"an event\"}");
                     let raw = vec![Bytes::from(sample_event(2 * r)), bad, Bytes::from(sample_event(2 * r + 1))];
-                    (r, validation.validate(raw, &format!("token-{r}"), "127.0.0.1:1").await.unwrap())
+                    (r, validation.validate(raw, format!("token-{r}"), "127.0.0.1:1".into()).await.unwrap())
                 })
             })
             .collect();
