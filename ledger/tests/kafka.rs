@@ -723,11 +723,23 @@ fn partitions_by_id(data: &std::path::Path) -> std::collections::HashMap<String,
     held
 }
 
+/// Two `serve` shards over a 4-partition topic, each owning two partitions, killed in turn
+/// while the stream arrives: each holds its partitions' events exactly once and verifies.
 #[test]
 fn two_shards_owning_two_partitions_each_hold_every_event_once_across_sigkills() {
     let broker = Broker::start(&[("evidence", 4)]);
     let total = 120_000u64;
-    produce(&broker.addr, "evidence", 4, events(0..total));
+    // The stream arrives while the shards run, 20,000 events a second, so that a kill finds its
+    // shard at work; its last fifth comes only after the last kill, so that no kill finds its
+    // shard done with everything (a shard reads 30,000 or more a second on an idle machine).
+    let held_back = total / 5;
+    let addr = broker.addr.clone();
+    let producing = std::thread::spawn(move || {
+        for start in (0..total - held_back).step_by(2_000) {
+            produce(&addr, "evidence", 4, events(start..start + 2_000));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
     let shards = [("kafka.example/shard-a", "0,1"), ("kafka.example/shard-b", "2,3")];
     let stores: Vec<common::Store> = shards.iter().map(|(origin, _)| common::Store::new(origin)).collect();
     let start = |i: usize| Serve::start(stores[i].path(), &broker.addr, "evidence", &["--partitions", shards[i].1]);
@@ -752,6 +764,8 @@ fn two_shards_owning_two_partitions_each_hold_every_event_once_across_sigkills()
         assert!(at < total / 2, "shard {victim} finished before kill {}; the test needs a longer stream", kill + 1);
         running[victim] = Some(start(victim));
     }
+    producing.join().unwrap();
+    produce(&broker.addr, "evidence", 4, events(total - held_back..total));
     for serve in &mut running {
         serve.as_mut().unwrap().wait_for(total / 2, None, Duration::from_secs(600));
     }
