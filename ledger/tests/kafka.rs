@@ -7,7 +7,7 @@ mod common;
 use std::io::BufRead as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -272,8 +272,17 @@ fn bad_messages_are_quarantined_and_dead_lettered_without_blocking() {
 #[test]
 fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let broker = Broker::start(&[("evidence", 4)]);
-    let total = 200_000u64;
-    produce(&broker.addr, "evidence", 4, events(0..total));
+    // The stream is kept 150,000 events ahead of the ledger before each start, so that no
+    // kill finds it done (serve reads 30,000 or more a second on an idle machine).
+    let mut sent = 0u64;
+    let mut top_up = |at: u64| {
+        while sent < at + 150_000 {
+            produce(&broker.addr, "evidence", 4, events(sent..sent + 50_000));
+            sent += 50_000;
+        }
+        sent
+    };
+    let mut total = top_up(0);
     let data = common::Store::new("kafka.example/ledger");
     let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     println!("KAFKA_CRASH_SEED={seed}");
@@ -292,8 +301,9 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         let at = serve.entries.load(Ordering::SeqCst);
         serve.kill();
         kills += 1;
-        println!("kill {kills}: around {at} entries");
-        assert!(at < total, "the stream ended before kill {kills}; the test needs a longer stream");
+        println!("kill {kills}: around {at} entries of {total}");
+        assert!(at < total, "the stream ended before kill {kills}");
+        total = top_up(at);
         // The next serve starts once the group has let the dead member go (FAST_FAILOVER's
         // session.timeout.ms, 6 s), as an orchestrator's restart backoff would have it. tansu
         // 0.6.0's coordinator can otherwise form a group with no partitions assigned: when the
@@ -728,18 +738,22 @@ fn partitions_by_id(data: &std::path::Path) -> std::collections::HashMap<String,
 #[test]
 fn two_shards_owning_two_partitions_each_hold_every_event_once_across_sigkills() {
     let broker = Broker::start(&[("evidence", 4)]);
-    let total = 120_000u64;
-    // The stream arrives while the shards run, 20,000 events a second, so that a kill finds its
-    // shard at work; its last fifth comes only after the last kill, so that no kill finds its
-    // shard done with everything (a shard reads 30,000 or more a second on an idle machine).
-    let held_back = total / 5;
-    let addr = broker.addr.clone();
-    let producing = std::thread::spawn(move || {
-        for start in (0..total - held_back).step_by(2_000) {
-            produce(&addr, "evidence", 4, events(start..start + 2_000));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    });
+    // The stream flows until the last kill (and 100,000 events at least), 20,000 events a
+    // second in batches of 2,000, so that every kill finds its shard at work and none finds it
+    // done (a shard reads 30,000 or more a second on an idle machine); 20,000 more come after.
+    let (killing, addr) = (Arc::new(AtomicBool::new(true)), broker.addr.clone());
+    let producing = {
+        let killing = Arc::clone(&killing);
+        std::thread::spawn(move || {
+            let mut sent = 0u64;
+            while (killing.load(Ordering::SeqCst) || sent < 100_000) && sent < 1_000_000 {
+                produce(&addr, "evidence", 4, events(sent..sent + 2_000));
+                sent += 2_000;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            sent
+        })
+    };
     let shards = [("kafka.example/shard-a", "0,1"), ("kafka.example/shard-b", "2,3")];
     let stores: Vec<common::Store> = shards.iter().map(|(origin, _)| common::Store::new(origin)).collect();
     let start = |i: usize| Serve::start(stores[i].path(), &broker.addr, "evidence", &["--partitions", shards[i].1]);
@@ -752,20 +766,23 @@ fn two_shards_owning_two_partitions_each_hold_every_event_once_across_sigkills()
         seed ^= seed << 17;
         let victim = kill % 2;
         let serve = running[victim].take().unwrap();
-        let before = serve.entries.load(Ordering::SeqCst);
+        // Killed once it has stored something since it started, after a random extra moment.
         let waited = Instant::now();
-        while serve.entries.load(Ordering::SeqCst) == before && waited.elapsed() < Duration::from_secs(120) {
+        while serve.entries.load(Ordering::SeqCst) == 0 && waited.elapsed() < Duration::from_secs(120) {
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(seed % 1000));
         let at = serve.entries.load(Ordering::SeqCst);
         serve.kill();
         println!("kill {}: shard {victim} around {at} entries", kill + 1);
-        assert!(at < total / 2, "shard {victim} finished before kill {}; the test needs a longer stream", kill + 1);
+        assert!(at > 0, "shard {victim} stored nothing in 120 s before kill {}", kill + 1);
         running[victim] = Some(start(victim));
     }
-    producing.join().unwrap();
-    produce(&broker.addr, "evidence", 4, events(total - held_back..total));
+    killing.store(false, Ordering::SeqCst);
+    let sent = producing.join().unwrap();
+    let total = sent + 20_000;
+    produce(&broker.addr, "evidence", 4, events(sent..total));
+    println!("{total} events produced");
     for serve in &mut running {
         serve.as_mut().unwrap().wait_for(total / 2, None, Duration::from_secs(600));
     }
