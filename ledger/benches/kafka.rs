@@ -12,6 +12,9 @@
 //! - ingest: `evidence ingest --file` of the same events, as NDJSON, into a fresh store: what
 //!   the user's file command does with them (issue 16 asks serve for 0.9x of it).
 //!
+//! `BENCH_SERVE_BINS=A:B` alternates serve's rounds between two builds (an A/B of a change,
+//! measured against the same broker and `ingest` in one run) and prints each one's medians.
+//!
 //! Serve and ingest run in `BENCH_ROUNDS` (default 5) alternating rounds, so that both meet the
 //! same state of the machine; the figures are the medians. Five, not three: a round's CPU an
 //! event varies by a third on a 2-core machine (41-57 µs for serve at 1,000,000 in one
@@ -155,9 +158,18 @@ fn main() {
         "\nkafka ingest: {events} events (~500 B) over 4 partitions ({how}), batches of 1000, durable flush per batch"
     );
     println!("  bare rdkafka consumer: {raw:>9.0} events/s (broker CPU {:.1} us an event)", us(broker_raw, events));
+    // BENCH_SERVE_BINS=A:B (paths): serve's rounds alternate between these builds, an A/B in
+    // one run against the same broker and the same `ingest`; each one's medians follow.
+    let serve_bins: Vec<PathBuf> =
+        std::env::var_os("BENCH_SERVE_BINS").map_or_else(|| vec![bin.clone()], |v| std::env::split_paths(&v).collect());
     let mut runs = Vec::new();
     for r in 1..=rounds {
-        let served = serve_round(&bin, &tmp.path().join(format!("served-{r}")), &addr, r, &settings, events, &broker);
+        let serve_bin = &serve_bins[(r - 1) % serve_bins.len()];
+        if serve_bins.len() > 1 {
+            println!("  round {r}: serve is {}", serve_bin.display());
+        }
+        let served =
+            serve_round(serve_bin, &tmp.path().join(format!("served-{r}")), &addr, r, &settings, events, &broker);
         let ingested = ingest_round(&bin, &tmp.path().join(format!("ingested-{r}")), &file, events);
         println!(
             "  round {r}: serve {:>6.0} events/s ({:.1} us CPU an event, broker {:.1} us, peak RSS {:.0} MB)   \
@@ -188,6 +200,16 @@ fn main() {
         "  ratio serve/ingest:    {:.2} (median of the rounds' ratios; target >= 0.9)",
         median(runs.iter().map(|(s, i)| s.rate / i.0).collect())
     );
+    for (i, serve_bin) in serve_bins.iter().enumerate().filter(|_| serve_bins.len() > 1) {
+        let own: Vec<&(Served, (f64, f64))> = runs.iter().skip(i).step_by(serve_bins.len()).collect();
+        println!(
+            "  {}: serve {:.0} events/s, ratio serve/ingest {:.2} (medians of its {} rounds)",
+            serve_bin.display(),
+            median(own.iter().map(|(s, _)| s.rate).collect()),
+            median(own.iter().map(|(s, i)| s.rate / i.0).collect()),
+            own.len()
+        );
+    }
     println!(
         "  serve peak RSS:        {:.0} MB (the largest)",
         runs.iter().map(|(s, _)| s.peak_kb).max().unwrap_or(0) as f64 / 1024.0
