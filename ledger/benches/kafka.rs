@@ -158,8 +158,6 @@ fn main() {
         "\nkafka ingest: {events} events (~500 B) over 4 partitions ({how}), batches of 1000, durable flush per batch"
     );
     println!("  bare rdkafka consumer: {raw:>9.0} events/s (broker CPU {:.1} us an event)", us(broker_raw, events));
-    // BENCH_SERVE_BINS=A:B (paths): serve's rounds alternate between these builds, an A/B in
-    // one run against the same broker and the same `ingest`; each one's medians follow.
     let serve_bins: Vec<PathBuf> =
         std::env::var_os("BENCH_SERVE_BINS").map_or_else(|| vec![bin.clone()], |v| std::env::split_paths(&v).collect());
     let mut runs = Vec::new();
@@ -200,15 +198,17 @@ fn main() {
         "  ratio serve/ingest:    {:.2} (median of the rounds' ratios; target >= 0.9)",
         median(runs.iter().map(|(s, i)| s.rate / i.0).collect())
     );
-    for (i, serve_bin) in serve_bins.iter().enumerate().filter(|_| serve_bins.len() > 1) {
-        let own: Vec<&(Served, (f64, f64))> = runs.iter().skip(i).step_by(serve_bins.len()).collect();
-        println!(
-            "  {}: serve {:.0} events/s, ratio serve/ingest {:.2} (medians of its {} rounds)",
-            serve_bin.display(),
-            median(own.iter().map(|(s, _)| s.rate).collect()),
-            median(own.iter().map(|(s, i)| s.rate / i.0).collect()),
-            own.len()
-        );
+    if serve_bins.len() > 1 {
+        for (i, serve_bin) in serve_bins.iter().enumerate() {
+            let own: Vec<&(Served, (f64, f64))> = runs.iter().skip(i).step_by(serve_bins.len()).collect();
+            println!(
+                "  {}: serve {:.0} events/s, ratio serve/ingest {:.2} (medians of its {} rounds)",
+                serve_bin.display(),
+                median(own.iter().map(|(s, _)| s.rate).collect()),
+                median(own.iter().map(|(s, i)| s.rate / i.0).collect()),
+                own.len()
+            );
+        }
     }
     println!(
         "  serve peak RSS:        {:.0} MB (the largest)",
