@@ -177,6 +177,25 @@ pub struct Progress {
     pub skipped: u64,
 }
 
+/// Which of the source's topics are compacted, asked of the broker the first time a partition
+/// shows a gap: a ledger that loses nothing never asks, and a start does not wait for the
+/// answer (an admin client and a round trip, about 0.1 s here).
+struct Compacted<'a> {
+    client: &'a ClientConfig,
+    topics: &'a [String],
+    known: tokio::sync::OnceCell<HashSet<String>>,
+}
+
+impl<'a> Compacted<'a> {
+    fn new(client: &'a ClientConfig, topics: &'a [String]) -> Self {
+        Compacted { client, topics, known: tokio::sync::OnceCell::new() }
+    }
+
+    async fn contains(&self, topic: &str) -> bool {
+        self.known.get_or_init(|| compacted_topics(self.client, self.topics)).await.contains(topic)
+    }
+}
+
 /// The topics among `topics` whose `cleanup.policy` includes `compact`. A broker that does not
 /// answer (or does not report the setting) yields none: gaps are then reported, erring loud.
 async fn compacted_topics(client: &ClientConfig, topics: &[String]) -> HashSet<String> {
@@ -231,10 +250,10 @@ fn own(consumer: &StreamConsumer<Resume>, topics: &[String], partitions: &[i32])
 
 /// The offsets a partition skipped if `offset` is its first record since it was resumed at a
 /// stored position; 0 otherwise.
-fn gap(resumed: &Resumed, compacted: &HashSet<String>, topic: &str, partition: i32, offset: i64) -> u64 {
-    let mut resumed = resumed.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(start) = resumed.remove(&(topic.to_string(), partition)) else { return 0 };
-    if offset <= start || compacted.contains(topic) {
+async fn gap(resumed: &Resumed, compacted: &Compacted<'_>, topic: &str, partition: i32, offset: i64) -> u64 {
+    let resumed_at = resumed.lock().unwrap_or_else(|e| e.into_inner()).remove(&(topic.to_string(), partition));
+    let Some(start) = resumed_at else { return 0 };
+    if offset <= start || compacted.contains(topic).await {
         return 0;
     }
     let skipped = (offset - start) as u64;
@@ -379,7 +398,7 @@ async fn receive<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
     config: &KafkaConfig,
     resumed: &Resumed,
-    compacted: &HashSet<String>,
+    compacted: &Compacted<'_>,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
     validating: &mut Option<Validating>,
 ) -> Received {
@@ -411,7 +430,7 @@ async fn receive<C: ConsumerContext + 'static>(
                         line: 1,
                         column: 0,
                     });
-                    let lost = gap(resumed, compacted, m.topic(), m.partition(), m.offset());
+                    let lost = gap(resumed, compacted, m.topic(), m.partition(), m.offset()).await;
                     if lost > 0 {
                         *out.skipped.entry((m.topic().to_string(), m.partition())).or_default() += lost;
                     }
@@ -478,7 +497,7 @@ where
     S::Error: Send,
 {
     let client = client_config(&config);
-    let compacted = compacted_topics(&client, &config.topics).await;
+    let compacted = Compacted::new(&client, &config.topics);
     let resumed = Resumed::default();
     let consumer: StreamConsumer<Resume> =
         client.create_with_context(Resume { positions, resumed: Arc::clone(&resumed) })?;
