@@ -28,22 +28,22 @@
 //! ([`Sink::submit`]), up to [`IN_FLIGHT`] at a time, and their offsets committed in that
 //! order once each is stored; while the sink stores them, the next is received and validated.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use evidence_schemas::{Rejection, Validator};
-use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use self::resume::{gap, own, Compacted, Resume, Resumed};
 use crate::intake::{validate_on, validation_threads, Incoming, Totals};
 use crate::sink::{Batch, BatchReport, Origin, Position, Record, Sink};
+
+mod resume;
 
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -102,70 +102,6 @@ pub enum KafkaSourceError<E: std::error::Error + 'static> {
     Sink(E),
 }
 
-/// Partitions whose first record after an assignment is yet to come, with the stored position
-/// they were started at.
-type Resumed = Arc<Mutex<HashMap<(String, i32), i64>>>;
-
-struct Resume {
-    positions: Positions,
-    resumed: Resumed,
-}
-
-impl ClientContext for Resume {
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(message = "Kafka client error; librdkafka keeps retrying.", %error, reason);
-    }
-}
-
-impl Resume {
-    /// Starts each partition of `tpl` at the position the sink stored for it, if any.
-    fn resume(&self, tpl: &mut TopicPartitionList) {
-        let parts: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-        let mut resumed = self.resumed.lock().unwrap_or_else(|e| e.into_inner());
-        for (topic, partition) in parts {
-            if let Some(next) = (self.positions)(&topic, partition) {
-                let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(next));
-                resumed.insert((topic, partition), next);
-            }
-        }
-    }
-}
-
-impl ConsumerContext for Resume {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
-        let result = match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.resume(tpl);
-                tracing::info!(
-                    message = "Partitions assigned; resuming from the ledger's positions.",
-                    partitions = tpl.count()
-                );
-                if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                tracing::info!(message = "Partitions revoked.", partitions = tpl.count());
-                if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                }
-            }
-            other => {
-                tracing::warn!(message = "Rebalance error.", error = ?other);
-                consumer.unassign()
-            }
-        };
-        if let Err(error) = result {
-            tracing::warn!(message = "Failed to apply the partition assignment.", %error);
-        }
-    }
-}
-
 /// Running totals and lag, for progress logs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Progress {
@@ -175,97 +111,6 @@ pub struct Progress {
     pub batches: u64,
     /// Offsets skipped on resuming partitions (see step 5 at the top).
     pub skipped: u64,
-}
-
-/// Which of the source's topics are compacted, asked of the broker the first time a partition
-/// shows a gap: a ledger that loses nothing never asks, and a start does not wait for the
-/// answer (an admin client and a round trip, about 0.1 s here).
-struct Compacted<'a> {
-    client: &'a ClientConfig,
-    topics: &'a [String],
-    known: tokio::sync::OnceCell<HashSet<String>>,
-}
-
-impl<'a> Compacted<'a> {
-    fn new(client: &'a ClientConfig, topics: &'a [String]) -> Self {
-        Compacted { client, topics, known: tokio::sync::OnceCell::new() }
-    }
-
-    async fn contains(&self, topic: &str) -> bool {
-        self.known.get_or_init(|| compacted_topics(self.client, self.topics)).await.contains(topic)
-    }
-}
-
-/// The topics among `topics` whose `cleanup.policy` includes `compact`. A broker that does not
-/// answer (or does not report the setting) yields none: gaps are then reported, erring loud.
-async fn compacted_topics(client: &ClientConfig, topics: &[String]) -> HashSet<String> {
-    let specs: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
-    let asked = match client.create::<AdminClient<DefaultClientContext>>() {
-        Ok(admin) => admin.describe_configs(&specs, &options).await,
-        Err(error) => Err(error),
-    };
-    let results = match asked {
-        Ok(results) => results,
-        Err(error) => {
-            tracing::warn!(message = "Cannot ask the broker which topics are compacted; gaps on all are reported.", %error);
-            return HashSet::new();
-        }
-    };
-    let mut compacted = HashSet::new();
-    for resource in results.into_iter().flatten() {
-        let policy = resource.get("cleanup.policy").and_then(|e| e.value.clone()).unwrap_or_default();
-        if let rdkafka::admin::OwnedResourceSpecifier::Topic(topic) = resource.specifier {
-            if policy.contains("compact") {
-                compacted.insert(topic);
-            }
-        }
-    }
-    compacted
-}
-
-/// Assigns `partitions` of every topic to `consumer`, each started where the sink left it (or
-/// at the group's committed offset, or the earliest), and warns of any the broker does not
-/// know: librdkafka waits for those to appear.
-fn own(consumer: &StreamConsumer<Resume>, topics: &[String], partitions: &[i32]) -> Result<(), KafkaError> {
-    let mut tpl = TopicPartitionList::new();
-    for topic in topics {
-        for &partition in partitions {
-            tpl.add_partition_offset(topic, partition, Offset::Stored)?;
-        }
-        let known = tokio::task::block_in_place(|| consumer.fetch_metadata(Some(topic), Duration::from_secs(5)));
-        let count = known.ok().and_then(|m| m.topics().first().map(|t| t.partitions().len() as i32));
-        if let Some(count) = count.filter(|&c| c > 0) {
-            let missing: Vec<i32> = partitions.iter().copied().filter(|&p| p >= count).collect();
-            if !missing.is_empty() {
-                tracing::warn!(message = "Partitions owned that the topic does not have (yet); they are read once they exist.", topic, partitions = ?missing, topic_partitions = count);
-            }
-        }
-    }
-    consumer.context().resume(&mut tpl);
-    consumer.assign(&tpl)?;
-    tracing::info!(message = "Owning partitions; resuming from the ledger's positions.", topics = ?topics, partitions = ?partitions);
-    Ok(())
-}
-
-/// The offsets a partition skipped if `offset` is its first record since it was resumed at a
-/// stored position; 0 otherwise.
-async fn gap(resumed: &Resumed, compacted: &Compacted<'_>, topic: &str, partition: i32, offset: i64) -> u64 {
-    let resumed_at = resumed.lock().unwrap_or_else(|e| e.into_inner()).remove(&(topic.to_string(), partition));
-    let Some(start) = resumed_at else { return 0 };
-    if offset <= start || compacted.contains(topic).await {
-        return 0;
-    }
-    let skipped = (offset - start) as u64;
-    tracing::warn!(
-        message = "Offsets skipped: the partition's first record after resuming is past the ledger's position; records were lost before the ledger read them (on a transactional topic, these may be commit markers).",
-        topic,
-        partition,
-        position = start,
-        first_offset = offset,
-        skipped
-    );
-    skipped
 }
 
 /// The next offsets of partitions, to commit to the group.
