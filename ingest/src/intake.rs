@@ -170,6 +170,21 @@ pub fn validation_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).clamp(1, 8)
 }
 
+/// `records` cut into at most `threads` runs in order, for as many threads to validate: none
+/// shorter than 64 records but the last, where handing a run over would cost more than it saves.
+pub fn shares<T>(records: Vec<T>, threads: usize) -> Vec<Vec<T>> {
+    let share = records.len().div_ceil(threads.max(1)).max(64);
+    let mut shares = Vec::new();
+    let mut rest = records;
+    while rest.len() > share {
+        let tail = rest.split_off(share);
+        shares.push(rest);
+        rest = tail;
+    }
+    shares.push(rest);
+    shares
+}
+
 /// Like [`validate_many`], on at most `threads` threads: with one, on this thread.
 pub fn validate_on(validator: &Validator, records: Vec<Incoming>, threads: usize) -> Vec<Record> {
     if records.is_empty() {
@@ -188,17 +203,8 @@ pub fn validate_on(validator: &Validator, records: Vec<Incoming>, threads: usize
             .map(|(origin, raw, refused)| Record { origin, verdict: verdict(raw, refused) })
             .collect();
     }
-    let chunk = records.len().div_ceil(threads).max(64);
-    let mut chunks: Vec<Vec<Incoming>> = Vec::new();
-    let mut rest = records;
-    while rest.len() > chunk {
-        let tail = rest.split_off(chunk);
-        chunks.push(rest);
-        rest = tail;
-    }
-    chunks.push(rest);
     let done: Vec<Vec<Record>> = std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
+        let handles: Vec<_> = shares(records, threads)
             .into_iter()
             .map(|c| {
                 s.spawn(move || {

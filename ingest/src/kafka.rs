@@ -33,15 +33,18 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evidence_schemas::{Rejection, Validator};
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use evidence_schemas::Rejection;
+use futures_util::StreamExt as _;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, MessageStream, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio::sync::oneshot;
 
 use self::resume::{gap, own, Compacted, Resume, Resumed};
-use crate::intake::{validate_on, validation_threads, Incoming, Totals};
+use crate::intake::{shares, validate_on, Incoming, Totals};
 use crate::sink::{Batch, BatchReport, Origin, Position, Record, Sink};
+use crate::validation::{Validation, ValidationFailed};
 
 mod resume;
 
@@ -100,6 +103,9 @@ pub enum KafkaSourceError<E: std::error::Error + 'static> {
     /// The sink failed; the batch was not stored and its offsets were not committed.
     #[error("cannot store a batch: {0}")]
     Sink(E),
+    /// A batch could not be validated; it was not stored and its offsets were not committed.
+    #[error("{0}")]
+    Validation(#[from] ValidationFailed),
 }
 
 /// Running totals and lag, for progress logs.
@@ -168,32 +174,61 @@ async fn settle<E: std::error::Error + 'static, C: ConsumerContext>(
 /// trickle's batch waits no full batch wait behind the next one.
 const CUT_AFTER_VALIDATED: Duration = Duration::from_millis(10);
 
-/// A batch validated on a blocking thread while the next one is received, with the next
+/// A batch validated on the validation threads while the next one is received, with the next
 /// offset and the offsets skipped of each partition it read.
 struct Validating {
-    records: tokio::sync::oneshot::Receiver<Vec<Record>>,
-    done: Option<Vec<Record>>,
+    /// The shares of the batch still being validated, each by a validation thread, in order.
+    shares: VecDeque<oneshot::Receiver<Vec<Record>>>,
+    /// The records of the shares validated so far, in order.
+    records: Vec<Record>,
+    /// Whether [`Validating::ready`] has completed.
+    seen: bool,
     next: HashMap<(String, i32), i64>,
     skipped: HashMap<(String, i32), u64>,
 }
 
 impl Validating {
-    /// Validates `received` on a blocking thread.
-    fn start(validator: &Arc<Validator>, received: Received) -> Self {
-        let (tx, records) = tokio::sync::oneshot::channel();
-        let (check, raw) = (Arc::clone(validator), received.raw);
-        tokio::task::spawn_blocking(move || {
-            let _ = tx.send(validate_on(&check, raw, validation_threads()));
-        });
-        Validating { records, done: None, next: received.next, skipped: received.skipped }
+    /// Hands `received` to the validation threads, shared out among them.
+    async fn start(validation: &Validation, received: Received) -> Result<Self, ValidationFailed> {
+        let mut pending = VecDeque::new();
+        for share in shares(received.raw, validation.threads()) {
+            pending.push_back(validation.submit(move |validator| validate_on(validator, share, 1)).await?);
+        }
+        Ok(Validating {
+            shares: pending,
+            records: Vec::new(),
+            seen: false,
+            next: received.next.into_iter().collect(),
+            skipped: received.skipped,
+        })
     }
 
-    /// Completes once the batch in `this` is validated (keeping its records); never when
-    /// there is none, or it was seen validated already.
+    /// Waits until every share is validated, moving each one's records into `records` as it
+    /// comes. Cancel-safe, as `receive`'s select needs: a share leaves `shares` only in the
+    /// same step as its records join `records`, so a wait cut short loses nothing (the first
+    /// version drained `shares` into the wait, and a message arriving mid-wait dropped the
+    /// batch's records while its offsets went on to be stored).
+    async fn validated(&mut self) -> Result<(), ValidationFailed> {
+        while let Some(share) = self.shares.front_mut() {
+            let mut done = share.await.map_err(|_| ValidationFailed)?;
+            self.shares.pop_front();
+            if self.records.is_empty() {
+                self.records = done;
+            } else {
+                self.records.append(&mut done);
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes once the batch in `this` is validated (keeping its records; a failure is
+    /// met again by [`Validating::submit`]); never when there is none, or it was seen
+    /// validated already.
     async fn ready(this: &mut Option<Validating>) {
         match this {
-            Some(v) if v.done.is_none() => {
-                v.done = Some((&mut v.records).await.expect("validation does not panic"));
+            Some(v) if !v.seen => {
+                let _ = v.validated().await;
+                v.seen = true;
             }
             _ => std::future::pending().await,
         }
@@ -201,14 +236,16 @@ impl Validating {
 
     /// Waits for the batch to be validated and submits it to `sink` (waiting for room there),
     /// after every batch submitted before it: it joins `storing`.
-    async fn submit<S: Sink>(self, sink: &mut S, storing: &mut VecDeque<Storing<S::Error>>)
+    async fn submit<S: Sink>(
+        mut self,
+        sink: &mut S,
+        storing: &mut VecDeque<Storing<S::Error>>,
+    ) -> Result<(), ValidationFailed>
     where
         S::Error: Send + 'static,
     {
-        let records = match self.done {
-            Some(records) => records,
-            None => self.records.await.expect("validation does not panic"),
-        };
+        self.validated().await?;
+        let records = std::mem::take(&mut self.records);
         let positions: Vec<Position> = self
             .next
             .iter()
@@ -222,6 +259,7 @@ impl Validating {
         let pending = tokio::task::block_in_place(|| sink.submit(Batch { records, positions }));
         let task = tokio::task::spawn_blocking(pending);
         storing.push_back(Storing { task, next: self.next, lost: self.skipped.values().sum() });
+        Ok(())
     }
 }
 
@@ -230,7 +268,9 @@ impl Validating {
 #[derive(Default)]
 struct Received {
     raw: Vec<Incoming>,
-    next: HashMap<(String, i32), i64>,
+    /// A few partitions, looked up by name for every record: a list, where a map keyed by
+    /// `(String, i32)` would copy the topic's name to look it up.
+    next: Vec<((String, i32), i64)>,
     skipped: HashMap<(String, i32), u64>,
     stopping: bool,
 }
@@ -240,7 +280,7 @@ struct Received {
 /// batch before, `validating`, is validated, the batch is cut within [`CUT_AFTER_VALIDATED`]
 /// (at once if nothing came yet).
 async fn receive<C: ConsumerContext + 'static>(
-    consumer: &StreamConsumer<C>,
+    messages: &mut MessageStream<'_, C>,
     config: &KafkaConfig,
     resumed: &Resumed,
     compacted: &Compacted<'_>,
@@ -249,7 +289,7 @@ async fn receive<C: ConsumerContext + 'static>(
 ) -> Received {
     let mut out = Received {
         raw: Vec::with_capacity(config.batch_size),
-        next: HashMap::new(),
+        next: Vec::new(),
         skipped: HashMap::new(),
         stopping: false,
     };
@@ -263,7 +303,7 @@ async fn receive<C: ConsumerContext + 'static>(
             biased;
             _ = shutdown.as_mut() => { out.stopping = true; break; }
             () = &mut until => break,
-            received = consumer.recv() => match received {
+            received = messages.next() => match received.expect("a Kafka message stream never ends") {
                 Err(error) => {
                     tracing::warn!(message = "Failed to receive from Kafka; retrying.", %error);
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -279,7 +319,11 @@ async fn receive<C: ConsumerContext + 'static>(
                     if lost > 0 {
                         *out.skipped.entry((m.topic().to_string(), m.partition())).or_default() += lost;
                     }
-                    out.next.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+                    let at = out.next.iter_mut().find(|((t, p), _)| *p == m.partition() && t == m.topic());
+                    match at {
+                        Some((_, next)) => *next = m.offset() + 1,
+                        None => out.next.push(((m.topic().to_string(), m.partition()), m.offset() + 1)),
+                    }
                     out.raw.push((origin, m.payload().unwrap_or_default().to_vec(), refused));
                     if out.raw.len() == 1 {
                         until.as_mut().reset(tokio::time::Instant::now() + config.batch_wait);
@@ -332,7 +376,7 @@ fn client_config(config: &KafkaConfig) -> ClientConfig {
 /// [`IN_FLIGHT`] at a time, and returns it with the progress made.
 pub async fn run<S>(
     config: KafkaConfig,
-    validator: Arc<Validator>,
+    validation: Validation,
     mut sink: S,
     positions: Positions,
     shutdown: impl Future<Output = ()>,
@@ -355,6 +399,9 @@ where
         Some(owned) => own(&consumer, &config.topics, owned)?,
     }
 
+    // One stream for the whole run: `recv` makes one for every message, each registering
+    // its waker slot under a lock and removing it again.
+    let mut messages = consumer.stream();
     let mut storing: VecDeque<Storing<S::Error>> = VecDeque::new();
     let mut validating: Option<Validating> = None;
     let mut progress = Progress::default();
@@ -386,13 +433,13 @@ where
         let received = if stopping {
             Received::default()
         } else {
-            receive(&consumer, &config, &resumed, &compacted, &mut shutdown, &mut validating).await
+            receive(&mut messages, &config, &resumed, &compacted, &mut shutdown, &mut validating).await
         };
         stopping |= received.stopping;
         let cut = validating.is_some();
         if let Some(before) = validating.take() {
             settle(&mut storing, IN_FLIGHT - 1, &mut progress, &consumer, &mut reached).await?;
-            before.submit(&mut sink, &mut storing).await;
+            before.submit(&mut sink, &mut storing).await?;
         }
         if received.raw.is_empty() {
             if stopping {
@@ -404,7 +451,7 @@ where
             }
             continue;
         }
-        validating = Some(Validating::start(&validator, received));
+        validating = Some(Validating::start(&validation, received).await?);
     }
     settle(&mut storing, 0, &mut progress, &consumer, &mut reached).await?;
     // A last synchronous commit, so that the group's offsets match the ledger's positions once
@@ -438,6 +485,30 @@ mod tests {
             batch_wait: Duration::from_millis(100),
             settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         }
+    }
+
+    /// `receive` gives up waiting for the batch before whenever a message comes first; the
+    /// batch's records must still be there once validated.
+    #[tokio::test]
+    async fn a_wait_for_validation_cut_short_loses_no_record() {
+        let (validated, share) = oneshot::channel();
+        let mut validating = Some(Validating {
+            shares: VecDeque::from([share]),
+            records: Vec::new(),
+            seen: false,
+            next: HashMap::from([(("evidence".to_string(), 0), 1)]),
+            skipped: HashMap::new(),
+        });
+        let cut = tokio::time::timeout(Duration::from_millis(20), Validating::ready(&mut validating)).await;
+        assert!(cut.is_err(), "nothing was validated yet");
+        let origin = Origin::Kafka { topic: "evidence".into(), partition: 0, offset: 0 };
+        let rejection = Rejection::NotJson { message: "not JSON".into(), line: 1, column: 0 };
+        let record = Record { origin, verdict: crate::Verdict::Rejected { rejection, raw: b"x".to_vec() } };
+        validated.send(vec![record]).unwrap();
+        Validating::ready(&mut validating).await;
+        let validating = validating.unwrap();
+        assert_eq!(validating.records.len(), 1, "the record validated after the wait was cut short");
+        assert!(validating.seen);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod file;
 pub mod intake;
 pub mod kafka;
 pub mod sink;
+pub mod validation;
 
 pub use intake::{Intake, Totals};
 pub use sink::{Batch, BatchReport, Origin, Outcome, Pending, Position, Record, Sink, Verdict};

@@ -646,10 +646,11 @@ fn the_kafka_source_hands_over_a_batch_before_the_one_before_is_stored() {
         }
     };
     let validator = Arc::new(evidence_schemas::Validator::default());
+    let validation = evidence_ingest::validation::Validation::start(validator, 1).unwrap();
     let positions: evidence_ingest::kafka::Positions = Arc::new(|_, _| None);
     let ran = runtime.block_on(evidence_ingest::kafka::run(
         config,
-        validator,
+        validation,
         Gate(Arc::clone(&counts)),
         positions,
         all_stored,

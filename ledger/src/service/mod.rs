@@ -24,6 +24,7 @@ pub mod writer;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use evidence_ingest::intake::validation_threads;
 use evidence_ingest::kafka::{self, position_name, KafkaSourceError, Positions};
 use evidence_schemas::Validator;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -224,17 +225,6 @@ async fn start_http<S: Storage>(
     Ok((server, announced))
 }
 
-/// The cores this process may use.
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
-}
-
-/// How many intake bodies are validated at once: one core fewer than the machine has (one
-/// at least), so that the writer and the readers always find a core free.
-fn validators() -> usize {
-    cores().saturating_sub(1).max(1)
-}
-
 /// The service's tokens; a warning when there are none.
 fn tokens(config: &ServeConfig) -> Result<Tokens, TokenError> {
     let tokens = Tokens::open(config.tokens.clone())?;
@@ -267,7 +257,7 @@ type KafkaTask<S> = tokio::task::JoinHandle<Result<(WriterSink<S>, kafka::Progre
 fn spawn_kafka<S: Storage>(
     kafka: evidence_ingest::kafka::KafkaConfig,
     store: &Arc<S>,
-    validator: &Arc<Validator>,
+    validation: &Validation,
     writer: &writer::WriterHandle<S>,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> KafkaTask<S> {
@@ -275,7 +265,7 @@ fn spawn_kafka<S: Storage>(
     let positions: Positions =
         Arc::new(move |topic, partition| read_position(&*store, &position_name(topic, partition)).ok().flatten());
     let sink = WriterSink(writer.clone());
-    tokio::spawn(kafka::run(kafka, Arc::clone(validator), sink, positions, stopped))
+    tokio::spawn(kafka::run(kafka, validation.clone(), sink, positions, stopped))
 }
 
 /// Runs the service until SIGTERM or SIGINT.
@@ -301,14 +291,17 @@ pub fn run_until<S: Storage>(
         let auditing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (last_audit, auditor) =
             audit::spawn(Arc::clone(&store), writer.clone(), config.self_audit_every, Arc::clone(&auditing));
-        let validator = Arc::new(Validator::default());
+        // The threads that validate what HTTP intake and the Kafka source receive: one a core
+        // but one, so that the writer and the readers always find a core free.
+        let validation =
+            Validation::start(Arc::new(Validator::default()), validation_threads()).map_err(ServeError::Validation)?;
         let (stopping, stopped) = tokio::sync::watch::channel(false);
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move { drop(rx.wait_for(|s| *s).await) };
         let api = Api {
             writer: writer.clone(),
             store: Arc::clone(&store),
             tokens: Arc::new(tokens(&config)?),
-            validation: Validation::start(Arc::clone(&validator), validators()).map_err(ServeError::Validation)?,
+            validation: validation.clone(),
             limits: config.http.limits.clone(),
             metrics: metrics_handle(),
             metrics_open: config.http.metrics_open,
@@ -318,7 +311,7 @@ pub fn run_until<S: Storage>(
         };
         let (server, announced) = start_http(&config, api, wait(stopped.clone())).await?;
         let kafka =
-            config.kafka.clone().map(|kafka| spawn_kafka(kafka, &store, &validator, &writer, wait(stopped.clone())));
+            config.kafka.clone().map(|kafka| spawn_kafka(kafka, &store, &validation, &writer, wait(stopped.clone())));
         let stop = until_writer_ends(stop, writer.clone());
         tokio::pin!(stop);
         let kafka_result = match kafka {

@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use evidence_ingest::{Outcome, Record, Verdict};
 use serde::{Deserialize, Serialize};
 
+use super::validation::validate_body;
 use super::{Api, Authorized, Invalid, Problem};
 use crate::service::writer::Submit;
 use crate::store::Storage;
@@ -194,9 +195,7 @@ async fn intake<S: Storage>(
     if raw.is_empty() {
         return Err(Problem::bad_request("The body holds no event."));
     }
-    let records = api
-        .validation
-        .validate(raw, token.to_string(), peer.to_string())
+    let records = validate_body(&api.validation, raw, token.to_string(), peer.to_string())
         .await
         .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let items = if params.dry_run { dry_run(&records) } else { store(api, records).await? };

@@ -45,7 +45,7 @@ use super::tokens::{Caller, Role, Tokens};
 use super::writer::WriterHandle;
 use crate::log::{InclusionProof, LogAt};
 use crate::store::Storage;
-pub use validation::Validation;
+pub use evidence_ingest::validation::Validation;
 
 /// Limits on what clients may send and hold, each answered with its own status.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,8 +85,9 @@ pub struct Api<S: Storage> {
     pub store: Arc<S>,
     /// Bearer tokens.
     pub tokens: Arc<Tokens>,
-    /// The threads that validate intake bodies: one a core but one. More would not validate
-    /// faster, and every extra runnable thread delays the answers to readers.
+    /// The threads that validate intake bodies (and the Kafka source's batches): one a core
+    /// but one. More would not validate faster, and every extra runnable thread delays the
+    /// answers to readers.
     pub validation: Validation,
     /// Client limits.
     pub limits: HttpLimits,
