@@ -9,7 +9,8 @@
 //! 2. When partitions are assigned (by the group, or once at the start when the source owns a
 //!    fixed set), each is started at the position the sink stored for it ([`Positions`]); a
 //!    partition the sink has never seen starts at the group's committed offset, or the
-//!    earliest one.
+//!    earliest one (`auto.offset.reset`); the source asks the group for those offsets itself
+//!    (`kafka/resume.rs`).
 //! 3. Group offsets are committed to Kafka only after the sink has stored the batch. They are a
 //!    hint for other tools; the sink's positions are what a restart uses.
 //! 4. A message delivered again (a retry, a rebalance, a restart between steps 1 and 3) is
@@ -41,7 +42,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 
-use self::resume::{gap, own, Compacted, Resume, Resumed};
+use self::resume::{gap, own, reset_to, Compacted, Resume, Resumed};
 use crate::intake::{shares, validate_on, Incoming, Totals};
 use crate::sink::{Batch, BatchReport, Origin, Position, Record, Sink};
 use crate::validation::{Validation, ValidationFailed};
@@ -389,7 +390,7 @@ where
     let compacted = Compacted::new(&client, &config.topics);
     let resumed = Resumed::default();
     let consumer: StreamConsumer<Resume> =
-        client.create_with_context(Resume { positions, resumed: Arc::clone(&resumed) })?;
+        client.create_with_context(Resume { positions, resumed: Arc::clone(&resumed), reset: reset_to(&client) })?;
     match &config.partitions {
         None => {
             let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();

@@ -717,21 +717,60 @@ fn scenarios_over_four_partitions_end_with_the_alerts_of_the_files() {
     println!("resolved over Kafka:\n{}", stdout(&resolved));
 }
 
-/// The partition of every entry in the stopped store at `data`, by event id, with how many
-/// entries carry that id.
-fn partitions_by_id(data: &std::path::Path) -> std::collections::HashMap<String, (i32, u32)> {
+/// The Kafka coordinates and the event id of every entry in the stopped store at `data`, in
+/// log order: `(partition, offset, id)` of `topic`.
+fn stored_from(data: &std::path::Path, topic: &str) -> Vec<(i32, i64, String)> {
     use evidence_ledger::{CheckpointPolicy, Log, SledStorage};
     let log = Log::open_reader(SledStorage::open(&data.join("log")).unwrap(), CheckpointPolicy::default()).unwrap();
-    let mut held = std::collections::HashMap::new();
+    let prefix = format!("kafka:{topic}/");
+    let mut stored = Vec::new();
     for entry in log.entries(0) {
         let (_, record) = entry.unwrap();
         let entry = evidence_verifier::entry::EntryRef::decode(&record).unwrap();
-        let partition = entry.origin.strip_prefix("kafka:evidence/").and_then(|r| r.split('@').next()).unwrap();
+        let (partition, offset) = entry.origin.strip_prefix(&prefix).and_then(|r| r.split_once('@')).unwrap();
         let event: serde_json::Value = serde_json::from_slice(entry.event).unwrap();
-        let slot = held.entry(event["id"].as_str().unwrap().to_string()).or_insert((partition.parse().unwrap(), 0));
-        slot.1 += 1;
+        let id = event["id"].as_str().unwrap().to_string();
+        stored.push((partition.parse().unwrap(), offset.parse().unwrap(), id));
+    }
+    stored
+}
+
+/// The partition of every entry in the stopped store at `data`, by event id, with how many
+/// entries carry that id.
+fn partitions_by_id(data: &std::path::Path) -> std::collections::HashMap<String, (i32, u32)> {
+    let mut held = std::collections::HashMap::new();
+    for (partition, _, id) in stored_from(data, "evidence") {
+        held.entry(id).or_insert((partition, 0)).1 += 1;
     }
     held
+}
+
+/// A partition the ledger holds no position for starts at its group's committed offset, and
+/// one the group never committed at the earliest offset, whether the group assigns the
+/// partitions or serve owns them (`--partitions`). serve asks the group itself (librdkafka
+/// would too, but starts an uncommitted partition only after a 100 ms timer).
+#[test]
+fn a_partition_new_to_the_ledger_starts_at_the_groups_committed_offset_or_the_earliest() {
+    let broker = Broker::start(&[("joined", 2), ("owned", 2)]);
+    for (topic, extra) in [("joined", &[][..]), ("owned", &["--partitions", "0,1"][..])] {
+        // 100 events a partition, at offsets 0 to 99; the group Serve uses has committed
+        // partition 0 up to offset 40, and nothing of partition 1.
+        produce(&broker.addr, topic, 2, events(0..200));
+        let group: BaseConsumer =
+            ClientConfig::new().set("bootstrap.servers", &broker.addr).set("group.id", "ledger-test").create().unwrap();
+        let mut committed = TopicPartitionList::new();
+        committed.add_partition_offset(topic, 0, Offset::Offset(40)).unwrap();
+        group.commit(&committed, rdkafka::consumer::CommitMode::Sync).unwrap();
+        drop(group);
+        let data = common::Store::new("kafka.example/ledger");
+        let mut serve = Serve::start(data.path(), &broker.addr, topic, extra);
+        serve.wait_for(160, None, Duration::from_secs(60));
+        assert!(serve.stop().success());
+        let mut stored: Vec<(i32, i64)> = stored_from(data.path(), topic).into_iter().map(|(p, o, _)| (p, o)).collect();
+        stored.sort_unstable();
+        let expected: Vec<(i32, i64)> = (40..100).map(|o| (0, o)).chain((0..100).map(|o| (1, o))).collect();
+        assert_eq!(stored, expected, "{topic}: partition 0 from offset 40, partition 1 from the start, each once");
+    }
 }
 
 /// Two `serve` shards over a 4-partition topic, each owning two partitions, killed in turn

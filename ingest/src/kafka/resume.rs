@@ -23,6 +23,19 @@ pub(super) type Resumed = Arc<Mutex<HashMap<(String, i32), i64>>>;
 pub(super) struct Resume {
     pub(super) positions: Positions,
     pub(super) resumed: Resumed,
+    /// Where a partition starts that has neither a stored position nor a committed group
+    /// offset ([`reset_to`]).
+    pub(super) reset: Option<Offset>,
+}
+
+/// The end of a partition that `auto.offset.reset`, as `client` leaves it, starts it at when
+/// it has no committed offset; none for `error` (librdkafka then reports it).
+pub(super) fn reset_to(client: &ClientConfig) -> Option<Offset> {
+    match client.get("auto.offset.reset")? {
+        "smallest" | "earliest" | "beginning" => Some(Offset::Beginning),
+        "largest" | "latest" | "end" => Some(Offset::End),
+        _ => None,
+    }
 }
 
 impl ClientContext for Resume {
@@ -32,15 +45,56 @@ impl ClientContext for Resume {
 }
 
 impl Resume {
-    /// Starts each partition of `tpl` at the position the sink stored for it, if any.
-    fn resume(&self, tpl: &mut TopicPartitionList) {
+    /// Starts each partition of `tpl` at the position the sink stored for it; the others at
+    /// the group's committed offset or, with none, at the end [`Resume::reset`] names.
+    fn resume<C: Consumer<Self>>(&self, consumer: &C, tpl: &mut TopicPartitionList) {
         let parts: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-        let mut resumed = self.resumed.lock().unwrap_or_else(|e| e.into_inner());
-        for (topic, partition) in parts {
-            if let Some(next) = (self.positions)(&topic, partition) {
-                let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(next));
-                resumed.insert((topic, partition), next);
+        let mut fresh = TopicPartitionList::new();
+        {
+            let mut resumed = self.resumed.lock().unwrap_or_else(|e| e.into_inner());
+            for (topic, partition) in parts {
+                match (self.positions)(&topic, partition) {
+                    Some(next) => {
+                        let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(next));
+                        resumed.insert((topic, partition), next);
+                    }
+                    None => {
+                        fresh.add_partition(&topic, partition);
+                    }
+                }
             }
+        }
+        if let (Some(reset), false) = (self.reset, fresh.count() == 0) {
+            start_fresh(consumer, tpl, fresh, reset);
+        }
+    }
+}
+
+/// Starts each partition of `fresh` (also in `tpl`) at the group's committed offset, asked
+/// here, or at `reset` when the group has none. librdkafka, left to do it, asks the group
+/// too, but starts a partition the group has no offset for through a timer of 100 ms
+/// (`rd_kafka_offset_reset`: `err ? 100 : 0`), on every start of a fresh ledger, where a
+/// named end starts at once. When the group does not answer, librdkafka's own way is left
+/// to start them.
+fn start_fresh<C: Consumer<Resume>>(
+    consumer: &C,
+    tpl: &mut TopicPartitionList,
+    fresh: TopicPartitionList,
+    reset: Offset,
+) {
+    let asked = tokio::task::block_in_place(|| consumer.committed_offsets(fresh, Duration::from_secs(5)));
+    match asked {
+        Ok(committed) => {
+            for e in committed.elements() {
+                let start = match e.offset() {
+                    Offset::Offset(n) if n >= 0 => Offset::Offset(n),
+                    _ => reset,
+                };
+                let _ = tpl.set_partition_offset(e.topic(), e.partition(), start);
+            }
+        }
+        Err(error) => {
+            tracing::debug!(message = "Cannot ask the group for its committed offsets; librdkafka will.", %error);
         }
     }
 }
@@ -50,7 +104,7 @@ impl ConsumerContext for Resume {
         let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.resume(tpl);
+                self.resume(consumer, tpl);
                 tracing::info!(
                     message = "Partitions assigned; resuming from the ledger's positions.",
                     partitions = tpl.count()
@@ -145,7 +199,7 @@ pub(super) fn own(consumer: &StreamConsumer<Resume>, topics: &[String], partitio
             }
         }
     }
-    consumer.context().resume(&mut tpl);
+    consumer.context().resume(consumer, &mut tpl);
     consumer.assign(&tpl)?;
     tracing::info!(message = "Owning partitions; resuming from the ledger's positions.", topics = ?topics, partitions = ?partitions);
     Ok(())
