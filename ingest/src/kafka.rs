@@ -310,20 +310,22 @@ async fn receive<C: ConsumerContext + 'static>(
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Ok(m) => {
-                    let origin = Origin::Kafka { topic: m.topic().to_string(), partition: m.partition(), offset: m.offset() };
+                    // Once a record: each `topic()` is a call into librdkafka, a strlen and a
+                    // UTF-8 check.
+                    let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+                    let origin = Origin::Kafka { topic: topic.to_string(), partition, offset };
                     let refused = m.payload().is_none().then(|| Rejection::NotJson {
                         message: "empty message (no payload)".into(),
                         line: 1,
                         column: 0,
                     });
-                    let lost = gap(resumed, compacted, m.topic(), m.partition(), m.offset()).await;
+                    let lost = gap(resumed, compacted, topic, partition, offset).await;
                     if lost > 0 {
-                        *out.skipped.entry((m.topic().to_string(), m.partition())).or_default() += lost;
+                        *out.skipped.entry((topic.to_string(), partition)).or_default() += lost;
                     }
-                    let at = out.next.iter_mut().find(|((t, p), _)| *p == m.partition() && t == m.topic());
-                    match at {
-                        Some((_, next)) => *next = m.offset() + 1,
-                        None => out.next.push(((m.topic().to_string(), m.partition()), m.offset() + 1)),
+                    match out.next.iter_mut().find(|((t, p), _)| *p == partition && t == topic) {
+                        Some((_, next)) => *next = offset + 1,
+                        None => out.next.push(((topic.to_string(), partition), offset + 1)),
                     }
                     out.raw.push((origin, m.payload().unwrap_or_default().to_vec(), refused));
                     if out.raw.len() == 1 {

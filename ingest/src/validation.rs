@@ -28,16 +28,10 @@ type Job = Box<dyn FnOnce(&Validator) + Send>;
 
 /// The validation threads' queue. Cloning it shares the threads; they end once every clone
 /// is dropped and the work queued is done.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Validation {
     queue: mpsc::Sender<Job>,
     threads: usize,
-}
-
-impl std::fmt::Debug for Validation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Validation").field("threads", &self.threads).finish_non_exhaustive()
-    }
 }
 
 /// Work could not be done: a thread panicked on it, or the threads are gone.

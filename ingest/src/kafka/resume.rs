@@ -64,8 +64,9 @@ impl Resume {
                 }
             }
         }
-        if let (Some(reset), false) = (self.reset, fresh.count() == 0) {
-            start_fresh(consumer, tpl, fresh, reset);
+        match self.reset {
+            Some(reset) if fresh.count() > 0 => start_fresh(consumer, tpl, fresh, reset),
+            _ => {}
         }
     }
 }
